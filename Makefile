@@ -1,0 +1,30 @@
+# highmem-harness: the two commands a user needs are `make run` and `make test`.
+# Knobs (environment or make variables): see README.md, section "Knobs".
+
+SHELL := /bin/bash
+VENV  := .venv
+HM    := $(VENV)/bin/highmem
+PY    := $(VENV)/bin/python
+
+.PHONY: deps run test unit integration lint bench clean
+
+deps:
+	@scripts/deps.sh
+
+# The main job: build the kernel, image and modules, boot the 8 GiB guest, check PTEs, report.
+run:
+	@start=$$(date +%s.%N); scripts/deps.sh && \
+	  HIGHMEM_DEPS_STARTED=$$start $(HM) run $(RUN_ARGS)
+
+# The project's own tests: unit tests (no VM) and the integration tests (real kernel/QEMU/gdb).
+test: deps
+	$(PY) -m pytest -ra tests $(TEST_ARGS)
+
+unit: deps
+	$(PY) -m pytest -q tests/unit
+
+bench: deps
+	$(PY) scripts/bench.py
+
+clean:
+	$(HM) clean

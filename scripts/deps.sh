@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Install what highmem-harness needs, and nothing when it is all there already.
+#   - Debian packages for the host (QEMU, gdb, kernel build tools, the 6.12 kernel source)
+#   - Debian i386 packages for the guest, downloaded (not installed) into the cache
+#   - the project venv (.venv) with the Python dependencies
+# Idempotent: on a ready machine it only runs dpkg-query and a pip-free stamp check.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache=${HIGHMEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/highmem-harness}
+debs=$cache/debs
+venv=$here/.venv
+
+host_pkgs=(qemu-system-x86 gdb linux-source-6.12 make gcc libc6-dev flex bison bc
+           libelf-dev libssl-dev cpio ccache kmod xz-utils dwarves rsync python3-venv
+           util-linux)
+guest_pkgs=(busybox-static:i386)
+
+say() { printf 'deps: %s\n' "$*"; }
+die() { printf 'error: %s\nfix: %s\n' "$1" "$2" >&2; exit 1; }
+
+missing_host_pkgs() {
+    local p
+    for p in "${host_pkgs[@]}"; do
+        dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' \
+            || printf '%s\n' "$p"
+    done
+}
+
+# apt with a private list of indexes: if the host's own `apt-get update` fails on one index
+# (seen here: bookworm-security's i386 index "File has unexpected size", which makes apt
+# drop the whole security suite, and linux-source-6.12 lives there), we read the same
+# mirrors ourselves with i386 only where the guest packages come from.
+private_apt_opts() {
+    local dir=$cache/apt
+    mkdir -p "$dir/lists/partial"
+    local codename
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    cat > "$dir/sources.list" <<SRC
+deb [arch=amd64,i386] http://deb.debian.org/debian $codename main
+deb [arch=amd64,i386] http://deb.debian.org/debian $codename-updates main
+deb [arch=amd64] http://deb.debian.org/debian-security $codename-security main
+SRC
+    printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null" \
+        -o "Dir::State::Lists=$dir/lists"
+}
+
+apt_opts=()
+apt_ready=0
+prepare_apt() {
+    [ "$apt_ready" = 1 ] && return
+    [ "$(id -u)" = 0 ] || die "installing Debian packages needs root (missing: $*)" \
+        "run 'sudo make deps' once, or install them: sudo apt-get install $*"
+    if ! dpkg --print-foreign-architectures | grep -qx i386; then
+        say "adding the i386 architecture (dpkg --add-architecture i386)"
+        dpkg --add-architecture i386
+    fi
+    say "apt-get update"
+    if apt-get update -qq >/dev/null 2>&1 && apt-cache show linux-source-6.12 >/dev/null 2>&1 \
+        && apt-cache show busybox-static:i386 >/dev/null 2>&1; then
+        apt_opts=()
+    else
+        say "the host's apt indexes are incomplete; reading deb.debian.org with a private list"
+        mapfile -t apt_opts < <(private_apt_opts)
+        apt-get "${apt_opts[@]}" update -qq >/dev/null \
+            || die "apt-get update failed even with a private source list" \
+                   "check the network to deb.debian.org, then run 'make deps' again"
+    fi
+    apt_ready=1
+}
+
+# 1. Host packages
+mapfile -t need < <(missing_host_pkgs)
+if [ "${#need[@]}" -gt 0 ]; then
+    prepare_apt "${need[@]}"
+    say "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq \
+        --no-install-recommends "${need[@]}" >/dev/null \
+        || die "apt-get install ${need[*]} failed" "run it by hand to see apt's message"
+fi
+
+# 2. Guest packages: downloaded .debs, unpacked later by the image step (images/)
+mkdir -p "$debs"
+for p in "${guest_pkgs[@]}"; do
+    name=${p%%:*}
+    if ! compgen -G "$debs/${name}_*_i386.deb" >/dev/null; then
+        prepare_apt "$p"
+        say "downloading $p"
+        (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p" >/dev/null) \
+            || die "apt-get download $p failed" "run 'apt-get download $p' by hand to see why"
+    fi
+done
+
+# 3. Python venv
+stamp=$venv/.deps-stamp
+want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "creating the venv in .venv (pygdbmi, paramiko, pexpect, pyyaml, pytest, qemu.qmp)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here" \
+        || die "pip install into .venv failed" "run '$venv/bin/pip install -e .' to see pip's message"
+    echo "$want" > "$stamp"
+fi
