@@ -42,7 +42,7 @@ deb [arch=amd64,i386] http://deb.debian.org/debian $codename-updates main
 deb [arch=amd64] http://deb.debian.org/debian-security $codename-security main
 SRC
     printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null" \
-        -o "Dir::State::Lists=$dir/lists"
+        -o "Dir::State::Lists=$dir/lists" -o "APT::Sandbox::User=root"
 }
 
 apt_opts=()
@@ -86,7 +86,7 @@ for p in "${guest_pkgs[@]}"; do
     if ! compgen -G "$debs/${name}_*_i386.deb" >/dev/null; then
         prepare_apt "$p"
         say "downloading $p"
-        (cd "$debs" && apt-get "${apt_opts[@]}" download -qq "$p" >/dev/null) \
+        (cd "$debs" && apt-get "${apt_opts[@]}" -o APT::Sandbox::User=root download -qq "$p" >/dev/null) \
             || die "apt-get download $p failed" "run 'apt-get download $p' by hand to see why"
     fi
 done
@@ -98,6 +98,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     say "creating the venv in .venv (pygdbmi, paramiko, pexpect, pyyaml, pytest, qemu.qmp)"
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -e "$here" \
+        2> >(grep -v 'is ignored: it is neither' >&2) \
         || die "pip install into .venv failed" "run '$venv/bin/pip install -e .' to see pip's message"
     echo "$want" > "$stamp"
 fi

@@ -1,0 +1,91 @@
+"""The `highmem` command line. `highmem run` is the main job (what `make run` calls)."""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from .errors import HarnessError
+from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
+from .run import DEFAULT_MODULES, RunOptions, print_report, run
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    """--param MODULE:key=value (repeatable) -> {module: "key=value key2=value2"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        mod, sep, kv = item.partition(":")
+        if not sep or "=" not in kv:
+            raise HarnessError(f"--param {item!r} is not MODULE:key=value",
+                               "write e.g. --param kmap_local_basic:mutate=pfn")
+        out[mod] = (out.get(mod, "") + " " + kv).strip()
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    opts = RunOptions(source=Path(args.source), configs=args.config,
+                      modules=args.module or list(DEFAULT_MODULES), params=_params(args.param),
+                      accel=args.accel, memory=args.memory, smp=args.smp,
+                      timeout=args.timeout, append=args.append)
+    run_dir = new_run_dir()
+    try:
+        result = run(opts, run_dir)
+    except (HarnessError, KeyboardInterrupt):
+        print(f"artifacts kept in {run_dir}", file=sys.stderr)
+        raise
+    print_report(result)
+    return 0 if result.passed else 1
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    targets = [artifacts_root()] + ([cache_dir() / "build"] if args.builds else [])
+    for t in targets:
+        if t.exists():
+            print(f"removing {t}")
+            shutil.rmtree(t)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="highmem", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
+                       "live PTE checks, print the report",
+                       description="The main job. Exit 0 only if every check passed.")
+    r.add_argument("--source", default=str(DEFAULT_SOURCE),
+                   help="kernel tree or tarball, Linux 6.1-6.14 (default: %(default)s)")
+    r.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
+                   help="extra Kconfig fragment: a path or a name in kernel-configs/ "
+                   "(repeatable; merged after highmem64g.config)")
+    r.add_argument("--module", action="append", default=[],
+                   help=f"test module to run from modules/ (default: {' '.join(DEFAULT_MODULES)})")
+    r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
+                   help="module parameter, e.g. kmap_local_basic:mutate=pfn")
+    r.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="QEMU acceleration; auto uses KVM only if the guest prints under it")
+    r.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
+    r.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
+    r.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds per module before the run fails (default %(default)s)")
+    r.add_argument("--append", default="", help="extra kernel command line")
+    r.set_defaults(func=cmd_run)
+    c = sub.add_parser("clean", help="remove run artifacts (and with --builds, kernel builds)")
+    c.add_argument("--builds", action="store_true", help="also remove cached kernel builds")
+    c.set_defaults(func=cmd_clean)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except HarnessError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: QEMU and gdb were stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

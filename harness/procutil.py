@@ -1,0 +1,21 @@
+"""Child processes that die with us: QEMU and gdb must never outlive the harness.
+
+PR_SET_PDEATHSIG makes the kernel SIGKILL the child when the harness dies, even by SIGKILL
+(where no `finally` runs); the context managers in qemu.py/gdbmi.py handle the normal paths.
+"""
+
+import ctypes
+import signal
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn for children: SIGKILL when the parent exits."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def pdeathsig_argv(argv: list[str]) -> list[str]:
+    """Prefix for children we cannot give a preexec_fn (pygdbmi spawns gdb itself)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--", *argv]

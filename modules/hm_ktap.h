@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Tiny KTAP v1 printer for highmem-harness test modules, plus the case bookkeeping that
+ * folds the harness's checkpoint verdicts into each case's result.
+ */
+#ifndef HM_KTAP_H
+#define HM_KTAP_H
+
+#include <linux/printk.h>
+#include "hm_checkpoint.h"
+
+struct hm_case {
+	const char *name;
+	int number;
+	bool failed;		/* a check of the module's own, or a checkpoint, failed */
+	int unchecked;		/* checkpoints no harness judged */
+};
+
+static inline void hm_ktap_header(const char *suite, int plan)
+{
+	pr_info("KTAP version 1\n");
+	pr_info("# Subtest: %s\n", suite);
+	pr_info("1..%d\n", plan);
+}
+
+/* Record a checkpoint's verdict in the case. */
+static inline void hm_case_checkpoint(struct hm_case *c, u32 verdict, const char *label)
+{
+	if (verdict == HM_VERDICT_FAIL) {
+		c->failed = true;
+		pr_info("# %s: checkpoint '%s' FAILED in the harness\n", c->name, label);
+	} else if (verdict != HM_VERDICT_PASS) {
+		c->unchecked++;
+	}
+}
+
+/* A check of the module's own: false fails the case, with the reason as a diagnostic. */
+#define hm_case_expect(c, cond, fmt, ...)					\
+	do {									\
+		if (!(cond)) {							\
+			(c)->failed = true;					\
+			pr_info("# %s: expected %s: " fmt "\n", (c)->name,	\
+				#cond, ##__VA_ARGS__);				\
+		}								\
+	} while (0)
+
+static inline void hm_case_end(struct hm_case *c)
+{
+	if (c->failed)
+		pr_info("not ok %d %s\n", c->number, c->name);
+	else if (c->unchecked)
+		pr_info("ok %d %s # SKIP %d checkpoint(s) not checked: no harness attached\n",
+			c->number, c->name, c->unchecked);
+	else
+		pr_info("ok %d %s\n", c->number, c->name);
+}
+
+#endif /* HM_KTAP_H */

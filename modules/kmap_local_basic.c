@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmap_local_basic.ko: kmap_local_page() of a highmem page above 4 GiB physical and of one
+ * below, with the harness checking the fixmap PTE while mapped and after kunmap_local().
+ * i386 with CONFIG_HIGHMEM64G (PAE), Linux 6.1-6.14 (mm/highmem.c, kmap_local_*).
+ *
+ * mutate= makes the module lie, to prove the harness's checks can fail:
+ *   "pfn"  - announce the mapped PFN plus one (the PTE check must say PFN differs)
+ *   "leak" - announce "unmapped" before calling kunmap_local() (the PTE is still there)
+ */
+#include <linux/module.h>
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/string.h>
+#include "hm_checkpoint.h"
+#include "hm_ktap.h"
+
+#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+#define SCAN_ORDER	10		/* allocate 4 MiB blocks while looking */
+#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
+#define PATTERN		0x5a17c0deU
+
+static char *mutate = "";
+module_param(mutate, charp, 0444);
+MODULE_PARM_DESC(mutate, "make the module lie to the harness: pfn | leak");
+
+static struct page *blocks[SCAN_MAX];
+static int nblocks;
+
+/* Allocate highmem blocks until one is above 4 GiB and one is below; keep all until exit. */
+static void find_pages(struct page **above, struct page **below)
+{
+	*above = NULL;
+	*below = NULL;
+	while (nblocks < SCAN_MAX && (!*above || !*below)) {
+		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
+
+		if (!p)
+			break;
+		blocks[nblocks++] = p;
+		if (!PageHighMem(p))
+			continue;
+		if (page_to_pfn(p) >= PFN_4G && !*above)
+			*above = p;
+		else if (page_to_pfn(p) < PFN_4G && !*below)
+			*below = p;
+	}
+}
+
+static void free_pages_found(void)
+{
+	while (nblocks)
+		__free_pages(blocks[--nblocks], SCAN_ORDER);
+}
+
+static void test_map_unmap(struct hm_case *c, struct page *page)
+{
+	unsigned long pfn;
+	u32 *va;
+	char label[56];
+
+	hm_case_expect(c, page != NULL, "no such highmem page among %d blocks", nblocks);
+	if (!page)
+		return;
+	pfn = page_to_pfn(page);
+	hm_case_expect(c, PageHighMem(page), "pfn %#lx", pfn);
+	pr_info("# %s: pfn %#lx phys %#llx\n", c->name, pfn, (u64)pfn << PAGE_SHIFT);
+
+	va = kmap_local_page(page);
+	va[0] = PATTERN;
+	va[1023] = ~PATTERN;
+
+	snprintf(label, sizeof(label), "%s: mapped", c->name);
+	hm_case_checkpoint(c, hm_expect_mapped(label, va,
+			   strcmp(mutate, "pfn") ? pfn : pfn + 1, HM_PROT_KERNEL), label);
+	hm_case_expect(c, va[0] == PATTERN && va[1023] == ~PATTERN, "read back %#x", va[0]);
+
+	snprintf(label, sizeof(label), "%s: unmapped", c->name);
+	if (!strcmp(mutate, "leak")) {
+		hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
+		kunmap_local(va);
+	} else {
+		kunmap_local(va);
+		hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
+	}
+}
+
+static int __init kmap_local_basic_init(void)
+{
+	struct hm_case above = { .name = "kmap_local_above_4g", .number = 1 };
+	struct hm_case below = { .name = "kmap_local_below_4g", .number = 2 };
+	struct page *p_above, *p_below;
+
+	hm_ktap_header("kmap_local_basic", 2);
+	find_pages(&p_above, &p_below);
+
+	test_map_unmap(&above, p_above);
+	hm_case_end(&above);
+	test_map_unmap(&below, p_below);
+	hm_case_end(&below);
+
+	free_pages_found();
+	return 0;
+}
+
+static void __exit kmap_local_basic_exit(void)
+{
+}
+
+module_init(kmap_local_basic_init);
+module_exit(kmap_local_basic_exit);
+MODULE_DESCRIPTION("highmem-harness: kmap_local_page above and below 4 GiB, PTE checked live");
+MODULE_LICENSE("GPL");
