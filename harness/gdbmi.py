@@ -30,7 +30,7 @@ class Gdb:
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", str(vmlinux)]),
             # we wait for our token's result ourselves: no extra pause after each read
-            time_to_check_for_additional_output_sec=0.0)
+            time_to_check_for_additional_output_sec=0.002)
         for setting in ("pagination off", "confirm off", "width 0", "height 0"):
             self.cmd(f"-gdb-set {setting}")
 

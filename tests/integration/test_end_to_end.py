@@ -1,0 +1,91 @@
+"""The whole `make run` path for real, and proofs that its checks can fail."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from .conftest import HIGHMEM, REPO
+
+pytestmark = pytest.mark.integration
+PFN_4G = 0x100000
+# kmap_local slots are fixmap entries: __fix_to_virt(FIX_KMAP_BEGIN + idx), just below
+# FIXADDR_TOP = 0xfffff000 (6.12, NR_CPUS=4: 0xfffbb000 down to 0xfff38000)
+FIXMAP_LOW, FIXMAP_TOP = 0xFFB00000, 0xFFFFF000
+
+
+def test_kmap_local_above_4g_checked_live(highmem_run):
+    r = highmem_run()
+    assert r.rc == 0, r.err
+    assert r.report["meminfo_kB"]["HighTotal"] > 7 * 1024 * 1024
+    checks = r.checks()
+    mapped = [c for c in checks if c["kind"] == "mapped" and c["pfn"] >= PFN_4G]
+    assert mapped, "no page above 4 GiB was checked"
+    c = mapped[0]
+    assert FIXMAP_LOW <= c["va"] < FIXMAP_TOP
+    assert c["passed"] and c["actual"] == c["expected"]
+    assert c["flags"] == "P RW A D G NX"
+    assert c["qemu_phys"] == c["pfn"] << 12
+    unmapped = [x for x in checks if x["kind"] == "unmapped" and x["va"] == c["va"]]
+    assert unmapped and unmapped[0]["actual"] == 0 and unmapped[0]["passed"]
+    for phase in ("configure", "build", "image", "boot", "module", "gdb checks", "total"):
+        assert phase in r.out.split("Elapsed:")[-1]
+
+
+def test_second_run_does_not_rebuild(highmem_run):
+    highmem_run()
+    r = highmem_run()
+    assert r.rc == 0
+    assert "make not run" in r.out and "config unchanged" in r.out
+
+
+@pytest.mark.parametrize("mutation,field", [("pfn", "PFN:"), ("leak", "PTE: expected 0")])
+def test_lying_module_turns_the_verdict_red(highmem_run, mutation, field):
+    r = highmem_run("--param", f"kmap_local_basic:mutate={mutation}")
+    assert r.rc == 1
+    failed = [c for c in r.checks() if not c["passed"]]
+    assert failed and all(any(m.startswith(field) for m in c["mismatches"]) for c in failed)
+    assert "Verdict: FAIL" in r.out
+    statuses = {c["status"] for m in r.report["modules"] for s in m["ktap"] for c in s["cases"]}
+    assert statuses == {"FAIL"}
+
+
+def test_bad_source_is_one_clear_error(highmem_run):
+    r = highmem_run("--source", "/nonexistent/linux")
+    assert r.rc == 2
+    assert r.err.splitlines()[-2].startswith("error: kernel source /nonexistent/linux")
+    assert r.err.splitlines()[-1].startswith("fix: ")
+    assert "Traceback" not in r.err
+
+
+def _ours(sockdir: str) -> str:
+    p = subprocess.run(["pgrep", "-af", sockdir], capture_output=True, text=True)
+    return "\n".join(line for line in p.stdout.splitlines() if "pgrep" not in line)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupt_leaves_no_qemu_or_gdb(tmp_path, sig):
+    env = dict(os.environ, HIGHMEM_ARTIFACTS=str(tmp_path))
+    p = subprocess.Popen([*HIGHMEM, "run", "--accel", "tcg"], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 1800
+        assert p.stdout is not None
+        for line in p.stdout:
+            if line.startswith("== module") or time.monotonic() > deadline:
+                break
+        sock = (next(tmp_path.glob("run-*")) / "sockets").resolve()
+        assert _ours(str(sock)), "QEMU should be running now"
+        p.send_signal(sig)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    for _ in range(50):
+        if not _ours(str(sock)):
+            break
+        time.sleep(0.1)
+    assert not _ours(str(sock)), "QEMU or gdb outlived the harness"
+    assert (next(tmp_path.glob("run-*")) / "console.log").stat().st_size > 0
