@@ -24,7 +24,7 @@ unit: deps
 	$(PY) -m pytest -q tests/unit
 
 bench: deps
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	$(HM) clean
