@@ -4,11 +4,14 @@ A stamp in the build directory records the source identity that was built; when 
 matches and the artifacts exist, the kernel's make is not run at all.
 """
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +51,18 @@ class KernelBuild:
         return (self.build_dir / "include" / "config" / "kernel.release").read_text().strip()
 
 
+@contextmanager
+def build_lock(build_dir: Path) -> Iterator[None]:
+    """Serialise builds in one build directory between concurrent runs on this machine."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with (build_dir / ".hm-lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def compiler() -> str:
     return "ccache gcc" if shutil.which("ccache") else "gcc"
 
@@ -62,6 +77,11 @@ def up_to_date(kb: KernelBuild) -> bool:
 
 
 def build_kernel(source: KernelSource, build_dir: Path, jobs: int | None = None) -> KernelBuild:
+    with build_lock(build_dir):
+        return _build_kernel(source, build_dir, jobs)
+
+
+def _build_kernel(source: KernelSource, build_dir: Path, jobs: int | None) -> KernelBuild:
     kb = KernelBuild(build_dir=build_dir, source=source)
     if up_to_date(kb):
         say(f"  kernel up to date ({kb.build_dir.name}): make not run")

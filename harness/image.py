@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .build import build_lock
 from .errors import BuildError
 from .paths import IMAGES_DIR, cache_dir
 from .progress import say
@@ -68,12 +69,18 @@ def build_image(build_dir: Path, module_files: list[Path]) -> Path:
         h.update(str(f).encode() + f.read_bytes())
     key = h.hexdigest()[:12]
     out = build_dir / "hm-image" / f"initramfs-{key}.cpio.gz"
+    with build_lock(build_dir):
+        return _write_image(gen, debs, extra, out, len(module_files))
+
+
+def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
+                 nmodules: int) -> Path:
     if out.exists():
         say(f"  image up to date: {out.name}")
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob("initramfs-*.cpio.gz"):
-        old.unlink()
+    for old in sorted(out.parent.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime)[:-8]:
+        old.unlink()  # keep a few: a concurrent run may be booting one
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         root = Path(tmp) / "root"
         for deb in debs:
@@ -91,5 +98,5 @@ def build_image(build_dir: Path, module_files: list[Path]) -> Path:
             raise BuildError(f"gen_init_cpio failed: {r.stderr.decode(errors='replace')[:200]}",
                              f"check the spec in {spec}")
         out.write_bytes(gzip.compress(r.stdout, compresslevel=1))
-    say(f"  image: {out} ({out.stat().st_size // 1024} KiB, {len(module_files)} modules)")
+    say(f"  image: {out} ({out.stat().st_size // 1024} KiB, {nmodules} modules)")
     return out

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .build import KernelBuild, compiler
+from .build import KernelBuild, build_lock, compiler
 from .errors import BuildError
 from .paths import MODULES_DIR
 from .progress import say
@@ -35,7 +35,13 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
         raise BuildError(f"{src} has no Kbuild or Makefile",
                          "add a Kbuild file with 'obj-m += your_module.o'")
     work = kb.build_dir / "hm-modules" / src.resolve().name
-    _sync(src, work)
+    with build_lock(kb.build_dir):
+        _sync(src, work)
+        return _make_modules(kb, src, work, extra_symbols)
+
+
+def _make_modules(kb: KernelBuild, src: Path, work: Path,
+                  extra_symbols: Path | None) -> list[Path]:
     argv = ["make", "-C", str(kb.build_dir), f"M={work}", "ARCH=i386", f"CC={compiler()}",
             f"KCFLAGS=-I{MODULES_DIR}", "modules"]
     if extra_symbols is not None:
