@@ -9,20 +9,26 @@ import struct
 from dataclasses import asdict, dataclass, field
 
 from . import pte as ptemod
+from .layout import Layout
 from .pagewalk import Walk
 
 MAGIC = 0x50434D48
 VERSION = 1
-EXPECT = struct.Struct("<IHHIIQIIII56s")  # struct hm_expect, __packed, 96 bytes
-RANGE_ENTRY = struct.Struct("<IIQ")      # struct hm_range_entry, 16 bytes
-assert EXPECT.size == 96 and RANGE_ENTRY.size == 16
+EXPECT = struct.Struct("<IHHIIQIIIIQII56s")  # struct hm_expect, __packed, 112 bytes
+RANGE_ENTRY = struct.Struct("<IIQ")          # struct hm_range_entry, 16 bytes
+assert EXPECT.size == 112 and RANGE_ENTRY.size == 16
 
-KINDS = {1: "mapped", 2: "unmapped", 3: "range", 4: "stale"}
+KINDS = {1: "mapped", 2: "unmapped", 3: "range", 4: "stale", 5: "range_unmapped"}
+PROT_ANY = 3
 PROTS = {0: ("none", 0), 1: ("PAGE_KERNEL", ptemod.PAGE_KERNEL_FLAGS),
-         2: ("PAGE_KERNEL_RO", ptemod.PAGE_KERNEL_RO_FLAGS)}
+         2: ("PAGE_KERNEL_RO", ptemod.PAGE_KERNEL_RO_FLAGS),
+         PROT_ANY: ("any", ptemod.PAGE_KERNEL_FLAGS)}
 VERDICT_PASS, VERDICT_FAIL = 1, 2
 VERDICT_OFFSET = 32
 MAPPED_FIELDS = ("P", "PFN", "RW", "NX", "G")
+ANY_FIELDS = ("P", "PFN")
+CHECK_CONTENT, CHECK_PKMAP_COUNT = 0x1, 0x2
+WHERE_KMAP_LOCAL, WHERE_PKMAP, WHERE_VMALLOC, WHERE_LOWMEM = 1, 2, 3, 4
 
 
 class ExpectError(ValueError):
@@ -40,6 +46,19 @@ class Expect:
     count: int
     entries: int
     label: str
+    where: int = 0
+    content: int = 0
+    flags: int = 0
+    aux: int = 0
+
+    @property
+    def where_area(self) -> int:
+        return self.where >> 28
+
+    @property
+    def slot(self) -> tuple[int, int]:
+        """(cpu, depth) of a HM_WHERE_KMAP_LOCAL expectation."""
+        return (self.where >> 16) & 0xFFF, self.where & 0xFFFF
 
     @property
     def prot_name(self) -> str:
@@ -53,8 +72,8 @@ class Expect:
 def parse_expect(raw: bytes) -> Expect:
     if len(raw) < EXPECT.size:
         raise ExpectError(f"{len(raw)} bytes, struct hm_expect has {EXPECT.size}")
-    magic, version, kind, prot, va, pfn, count, entries, _verdict, _res, label = \
-        EXPECT.unpack(raw[:EXPECT.size])
+    magic, version, kind, prot, va, pfn, count, entries, _verdict, where, content, flags, \
+        aux, label = EXPECT.unpack(raw[:EXPECT.size])
     if magic != MAGIC:
         raise ExpectError(f"bad magic {magic:#x} (want {MAGIC:#x}): not a struct hm_expect")
     if version != VERSION:
@@ -64,8 +83,11 @@ def parse_expect(raw: bytes) -> Expect:
         raise ExpectError(f"unknown checkpoint kind {kind}")
     if prot not in PROTS:
         raise ExpectError(f"unknown protection {prot}")
+    if where >> 28 > WHERE_LOWMEM:
+        raise ExpectError(f"unknown address expectation {where:#x}")
     return Expect(kind=KINDS[kind], prot=prot, va=va, pfn=pfn, count=count, entries=entries,
-                  label=label.split(b"\0", 1)[0].decode(errors="replace"))
+                  label=label.split(b"\0", 1)[0].decode(errors="replace"), where=where,
+                  content=content, flags=flags, aux=aux)
 
 
 def parse_range(raw: bytes, count: int) -> list[tuple[int, int]]:
@@ -110,7 +132,8 @@ class PteCheck:
 
 
 def judge_entry(label: str, kind: str, va: int, pfn: int, prot_flags: int,
-                walk: Walk, masks: KernelMasks, qemu_phys: int | None) -> PteCheck:
+                walk: Walk, masks: KernelMasks, qemu_phys: int | None,
+                any_prot: bool = False) -> PteCheck:
     """Judge one address. mapped/stale: the PTE maps `pfn` with the flags `prot_flags` gets
     after the kernel's masks (P, PFN, RW, NX, G compared, each named when it differs), and
     QEMU's own translation agrees; unmapped: the PTE is 0."""
@@ -132,11 +155,51 @@ def judge_entry(label: str, kind: str, va: int, pfn: int, prot_flags: int,
     if actual is None:
         check.mismatches.append(f"PTE: walk stopped: {walk.fault or 'no 4 KiB PTE'}")
         return check
-    if walk.page_size != 4096:
+    if any_prot:
+        # lowmem: the direct map may use a large page; only the translation is judged
+        if walk.phys is None or walk.phys >> 12 != pfn:
+            got = f"{walk.phys >> 12:#x}" if walk.phys is not None else "none"
+            check.mismatches.append(f"PFN: expected {pfn:#x}, got {got}")
+        check.pfn = walk.phys >> 12 if walk.phys is not None else None
+    elif walk.page_size != 4096:
         check.mismatches.append(f"PTE: a {walk.page_size // 1024} KiB large page, not 4 KiB")
-    check.mismatches += ptemod.compare_pte(actual, expected, MAPPED_FIELDS, pae=masks.pae)
+    else:
+        check.mismatches += ptemod.compare_pte(actual, expected, MAPPED_FIELDS, pae=masks.pae)
     if walk.phys is not None and qemu_phys is not None and walk.phys != qemu_phys:
         check.mismatches.append(f"QEMU: gva2gpa gives {qemu_phys:#x}, our walk {walk.phys:#x}")
     elif walk.phys is not None and qemu_phys is None:
         check.mismatches.append("QEMU: gva2gpa finds no mapping where our walk does")
     return check
+
+
+def judge_where(e: Expect, va: int, pfn: int, layout: Layout) -> list[str]:
+    """The address expectation of a checkpoint against the running kernel's layout."""
+    area = e.where_area
+    if area == WHERE_KMAP_LOCAL:
+        cpu, depth = e.slot
+        want = layout.kmap_local_va(cpu, depth)
+        if va != want:
+            return [f"VA: expected the kmap_local slot of CPU {cpu} at depth {depth}, "
+                    f"{want:#x}, got {va:#x} ({layout.area_of(va)})"]
+    elif area == WHERE_PKMAP and not layout.in_pkmap(va):
+        return [f"VA: expected in PKMAP [{layout.pkmap_base:#x}, "
+                f"{layout.pkmap_va(layout.last_pkmap):#x}), got {va:#x} ({layout.area_of(va)})"]
+    elif area == WHERE_VMALLOC and not layout.in_vmalloc(va):
+        return [f"VA: expected in vmalloc [{layout.vmalloc_start:#x}, "
+                f"{layout.vmalloc_end:#x}), got {va:#x} ({layout.area_of(va)})"]
+    elif area == WHERE_LOWMEM and va != layout.page_offset + (pfn << 12):
+        return [f"VA: expected page_address() = {layout.page_offset + (pfn << 12):#x}, "
+                f"got {va:#x} ({layout.area_of(va)})"]
+    return []
+
+
+def judge_content(expected: int, actual: int, phys: int) -> list[str]:
+    if expected != actual:
+        return [f"CONTENT: expected {expected:#018x} at phys {phys:#x}, got {actual:#018x}"]
+    return []
+
+
+def judge_pkmap_count(expected: int, actual: int) -> list[str]:
+    if expected != actual:
+        return [f"PKMAP_COUNT: expected {expected}, got {actual}"]
+    return []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from .errors import HarnessError
 from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
-from .run import DEFAULT_MODULES, RunOptions, print_report, run
+from .run import RunOptions, print_report, run
+from .suite import DEFAULT_SUITE, ModuleSpec
 
 
 def _params(items: list[str]) -> dict[str, str]:
@@ -23,8 +24,14 @@ def _params(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    opts = RunOptions(source=Path(args.source), configs=args.config,
-                      modules=args.module or list(DEFAULT_MODULES), params=_params(args.param),
+    params = _params(args.param)
+    if args.module:
+        suite = tuple(ModuleSpec(name, params.get(name, ""), timeout=args.timeout)
+                      for name in args.module)
+    else:
+        suite = tuple(ModuleSpec(s.name, params.get(s.name, s.params), s.expect_log, s.crashes,
+                                 args.timeout) for s in DEFAULT_SUITE)
+    opts = RunOptions(source=Path(args.source), configs=args.config, suite=suite,
                       accel=args.accel, memory=args.memory, smp=args.smp,
                       timeout=args.timeout, append=args.append)
     run_dir = new_run_dir()
@@ -58,7 +65,8 @@ def parser() -> argparse.ArgumentParser:
                    help="extra Kconfig fragment: a path or a name in kernel-configs/ "
                    "(repeatable; merged after highmem64g.config)")
     r.add_argument("--module", action="append", default=[],
-                   help=f"test module to run from modules/ (default: {' '.join(DEFAULT_MODULES)})")
+                   help="run only this test module from modules/ (repeatable; default: the "
+                   "default suite, harness/suite.py)")
     r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
     r.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",

@@ -43,14 +43,14 @@ class Gdb:
     def _read(self, timeout: float) -> list[dict[str, Any]]:
         recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         for r in recs:
-            self.log.write(json.dumps(r) + "\n")
+            self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
         return recs
 
     def cmd(self, command: str, timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
         """Send one MI command; return (its result record, console/target stream text)."""
         self.token += 1
         tok = self.token
-        self.log.write(f">>> {tok}{command}\n")
+        self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
         self.mi.write(f"{tok}{command}", read_response=False)
         deadline = time.monotonic() + (timeout or self.timeout)
         stream: list[str] = []

@@ -18,14 +18,14 @@ from .errors import GuestError
 from .gdbmi import Gdb
 from .image import MODULE_DIR_IN_GUEST
 from .progress import Ticker
+from .suite import ModuleSpec, missing_expected, unexpected_trouble
 
 CORE = "hm_checkpoint"
 
 
 @dataclass
 class ModuleResult:
-    name: str
-    params: str
+    spec: ModuleSpec
     insmod_rc: int
     insmod_out: str
     dmesg: str
@@ -35,14 +35,49 @@ class ModuleResult:
     seconds: float = 0.0
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def params(self) -> str:
+        return self.spec.params
+
+    @property
     def pte_checks(self) -> int:
         return sum(len(s.checks) for s in self.stops)
 
     @property
+    def cases(self) -> list[ktap.Case]:
+        """KTAP cases; with an expected crash, the cases it cut short count as XFAIL."""
+        out = [c for s in self.suites for c in s.cases]
+        if self.spec.crashes and not self.missing_expected():
+            for c in out:
+                if c.status == "CRASHED":
+                    c.status, c.directive = "XFAIL", "expected: " + "; ".join(self.spec.expect_log)
+        return out
+
+    def missing_expected(self) -> list[str]:
+        return missing_expected(self.spec, self.dmesg)
+
+    def reasons(self) -> list[str]:
+        """Why this module run failed; empty when it passed."""
+        why = []
+        cases = self.cases
+        if not cases:
+            why.append("no KTAP results in the kernel log")
+        why += [f"KTAP case {c.name}: {c.status}" for c in cases
+                if c.status not in ("PASS", "SKIP", "XFAIL")]
+        why += [f"checkpoint {s.expect.label}: FAIL" for s in self.stops if not s.passed]
+        if self.insmod_rc != 0 and not self.spec.crashes:
+            why.append(f"insmod exited {self.insmod_rc}: {self.insmod_out[-120:]}")
+        why += [f"expected in the kernel log, not found: {p}" for p in self.missing_expected()]
+        why += [f"unexpected kernel message: {t}"
+                for t in unexpected_trouble(self.spec, self.dmesg)]
+        return why
+
+    @property
     def passed(self) -> bool:
-        cases = [c for s in self.suites for c in s.cases]
-        return (self.insmod_rc == 0 and bool(cases) and all(s.passed for s in self.stops)
-                and all(c.status in ("PASS", "SKIP", "XFAIL") for c in cases))
+        return not self.reasons()
 
 
 def load_core(shell: SerialShell) -> int:
@@ -56,22 +91,22 @@ def load_core(shell: SerialShell) -> int:
                          "check that the kernel has CONFIG_KALLSYMS=y") from None
 
 
-def attach(gdb: Gdb, socket: Path, breakpoint_addr: int) -> None:
-    gdb.attach(socket)
+def arm(gdb: Gdb, breakpoint_addr: int) -> None:
+    """With gdb attached (guest stopped): hardware breakpoint on hm_checkpoint(), resume."""
     gdb.cmd(f"-break-insert -h *{breakpoint_addr:#x}")
     gdb.resume()
 
 
-def run_module(shell: SerialShell, gdb: Gdb, checker: Checker, name: str,
-               params: str = "", timeout: float = 300.0,
+def run_module(shell: SerialShell, gdb: Gdb, checker: Checker, spec: ModuleSpec,
                on_stop: Callable[[Stop], None] | None = None) -> ModuleResult:
     """insmod one test module with gdb attached and running; unload it afterwards."""
     t0 = time.monotonic()
+    name, timeout = spec.name, spec.timeout
     shell.check("dmesg -c >/dev/null")
-    token = shell.start(f"insmod {MODULE_DIR_IN_GUEST}/{name}.ko {params}".strip())
+    token = shell.start(f"insmod {MODULE_DIR_IN_GUEST}/{name}.ko {spec.params}".strip())
     stops: list[Stop] = []
     gdb_seconds = 0.0
-    ticker = Ticker(name, every=2.0)
+    ticker = Ticker(spec.title, every=2.0)
     deadline = t0 + timeout
     while True:
         stopped = gdb.wait_stopped(timeout=0.2)
@@ -99,6 +134,6 @@ def run_module(shell: SerialShell, gdb: Gdb, checker: Checker, name: str,
     _, dmesg = shell.run("dmesg")
     if rc == 0:
         shell.run(f"rmmod {name}")
-    return ModuleResult(name=name, params=params, insmod_rc=rc, insmod_out=out, dmesg=dmesg,
+    return ModuleResult(spec=spec, insmod_rc=rc, insmod_out=out, dmesg=dmesg,
                         stops=stops, suites=ktap.parse_ktap(dmesg), gdb_seconds=gdb_seconds,
                         seconds=time.monotonic() - t0)

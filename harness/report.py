@@ -1,62 +1,124 @@
-"""Stage 11, report: per-checkpoint PTE table, KTAP summary, meminfo, phase times."""
+"""Stage 11, report: per-checkpoint PTE rows, a summary table, memory, layout, phase times.
+
+Written to the terminal, report.txt and report.json in the run's artifacts directory.
+"""
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import ktap
 from .checker import Stop
+from .checkpoint import PteCheck
 from .module_run import ModuleResult
+
+if TYPE_CHECKING:
+    from .run import RunResult
+
+MAX_RANGE_ROWS = 6
+
+
+def _row(label: str, cpu: int, c: PteCheck) -> str:
+    pte = f"{c.actual:#018x}" if c.actual is not None else "(none)"
+    pfn = f"{c.pfn:#x}" if c.pfn is not None and c.actual else "-"
+    return (f"  {label[:44]:<44} {cpu:>3} {c.va:#010x}  {pte:<18}  {c.flags[:16]:<16} "
+            f"{pfn:>9}  {'PASS' if c.passed else 'FAIL'}")
 
 
 def checkpoint_rows(stops: list[Stop]) -> list[str]:
-    rows = [f"  {'checkpoint':<40} {'cpu':>3} {'VA':>10}  {'PTE':<18}  {'flags':<16} "
+    rows = [f"  {'checkpoint':<44} {'cpu':>3} {'VA':>10}  {'PTE':<18}  {'flags':<16} "
             f"{'PFN':>9}  result"]
     for s in stops:
-        for c in s.checks:
-            pte = f"{c.actual:#018x}" if c.actual is not None else "(none)"
-            pfn = f"{c.pfn:#x}" if c.pfn is not None and c.actual else "-"
-            verdict = "PASS" if c.passed else "FAIL"
-            rows.append(f"  {c.label[:40]:<40} {s.cpu:>3} {c.va:#010x}  {pte:<18}  "
-                        f"{c.flags[:16]:<16} {pfn:>9}  {verdict}")
-            for m in c.mismatches:
-                rows.append(f"      ^ {m}")
+        shown = s.checks
+        if len(s.checks) > MAX_RANGE_ROWS:  # a range: first, last, and every failure
+            bad = [c for c in s.checks if not c.passed]
+            ok = len(s.checks) - len(bad)
+            rows.append(f"  {s.expect.label[:44]:<44} {s.cpu:>3} {len(s.checks)} PTEs "
+                        f"({s.expect.kind}): {ok} PASS, {len(bad)} FAIL")
+            shown = [s.checks[0], *bad[:MAX_RANGE_ROWS], s.checks[-1]]
+        for c in shown:
+            rows.append(_row(c.label, s.cpu, c))
+            rows += [f"      ^ {m}" for m in c.mismatches]
     return rows
 
 
 def module_section(m: ModuleResult) -> list[str]:
-    head = f"Module {m.name}" + (f" ({m.params})" if m.params else "")
-    lines = [head, *checkpoint_rows(m.stops)]
-    if m.insmod_rc != 0:
-        lines.append(f"  insmod exit {m.insmod_rc}: {m.insmod_out[-200:]}")
-    for suite in m.suites:
-        for c in suite.cases:
-            extra = f"  # {c.directive}" if c.directive else ""
-            lines.append(f"  KTAP {suite.name or m.name}.{c.name}: {c.status}{extra}")
-    if not m.suites:
-        lines.append("  KTAP: no results found in dmesg")
-    counts = ktap.summarize(m.suites)
-    lines.append(f"  {sum(counts.values())} KTAP cases ({_counts(counts)}), {m.pte_checks} PTE "
-                 f"assertions at {len(m.stops)} checkpoints, {m.seconds:.1f} s "
-                 f"(gdb {m.gdb_seconds:.1f} s) -> {'PASS' if m.passed else 'FAIL'}")
+    lines = [f"Module {m.spec.title}", *checkpoint_rows(m.stops)]
+    for c in m.cases:
+        extra = f"  # {c.directive}" if c.directive else ""
+        lines.append(f"  KTAP {c.name}: {c.status}{extra}")
+    lines += [f"  ! {r}" for r in m.reasons()]
     return lines
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v) or "none"
+def _counts(cases: list[ktap.Case]) -> dict[str, int]:
+    out = {s: 0 for s in ktap.STATUSES}
+    for c in cases:
+        out[c.status] = out.get(c.status, 0) + 1
+    return out
 
 
-def write_json(path: Path, modules: list[ModuleResult], meminfo: dict[str, int],
-               phases: dict[str, float]) -> None:
+def summary_table(modules: list[ModuleResult]) -> list[str]:
+    head = (f"  {'module':<34} {'cases':>5} {'pass':>4} {'fail':>4} {'xfail':>5} {'skip':>4} "
+            f"{'PTEs':>6} {'time s':>7}  verdict")
+    lines = ["Summary", head]
+    for m in modules:
+        n = _counts(m.cases)
+        lines.append(f"  {m.spec.title[:34]:<34} {len(m.cases):>5} {n['PASS']:>4} "
+                     f"{n['FAIL'] + n['CRASHED']:>4} {n['XFAIL']:>5} {n['SKIP']:>4} "
+                     f"{m.pte_checks:>6} {m.seconds:>7.1f}  {'PASS' if m.passed else 'FAIL'}")
+    return lines
+
+
+def totals_line(modules: list[ModuleResult]) -> str:
+    cases = [c for m in modules for c in m.cases]
+    n = _counts(cases)
+    ptes = sum(m.pte_checks for m in modules)
+    secs = sum(m.seconds for m in modules)
+    gdb = sum(m.gdb_seconds for m in modules)
+    per = f", {1000 * gdb / ptes:.1f} ms of gdb time per assertion" if ptes else ""
+    desc = ", ".join(f"{v} {k.lower()}" for k, v in n.items() if v) or "none"
+    return (f"Suite: {len(cases)} KTAP cases ({desc}); {ptes} PTE assertions at "
+            f"{sum(len(m.stops) for m in modules)} checkpoints; suite time {secs:.1f} s{per}")
+
+
+def format_report(result: "RunResult") -> str:
+    lines: list[str] = []
+    for m in result.modules:
+        lines += module_section(m)
+    lines += summary_table(result.modules)
+    lines.append(totals_line(result.modules))
+    if any(s.expect.kind == "range_unmapped" for m in result.modules for s in m.stops):
+        lines.append("Note: after vunmap the PTEs are 0 at once; the TLB flush is lazy "
+                     "(vmap_lazy_nr, purged later by __purge_vmap_area_lazy).")
+    mi = result.meminfo
+    lines.append(f"Memory: HighTotal {mi.get('HighTotal', 0)} kB, LowTotal "
+                 f"{mi.get('LowTotal', 0)} kB, MemTotal {mi.get('MemTotal', 0)} kB")
+    if result.layout is not None:
+        lo = result.layout
+        lines.append(
+            f"Layout: PAGE_OFFSET {lo.page_offset:#x}, high_memory {lo.high_memory:#x}, "
+            f"vmalloc [{lo.vmalloc_start:#x}, {lo.vmalloc_end:#x}), PKMAP_BASE "
+            f"{lo.pkmap_base:#x} x {lo.last_pkmap}, FIXADDR_TOP {lo.fixaddr_top:#x}, "
+            f"FIX_KMAP_BEGIN {lo.fix_kmap_begin}, KM_MAX_IDX {lo.km_max_idx} "
+            f"(DEBUG_KMAP_LOCAL {'on' if lo.debug_kmap_local else 'off'})")
+    lines.append(result.phases.format())
+    lines.append(f"Verdict: {'PASS' if result.passed else 'FAIL'} (artifacts: {result.run_dir})")
+    return "\n".join(lines)
+
+
+def write_json(path, result: "RunResult") -> None:  # type: ignore[no-untyped-def]
     data = {
-        "meminfo_kB": meminfo,
-        "phases_s": phases,
+        "passed": result.passed,
+        "meminfo_kB": result.meminfo,
+        "phases_s": result.phases.times,
+        "layout": result.layout.to_json() if result.layout else None,
         "modules": [{
-            "name": m.name, "params": m.params, "passed": m.passed, "insmod_rc": m.insmod_rc,
+            "name": m.name, "params": m.params, "passed": m.passed, "reasons": m.reasons(),
+            "insmod_rc": m.insmod_rc, "seconds": m.seconds, "gdb_seconds": m.gdb_seconds,
             "checkpoints": [{"cpu": s.cpu, "label": s.expect.label, "kind": s.expect.kind,
                              "checks": [c.to_json() for c in s.checks]} for s in m.stops],
-            "ktap": [{"suite": s.name, "crashed": s.crashed,
-                      "cases": [{"name": c.name, "status": c.status, "directive": c.directive}
-                                for c in s.cases]} for s in m.suites],
-        } for m in modules],
+            "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
+                     for c in m.cases],
+        } for m in result.modules],
     }
     path.write_text(json.dumps(data, indent=2) + "\n")

@@ -8,11 +8,12 @@ whether the run passes or fails.
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import report
-from .build import build_kernel
+from . import kconfig_check, report
+from .build import KernelBuild, build_kernel
 from .checker import Checker
 from .console import SerialShell
 from .gdbmi import Gdb
@@ -20,21 +21,20 @@ from .image import build_image
 from .kconfig import configure, resolve_fragments
 from .meminfo import check_highmem, parse_meminfo
 from .modbuild import build_modules
-from .module_run import ModuleResult, attach, load_core, run_module
+from .layout import Layout
+from .module_run import ModuleResult, arm, load_core, run_module
 from .paths import DEFAULT_SOURCE, new_run_dir
 from .progress import Phases, say
 from .qemu import Qemu, QemuConfig
 from .source import resolve_source
-
-DEFAULT_MODULES = ("kmap_local_basic",)
+from .suite import DEFAULT_SUITE, ModuleSpec
 
 
 @dataclass
 class RunOptions:
     source: Path = DEFAULT_SOURCE
     configs: list[str] = field(default_factory=list)
-    modules: list[str] = field(default_factory=lambda: list(DEFAULT_MODULES))
-    params: dict[str, str] = field(default_factory=dict)  # module name -> parameters
+    suite: tuple[ModuleSpec, ...] = DEFAULT_SUITE
     accel: str = "auto"
     memory: str = "8G"
     smp: int = 2
@@ -48,6 +48,7 @@ class RunResult:
     modules: list[ModuleResult]
     meminfo: dict[str, int]
     phases: Phases
+    layout: Layout | None = None
 
     @property
     def passed(self) -> bool:
@@ -60,6 +61,28 @@ def _deps_seconds() -> float | None:
         return time.time() - float(started) if started else None
     except ValueError:
         return None
+
+
+class GuestSession:
+    """A booted guest with a shell, hm_checkpoint loaded, and gdb attached and running."""
+
+    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path, page_offset: int) -> None:
+        self.stack = ExitStack()
+        self.qemu = self.stack.enter_context(Qemu(cfg, run_dir))
+        self.qemu.boot()
+        self.shell = SerialShell(self.qemu.child)
+        self.shell.sync()
+        self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
+        self.gdb = self.stack.enter_context(Gdb(kb.vmlinux, run_dir / "gdb-mi.log"))
+        core = load_core(self.shell)
+        self.gdb.attach(self.qemu.gdb_socket)  # the guest stops here
+        self.checker = Checker(self.gdb, page_offset)
+        self.checker.kernel_masks()  # read while stopped
+        self.checker.kernel_layout()
+        arm(self.gdb, core)
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
@@ -81,44 +104,44 @@ def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
         initrd = build_image(kb.build_dir, kos)
     cfg = QemuConfig(kernel=kb.vmlinux, initrd=initrd, memory=opts.memory, smp=opts.smp,
                      accel=opts.accel, append=opts.append)
-    results: list[ModuleResult] = []
-    meminfo: dict[str, int] = {}
+    page_offset = int(kconfig_check.parse_config(kb.config.read_text())
+                      .get("CONFIG_PAGE_OFFSET", "0xC0000000"), 0)
+    result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=phases)
+    session: GuestSession | None = None
     try:
-        with Qemu(cfg, run_dir) as guest:
-            with phases.phase("boot"):
-                guest.boot()
-                shell = SerialShell(guest.child)
-                shell.sync()
-                meminfo = parse_meminfo(shell.check("cat /proc/meminfo"))
-                say(f"  booted ({guest.accel}) in {guest.boot_seconds:.1f} s: HighTotal "
-                    f"{meminfo.get('HighTotal', 0)} kB, LowTotal {meminfo.get('LowTotal', 0)} kB")
-                check_highmem(meminfo, opts.memory)
-            with Gdb(kb.vmlinux, run_dir / "gdb-mi.log") as gdb:
-                with phases.phase("module"):
-                    attach(gdb, guest.gdb_socket, load_core(shell))
-                    checker = Checker(gdb)
-                    for name in opts.modules:
-                        results.append(run_module(shell, gdb, checker, name,
-                                                  opts.params.get(name, ""), opts.timeout))
-                gdb_s = sum(m.gdb_seconds for m in results)
-                phases.times["module"] -= gdb_s
-                phases.add("gdb checks", gdb_s)
+        for spec in opts.suite:
+            if session is None:
+                with phases.phase("boot"):
+                    session = GuestSession(cfg, kb, run_dir, page_offset)
+                    result.meminfo = session.meminfo
+                    say(f"  booted ({session.qemu.accel}) in {session.qemu.boot_seconds:.1f} s: "
+                        f"HighTotal {session.meminfo.get('HighTotal', 0)} kB, "
+                        f"LowTotal {session.meminfo.get('LowTotal', 0)} kB")
+                    check_highmem(session.meminfo, opts.memory)
+                    result.layout = session.checker.kernel_layout()
+            with phases.phase("module"):
+                m = run_module(session.shell, session.gdb, session.checker, spec)
+                result.modules.append(m)
+                say(f"  {spec.title}: {len(m.cases)} cases, {m.pte_checks} PTE assertions, "
+                    f"{'PASS' if m.passed else 'FAIL'}")
+            phases.times["module"] -= m.gdb_seconds
+            phases.add("gdb checks", m.gdb_seconds)
+            if spec.crashes or m.insmod_rc != 0:
+                say("  rebooting the guest (the kernel may be damaged after that module)")
+                session.close()
+                session = None
     finally:
-        result = RunResult(run_dir=run_dir, modules=results, meminfo=meminfo, phases=phases)
-        report.write_json(run_dir / "report.json", results, meminfo, phases.times)
+        if session is not None:
+            session.close()
+        report.write_json(run_dir / "report.json", result)
     return result
 
 
 def print_report(result: RunResult) -> str:
-    lines: list[str] = []
-    for m in result.modules:
-        lines += report.module_section(m)
-    mi = result.meminfo
-    lines.append(f"Memory: HighTotal {mi.get('HighTotal', 0)} kB, LowTotal "
-                 f"{mi.get('LowTotal', 0)} kB, MemTotal {mi.get('MemTotal', 0)} kB")
-    lines.append(result.phases.format())
-    lines.append(f"Verdict: {'PASS' if result.passed else 'FAIL'} (artifacts: {result.run_dir})")
-    text = "\n".join(lines)
+    text = report.format_report(result)
     (result.run_dir / "report.txt").write_text(text + "\n")
+    for m in result.modules:
+        (result.run_dir / f"dmesg-{m.name}{'-' + m.params.replace('=', '-') if m.params else ''}.txt"
+         ).write_text(m.dmesg)
     say(text)
     return text

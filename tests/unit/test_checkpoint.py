@@ -15,8 +15,9 @@ PFN = 0x23F400           # above 4 GiB
 
 
 def expect_bytes(kind=1, prot=1, va=VA, pfn=PFN, label=b"above 4g: mapped", magic=cp.MAGIC,
-                 version=cp.VERSION, count=0, entries=0):
-    return cp.EXPECT.pack(magic, version, kind, prot, va, pfn, count, entries, 0, 0, label)
+                 version=cp.VERSION, count=0, entries=0, where=0, content=0, flags=0, aux=0):
+    return cp.EXPECT.pack(magic, version, kind, prot, va, pfn, count, entries, 0, where,
+                          content, flags, aux, label)
 
 
 def tables(pte_value: int) -> FakePhysMem:
@@ -99,6 +100,7 @@ def test_struct_layout_matches_header():
     """modules/hm_checkpoint.h documents the offsets; keep them in step."""
     from harness.paths import MODULES_DIR
     header = (MODULES_DIR / "hm_checkpoint.h").read_text()
-    assert "/* 32: written by the harness" in header and cp.VERDICT_OFFSET == 32
+    assert "/*  32: written by the harness" in header and cp.VERDICT_OFFSET == 32
+    assert "/* 112 bytes */" in header and "/*  56: short name" in header
     assert f"#define HM_CP_VERSION\t{cp.VERSION}" in header
-    assert struct.calcsize("<IHHIIQIIII56s") == 96
+    assert struct.calcsize("<IHHIIQIIIIQII56s") == 112
