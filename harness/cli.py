@@ -8,7 +8,7 @@ from pathlib import Path
 from .errors import HarnessError
 from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
 from .run import RunOptions, print_report, run
-from .suite import DEFAULT_SUITE, ModuleSpec
+from .suite import select
 
 
 def _params(items: list[str]) -> dict[str, str]:
@@ -24,13 +24,7 @@ def _params(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    params = _params(args.param)
-    if args.module:
-        suite = tuple(ModuleSpec(name, params.get(name, ""), timeout=args.timeout)
-                      for name in args.module)
-    else:
-        suite = tuple(ModuleSpec(s.name, params.get(s.name, s.params), s.expect_log, s.crashes,
-                                 args.timeout) for s in DEFAULT_SUITE)
+    suite = select(args.module, _params(args.param), args.timeout)
     opts = RunOptions(source=Path(args.source), configs=args.config, suite=suite,
                       accel=args.accel, memory=args.memory, smp=args.smp,
                       timeout=args.timeout, append=args.append)

@@ -1,4 +1,620 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kmap_atomic_suite.ko: placeholder, being written. */
+/*
+ * kmap_atomic_suite.ko: kmap_atomic() on i386 PAE (CONFIG_HIGHMEM64G, CONFIG_PREEMPT), with
+ * the harness checking the fixmap PTEs live at every checkpoint.
+ *
+ * kmap_atomic() is preempt_disable() + pagefault_disable() + the kmap_local machinery: it
+ * uses the same per-CPU slot stack as kmap_local_page() (include/linux/highmem-internal.h,
+ * mm/highmem.c in 6.12). Every mapping is announced with hm_expect_slot(cpu, depth); the
+ * harness computes the slot's address from the running kernel's layout.
+ */
 #include <linux/module.h>
+#include <linux/completion.h>
+#include <linux/cpumask.h>
+#include <linux/delay.h>
+#include <linux/err.h>
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/irq_work.h>
+#include <linux/jiffies.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/workqueue.h>
+#include <asm/kmap_size.h>
+#include "hm_checkpoint.h"
+#include "hm_ktap.h"
+
+#define SUITE		"kmap_atomic_suite"
+#define NCASES		11
+
+#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+#define BLK_ORDER	10		/* 4 MiB blocks: 1024 pages each */
+#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
+#define PATTERN		0xa70e1c0ffee15badULL
+#define NEST		4		/* kmap_atomic levels in the nesting case */
+
+/* kmap_atomic disables preemption with a count (not on PREEMPT_RT: migrate_disable) */
+#define PREEMPT_COUNTS	(IS_ENABLED(CONFIG_PREEMPT_COUNT) && !IS_ENABLED(CONFIG_PREEMPT_RT))
+
+static struct page *blk_above;	/* highmem block at or above 4 GiB physical */
+static struct page *blk_below;	/* highmem block below 4 GiB physical */
+
+/* Two order-10 highmem blocks, one above 4 GiB and one below; the others go back at once. */
+static void find_blocks(void)
+{
+	struct page **scan;
+	int n = 0;
+
+	scan = kcalloc(SCAN_MAX, sizeof(*scan), GFP_KERNEL);
+	if (!scan)
+		return;
+	while (n < SCAN_MAX && (!blk_above || !blk_below)) {
+		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, BLK_ORDER);
+
+		if (!p)
+			break;
+		if (PageHighMem(p) && page_to_pfn(p) >= PFN_4G && !blk_above)
+			blk_above = p;
+		else if (PageHighMem(p) && page_to_pfn(p) < PFN_4G && !blk_below)
+			blk_below = p;
+		else
+			scan[n++] = p;
+	}
+	while (n)
+		__free_pages(scan[--n], BLK_ORDER);
+	kfree(scan);
+}
+
+static void free_blocks(void)
+{
+	if (blk_above)
+		__free_pages(blk_above, BLK_ORDER);
+	if (blk_below)
+		__free_pages(blk_below, BLK_ORDER);
+}
+
+/* Page i (< 1024) of the block above / below 4 GiB. */
+static struct page *hi(int i)
+{
+	return blk_above + i;
+}
+
+static struct page *lo(int i)
+{
+	return blk_below + i;
+}
+
+static bool have_blocks(struct hm_case *c)
+{
+	hm_case_expect(c, blk_above && blk_below,
+		       "highmem blocks above and below 4 GiB (above %d, below %d)",
+		       !!blk_above, !!blk_below);
+	return blk_above && blk_below;
+}
+
+static __printf(3, 4) char *mklabel(char *buf, struct hm_case *c, const char *fmt, ...)
+{
+	va_list args;
+	int n;
+
+	n = scnprintf(buf, 56, "%s: ", c->name);
+	va_start(args, fmt);
+	vscnprintf(buf + n, 56 - n, fmt, args);
+	va_end(args);
+	return buf;
+}
+
+static void cp_slot(struct hm_case *c, const void *va, unsigned long pfn, int cpu, int depth,
+		    const char *what)
+{
+	char label[56];
+
+	mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, cpu, depth), label);
+}
+
+static void cp_unmapped(struct hm_case *c, const void *va, const char *what)
+{
+	char label[56];
+
+	mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
+}
+
+/* A slot checkpoint that also has the harness read the u64 at pfn's physical address. */
+static void cp_slot_content(struct hm_case *c, const void *va, unsigned long pfn, int cpu,
+			    int depth, u64 content, const char *what)
+{
+	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
+	char label[56];
+
+	e.prot = HM_PROT_KERNEL;
+	e.va = (u32)(unsigned long)va;
+	e.pfn = pfn;
+	e.where = HM_WHERE_KMAP_LOCAL(cpu, depth);
+	e.flags = HM_CHECK_CONTENT;
+	e.content = content;
+	mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+}
+
+/* Inside kmap_atomic: no preemption, no page faults. */
+static void expect_atomic(struct hm_case *c, const char *where)
+{
+	hm_case_expect(c, !preemptible(), "%s: preemptible", where);
+	if (PREEMPT_COUNTS)
+		hm_case_expect(c, preempt_count() > 0, "%s: preempt_count %#x", where,
+			       preempt_count());
+	hm_case_expect(c, pagefault_disabled(), "%s: page faults enabled", where);
+}
+
+/* Back in plain process context after kunmap_atomic. */
+static void expect_not_atomic(struct hm_case *c, const char *where)
+{
+	hm_case_expect(c, preemptible(), "%s: not preemptible, preempt_count %#x", where,
+		       preempt_count());
+	hm_case_expect(c, !pagefault_disabled(), "%s: page faults still disabled", where);
+}
+
+/* 1, 2: one kmap_atomic, a pattern through it, the PTE gone after kunmap_atomic(). */
+static void test_one(struct hm_case *c, struct page *page)
+{
+	unsigned long pfn = page_to_pfn(page);
+	u64 *va;
+	int cpu;
+
+	pr_info("# %s: pfn %#lx phys %#llx\n", c->name, pfn, (u64)pfn << PAGE_SHIFT);
+	expect_not_atomic(c, "before");
+	va = kmap_atomic(page);
+	cpu = smp_processor_id();
+	expect_atomic(c, "mapped");
+	va[0] = PATTERN ^ pfn;
+	cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
+	hm_case_expect(c, va[0] == (PATTERN ^ pfn), "read back %#llx", va[0]);
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "unmapped");
+	expect_not_atomic(c, "after");
+}
+
+/* 3: nested kmap_atomic: each level a slot and one more preempt/pagefault count. */
+static void test_nested(struct hm_case *c)
+{
+	int pc0 = preempt_count(), pf0 = current->pagefault_disabled;
+	struct hm_range_entry ent[NEST];
+	void *va[NEST];
+	char what[32], label[56];
+	int cpu = -1, i;
+
+	for (i = 0; i < NEST; i++) {
+		struct page *p = (i & 1) ? lo(10 + i) : hi(10 + i);
+
+		va[i] = kmap_atomic(p);
+		if (i == 0)
+			cpu = smp_processor_id();
+		if (PREEMPT_COUNTS)
+			hm_case_expect(c, preempt_count() == pc0 + i + 1,
+				       "d%d: preempt_count %#x", i, preempt_count());
+		hm_case_expect(c, current->pagefault_disabled == pf0 + i + 1,
+			       "d%d: pagefault_disabled %d", i, current->pagefault_disabled);
+		*(u32 *)va[i] = 0xa000 + i;
+		ent[i].va = (u32)(unsigned long)va[i];
+		ent[i].pad = 0;
+		ent[i].pfn = page_to_pfn(p);
+		snprintf(what, sizeof(what), "map d%d", i);
+		cp_slot(c, va[i], page_to_pfn(p), cpu, i, what);
+		if (i > 0)
+			hm_case_expect(c, va[i] != va[i - 1], "d%d at %px too", i, va[i]);
+	}
+	mklabel(label, c, "all %d mapped", NEST);
+	hm_case_checkpoint(c, hm_expect_range(label, ent, NEST, HM_PROT_KERNEL), label);
+	for (i = NEST - 1; i >= 0; i--) {
+		hm_case_expect(c, *(u32 *)va[i] == 0xa000 + i, "d%d reads %#x", i,
+			       *(u32 *)va[i]);
+		kunmap_atomic(va[i]);
+		if (PREEMPT_COUNTS)
+			hm_case_expect(c, preempt_count() == pc0 + i,
+				       "pop d%d: preempt_count %#x", i, preempt_count());
+		snprintf(what, sizeof(what), "pop d%d", i);
+		cp_unmapped(c, va[i], what);
+		if (i > 0) {
+			snprintf(what, sizeof(what), "d%d kept", i - 1);
+			cp_slot(c, va[i - 1], ent[i - 1].pfn, cpu, i - 1, what);
+		}
+	}
+	expect_not_atomic(c, "after");
+}
+
+/* 4: a kmap_atomic in hardirq context stacks on top of the interrupted task's. */
+struct irq_ctx {
+	struct irq_work work;
+	struct hm_case *c;
+	struct page *q;
+	struct hm_range_entry task_map;
+	int irq_cpu;
+	bool hardirq;
+	void *va;
+};
+
+static void irq_map_fn(struct irq_work *w)
+{
+	struct irq_ctx *x = container_of(w, struct irq_ctx, work);
+	struct hm_case *c = x->c;
+	int cpu = smp_processor_id();
+	void *va;
+
+	x->irq_cpu = cpu;
+	x->hardirq = in_hardirq();
+	cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
+		"irq: task's d0 live");
+	va = kmap_atomic(x->q);
+	x->va = va;
+	*(u64 *)va = PATTERN;
+	cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "irq: own map unmapped");
+}
+
+static void test_irq(struct hm_case *c)
+{
+	struct irq_ctx x = { .c = c, .q = lo(100), .irq_cpu = -1 };
+	struct page *p = hi(100);
+	unsigned long end;
+	void *va;
+	int cpu;
+
+	init_irq_work(&x.work, irq_map_fn);
+	va = kmap_atomic(p);
+	cpu = smp_processor_id();
+	x.task_map.va = (u32)(unsigned long)va;
+	x.task_map.pad = 0;
+	x.task_map.pfn = page_to_pfn(p);
+	cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 mapped");
+	irq_work_queue(&x.work);
+	/* irq_work_sync() may sleep: poll while atomic, sync after the unmap */
+	end = jiffies + 30 * HZ;
+	while (irq_work_is_busy(&x.work) && time_before(jiffies, end))
+		cpu_relax();
+	hm_case_expect(c, !irq_work_is_busy(&x.work), "irq_work still busy after 30 s");
+	hm_case_expect(c, x.irq_cpu == cpu, "irq ran on cpu %d, task on %d", x.irq_cpu, cpu);
+	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
+	hm_case_expect(c, x.va && x.va != va, "irq map at %px, task's at %px", x.va, va);
+	cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 after irq");
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "task d0 unmapped");
+	irq_work_sync(&x.work);
+}
+
+/* 5: a lowmem page: page_address(), no slot pushed, but still atomic. */
+static void test_lowmem(struct hm_case *c)
+{
+	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
+	struct page *page = alloc_page(GFP_KERNEL);
+	struct page *probe = hi(200);
+	char label[56];
+	void *va, *va2;
+	int cpu;
+
+	hm_case_expect(c, page != NULL, "alloc_page(GFP_KERNEL)");
+	if (!page)
+		return;
+	hm_case_expect(c, !PageHighMem(page), "pfn %#lx", page_to_pfn(page));
+	va = kmap_atomic(page);
+	cpu = smp_processor_id();
+	expect_atomic(c, "lowmem mapped");
+	hm_case_expect(c, va == page_address(page), "va %px, page_address %px",
+		       va, page_address(page));
+	*(u64 *)va = PATTERN;
+	e.prot = HM_PROT_ANY;
+	e.va = (u32)(unsigned long)va;
+	e.pfn = page_to_pfn(page);
+	e.where = HM_WHERE_LOWMEM;
+	mklabel(label, c, "page_address");
+	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+	/* No slot was pushed: a highmem map now takes depth 0. */
+	va2 = kmap_atomic(probe);
+	cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
+	kunmap_atomic(va2);
+	cp_unmapped(c, va2, "highmem on top unmapped");
+	expect_atomic(c, "lowmem still mapped");
+	kunmap_atomic(va);
+	expect_not_atomic(c, "after");
+	hm_case_expect(c, *(u64 *)page_address(page) == PATTERN, "read back %#llx",
+		       *(u64 *)page_address(page));
+	__free_page(page);
+}
+
+/* 6: kmap_local_page and kmap_atomic share one slot stack. */
+static void test_mixed(struct hm_case *c)
+{
+	struct page *p = hi(300), *q = lo(300), *r = hi(301);
+	void *a, *b, *d;
+	int cpu;
+
+	a = kmap_local_page(p);
+	cpu = smp_processor_id();
+	expect_not_atomic(c, "local d0");
+	cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0");
+	b = kmap_atomic(q);
+	hm_case_expect(c, smp_processor_id() == cpu, "cpu %d, then %d", cpu,
+		       smp_processor_id());
+	expect_atomic(c, "atomic d1");
+	cp_slot(c, b, page_to_pfn(q), cpu, 1, "atomic d1");
+	d = kmap_local_page(r);
+	expect_atomic(c, "local d2");
+	cp_slot(c, d, page_to_pfn(r), cpu, 2, "local d2");
+	hm_case_expect(c, a != b && b != d && a != d, "addresses %px %px %px", a, b, d);
+	kunmap_local(d);
+	cp_unmapped(c, d, "local d2 unmapped");
+	expect_atomic(c, "local d2 unmapped");
+	kunmap_atomic(b);
+	cp_unmapped(c, b, "atomic d1 unmapped");
+	expect_not_atomic(c, "atomic d1 unmapped");
+	cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0 kept");
+	kunmap_local(a);
+	cp_unmapped(c, a, "local d0 unmapped");
+}
+
+/* 7: on CPU 1, kmap_atomic takes CPU 1's slots. */
+struct cpu_ctx {
+	struct hm_case *c;
+	int want_cpu;
+};
+
+static long cpu1_fn(void *arg)
+{
+	struct cpu_ctx *x = arg;
+	struct hm_case *c = x->c;
+	struct page *p = lo(400), *q = hi(400);
+	void *a, *b;
+	int cpu;
+
+	a = kmap_atomic(p);
+	cpu = smp_processor_id();
+	hm_case_expect(c, cpu == x->want_cpu, "running on cpu %d", cpu);
+	expect_atomic(c, "d0");
+	cp_slot(c, a, page_to_pfn(p), cpu, 0, "cpu1 d0");
+	b = kmap_atomic(q);
+	cp_slot(c, b, page_to_pfn(q), cpu, 1, "cpu1 d1");
+	hm_case_expect(c, is_kmap_addr(a) && is_kmap_addr(b), "is_kmap_addr %d %d",
+		       is_kmap_addr(a), is_kmap_addr(b));
+	kunmap_atomic(b);
+	cp_unmapped(c, b, "cpu1 d1 unmapped");
+	kunmap_atomic(a);
+	cp_unmapped(c, a, "cpu1 d0 unmapped");
+	expect_not_atomic(c, "after");
+	return 0;
+}
+
+static void test_cpu1(struct hm_case *c)
+{
+	struct cpu_ctx x = { .c = c, .want_cpu = 1 };
+
+	if (!cpu_online(1)) {
+		hm_case_expect(c, cpu_online(1), "CPU 1 is not online");
+		return;
+	}
+	work_on_cpu(1, cpu1_fn, &x);
+}
+
+/* 8: content through kmap_atomic reaches RAM; a slot reused by another page. */
+static void test_content(struct hm_case *c)
+{
+	struct page *p = hi(500), *q = lo(500);
+	u64 *va, *vb;
+	int cpu;
+
+	va = kmap_atomic(p);
+	cpu = smp_processor_id();
+	va[0] = PATTERN;
+	cp_slot_content(c, va, page_to_pfn(p), cpu, 0, PATTERN, "P written d0");
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "P unmapped");
+
+	vb = kmap_atomic(q);
+	cpu = smp_processor_id();
+	hm_case_expect(c, vb == va, "Q at %px, P was at %px", vb, va);
+	vb[0] = ~PATTERN;
+	cp_slot_content(c, vb, page_to_pfn(q), cpu, 0, ~PATTERN, "Q written d0");
+	va = kmap_atomic(p);
+	cp_slot_content(c, va, page_to_pfn(p), cpu, 1, PATTERN, "P again d1");
+	hm_case_expect(c, va[0] == PATTERN, "P reads %#llx", va[0]);
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "P d1 unmapped");
+	kunmap_atomic(vb);
+	cp_unmapped(c, vb, "Q unmapped");
+}
+
+/* 9: kmap_atomic_pfn() of a pfn above 4 GiB. */
+static void test_pfn(struct hm_case *c)
+{
+	unsigned long pfn = page_to_pfn(hi(600));
+	u64 *va;
+	int cpu;
+
+	va = kmap_atomic_pfn(pfn);
+	cpu = smp_processor_id();
+	expect_atomic(c, "mapped");
+	va[0] = PATTERN;
+	cp_slot_content(c, va, pfn, cpu, 0, PATTERN, "pfn mapped");
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "pfn unmapped");
+	expect_not_atomic(c, "after");
+}
+
+/* 10: page faults are disabled: a user store to a page not yet faulted in fails. */
+static void test_no_pagefault(struct hm_case *c)
+{
+	struct page *p = lo(700);
+	unsigned long uaddr, left;
+	u64 v = PATTERN, back = 0;
+	void *va;
+	int cpu;
+
+	if (!current->mm) {
+		hm_case_expect(c, current->mm, "no user mm in this context");
+		return;
+	}
+	uaddr = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	hm_case_expect(c, !IS_ERR_VALUE(uaddr), "vm_mmap: %ld", (long)uaddr);
+	if (IS_ERR_VALUE(uaddr))
+		return;
+	va = kmap_atomic(p);
+	cpu = smp_processor_id();
+	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
+	left = __copy_to_user_inatomic((void __user *)uaddr, &v, sizeof(v));
+	hm_case_expect(c, left == sizeof(v), "store to a fresh user page: %lu left", left);
+	cp_unmapped(c, (void *)uaddr, "user page not faulted in");
+	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped after fault");
+	kunmap_atomic(va);
+	cp_unmapped(c, va, "unmapped");
+	left = copy_to_user((void __user *)uaddr, &v, sizeof(v));
+	hm_case_expect(c, left == 0, "store after kunmap_atomic: %lu left", left);
+	left = copy_from_user(&back, (void __user *)uaddr, sizeof(back));
+	hm_case_expect(c, left == 0 && back == v, "read back %#llx, %lu left", back, left);
+	vm_munmap(uaddr, PAGE_SIZE);
+}
+
+/* 11: no context switch while kmap_atomic is held: a thread bound here waits. */
+struct sched_ctx {
+	struct hm_case *c;
+	int cpu;
+	struct page *q;
+	unsigned long a_va;
+	bool b_ran;
+	struct completion done;
+};
+
+static int sched_b_fn(void *arg)
+{
+	struct sched_ctx *x = arg;
+	struct hm_case *c = x->c;
+	void *vb;
+
+	WRITE_ONCE(x->b_ran, true);
+	cp_unmapped(c, (void *)x->a_va, "B: A's slot clear");
+	vb = kmap_atomic(x->q);
+	hm_case_expect(c, (unsigned long)vb == x->a_va, "B at %px, A was at %#lx",
+		       vb, x->a_va);
+	cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
+	kunmap_atomic(vb);
+	cp_unmapped(c, vb, "B: own map unmapped");
+	kthread_complete_and_exit(&x->done, 0);
+}
+
+static long sched_a_fn(void *arg)
+{
+	struct sched_ctx *x = arg;
+	struct hm_case *c = x->c;
+	struct page *p = hi(800);
+	struct task_struct *b;
+	void *va;
+
+	b = kthread_create(sched_b_fn, x, "hm_atomic_b");
+	hm_case_expect(c, !IS_ERR(b), "kthread_create: %ld", PTR_ERR(b));
+	if (IS_ERR(b))
+		return 0;
+	kthread_bind(b, x->cpu);
+	va = kmap_atomic(p);
+	hm_case_expect(c, smp_processor_id() == x->cpu, "A on cpu %d", smp_processor_id());
+	x->a_va = (unsigned long)va;
+	cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: mapped");
+	wake_up_process(b);
+	mdelay(20);
+	hm_case_expect(c, !READ_ONCE(x->b_ran), "B ran while A held kmap_atomic");
+	cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: still mapped");
+	kunmap_atomic(va);
+	wait_for_completion(&x->done);
+	hm_case_expect(c, READ_ONCE(x->b_ran), "B did not run");
+	return 0;
+}
+
+static void test_no_sched(struct hm_case *c)
+{
+	struct sched_ctx x = { .c = c, .cpu = 0, .q = lo(800) };
+
+	init_completion(&x.done);
+	work_on_cpu(x.cpu, sched_a_fn, &x);
+}
+
+static int __init kmap_atomic_suite_init(void)
+{
+	struct hm_case c[NCASES] = {
+		{ .name = "kmap_atomic_above_4g" },
+		{ .name = "kmap_atomic_below_4g" },
+		{ .name = "kmap_atomic_nested" },
+		{ .name = "kmap_atomic_irq" },
+		{ .name = "kmap_atomic_lowmem" },
+		{ .name = "kmap_atomic_mixed_local" },
+		{ .name = "kmap_atomic_cpu1" },
+		{ .name = "kmap_atomic_content" },
+		{ .name = "kmap_atomic_pfn" },
+		{ .name = "kmap_atomic_no_pagefault" },
+		{ .name = "kmap_atomic_no_sched" },
+	};
+	int i;
+
+	hm_ktap_header(SUITE, NCASES);
+	find_blocks();
+	for (i = 0; i < NCASES; i++) {
+		c[i].number = i + 1;
+		if (!have_blocks(&c[i])) {
+			hm_case_end(&c[i]);
+			continue;
+		}
+		switch (i + 1) {
+		case 1:
+			test_one(&c[i], hi(0));
+			break;
+		case 2:
+			test_one(&c[i], lo(0));
+			break;
+		case 3:
+			test_nested(&c[i]);
+			break;
+		case 4:
+			test_irq(&c[i]);
+			break;
+		case 5:
+			test_lowmem(&c[i]);
+			break;
+		case 6:
+			test_mixed(&c[i]);
+			break;
+		case 7:
+			test_cpu1(&c[i]);
+			break;
+		case 8:
+			test_content(&c[i]);
+			break;
+		case 9:
+			test_pfn(&c[i]);
+			break;
+		case 10:
+			test_no_pagefault(&c[i]);
+			break;
+		case 11:
+			test_no_sched(&c[i]);
+			break;
+		}
+		hm_case_end(&c[i]);
+	}
+	free_blocks();
+	return 0;
+}
+
+static void __exit kmap_atomic_suite_exit(void)
+{
+}
+
+module_init(kmap_atomic_suite_init);
+module_exit(kmap_atomic_suite_exit);
+MODULE_DESCRIPTION("highmem-harness: kmap_atomic() suite, PTEs checked live");
 MODULE_LICENSE("GPL");

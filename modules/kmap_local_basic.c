@@ -4,9 +4,12 @@
  * below, with the harness checking the fixmap PTE while mapped and after kunmap_local().
  * i386 with CONFIG_HIGHMEM64G (PAE), Linux 6.1-6.14 (mm/highmem.c, kmap_local_*).
  *
- * mutate= makes the module lie, to prove the harness's checks can fail:
+ * mutate= makes the module lie, or corrupt a PTE, to prove the harness's checks can fail:
  *   "pfn"  - announce the mapped PFN plus one (the PTE check must say PFN differs)
  *   "leak" - announce "unmapped" before calling kunmap_local() (the PTE is still there)
+ *   "nx"   - clear NX in the live PTE (lookup_address) before the mapped checkpoint,
+ *            restore it after (the check must say NX differs)
+ *   "slot" - announce the slot one level deeper than the real one (VA differs)
  */
 #include <linux/module.h>
 #include <linux/gfp.h>
@@ -14,6 +17,8 @@
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/string.h>
+#include <linux/smp.h>
+#include <asm/pgtable.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
 
@@ -24,7 +29,7 @@
 
 static char *mutate = "";
 module_param(mutate, charp, 0444);
-MODULE_PARM_DESC(mutate, "make the module lie to the harness: pfn | leak");
+MODULE_PARM_DESC(mutate, "make the module lie to the harness: pfn | leak | nx | slot");
 
 static struct page *blocks[SCAN_MAX];
 static int nblocks;
@@ -73,8 +78,20 @@ static void test_map_unmap(struct hm_case *c, struct page *page)
 	va[1023] = ~PATTERN;
 
 	snprintf(label, sizeof(label), "%s: mapped", c->name);
-	hm_case_checkpoint(c, hm_expect_mapped(label, va,
-			   strcmp(mutate, "pfn") ? pfn : pfn + 1, HM_PROT_KERNEL), label);
+	if (!strcmp(mutate, "nx")) {
+		unsigned int level;
+		pte_t *ptep = lookup_address((unsigned long)va, &level);
+		pte_t orig = *ptep;
+
+		set_pte(ptep, pte_clear_flags(orig, _PAGE_NX));
+		hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, smp_processor_id(), 0),
+				   label);
+		set_pte(ptep, orig);
+	} else {
+		hm_case_checkpoint(c, hm_expect_slot(label, va,
+				   strcmp(mutate, "pfn") ? pfn : pfn + 1, smp_processor_id(),
+				   strcmp(mutate, "slot") ? 0 : 1), label);
+	}
 	hm_case_expect(c, va[0] == PATTERN && va[1023] == ~PATTERN, "read back %#x", va[0]);
 
 	snprintf(label, sizeof(label), "%s: unmapped", c->name);
