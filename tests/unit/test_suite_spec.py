@@ -1,0 +1,41 @@
+"""Suite selection and the expected-BUG/WARN verdicts, on recorded kernel log lines."""
+
+from harness.suite import (DEFAULT_SUITE, ModuleSpec, missing_expected, select,
+                           unexpected_trouble)
+
+WARN = "WARNING: CPU: 1 PID: 47 at mm/highmem.c:623 kunmap_local_indexed+0x66/0xbc"
+BUG = "kernel BUG at mm/highmem.c:480!\nOops: invalid opcode: 0000 [#1] PREEMPT SMP"
+AFTER = "WARNING: CPU: 1 PID: 51 at mm/highmem.c:663 __kmap_local_sched_out+0x29/0x62"
+
+
+def spec(params: str) -> ModuleSpec:
+    return next(s for s in DEFAULT_SUITE if s.name == "kmap_local_misuse" and s.params == params)
+
+
+def test_expected_warn_is_required_and_accounted_for():
+    s = spec("which=order")
+    assert not missing_expected(s, WARN) and not unexpected_trouble(s, WARN)
+    assert missing_expected(s, "nothing happened")
+
+
+def test_expected_bug_allows_its_oops_and_aftermath_only():
+    s = spec("which=overflow")
+    assert not unexpected_trouble(s, f"{BUG}\n{AFTER}")
+    other = "BUG: unable to handle page fault for address: fffbb000"
+    assert unexpected_trouble(s, f"{BUG}\n{other}") == [other]
+
+
+def test_plain_module_fails_on_any_warn():
+    assert unexpected_trouble(ModuleSpec("kmap_suite"), WARN) == [WARN]
+
+
+def test_select():
+    assert select([], {}, 60) == tuple(
+        ModuleSpec(s.name, s.params, s.expect_log, s.crashes, 60, s.allow_log)
+        for s in DEFAULT_SUITE)
+    misuse = select(["kmap_local_misuse"], {}, 60)
+    assert [s.params for s in misuse] == ["which=order", "which=overflow"]
+    one = select(["kmap_local_misuse"], {"kmap_local_misuse": "which=overflow"}, 60)
+    assert len(one) == 1 and one[0].crashes and one[0].expect_log
+    mine = select(["my_mod"], {"my_mod": "x=1"}, 60)
+    assert mine == (ModuleSpec("my_mod", "x=1", timeout=60),)
