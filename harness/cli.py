@@ -9,6 +9,7 @@ from .errors import HarnessError
 from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
 from .run import RunOptions, print_report, run
 from .suite import select
+from .suitefile import DEFAULT_SUITE_FILE, load_suite
 
 
 def _params(items: list[str]) -> dict[str, str]:
@@ -24,8 +25,10 @@ def _params(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    suite = select(args.module, _params(args.param), args.timeout)
-    opts = RunOptions(source=Path(args.source), configs=args.config, suite=suite,
+    specs, configs, dirs = load_suite(Path(args.suite))
+    suite = select(specs, args.module, _params(args.param), args.timeout)
+    opts = RunOptions(source=Path(args.source), configs=configs + args.config, suite=suite,
+                      module_dirs=dirs,
                       accel=args.accel, memory=args.memory, smp=args.smp,
                       timeout=args.timeout, append=args.append)
     run_dir = new_run_dir()
@@ -53,22 +56,24 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
                        "live PTE checks, print the report",
                        description="The main job. Exit 0 only if every check passed.")
+    r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
     r.add_argument("--source", default=str(DEFAULT_SOURCE),
                    help="kernel tree or tarball, Linux 6.1-6.14 (default: %(default)s)")
     r.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
                    help="extra Kconfig fragment: a path or a name in kernel-configs/ "
                    "(repeatable; merged after highmem64g.config)")
     r.add_argument("--module", action="append", default=[],
-                   help="run only this test module from modules/ (repeatable; default: the "
-                   "default suite, harness/suite.py)")
+                   help="run only this module: its suite entries, or a plain module from "
+                   "modules/ (repeatable)")
     r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
     r.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                    help="QEMU acceleration; auto uses KVM only if the guest prints under it")
     r.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
     r.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
-    r.add_argument("--timeout", type=float, default=300.0,
-                   help="seconds per module before the run fails (default %(default)s)")
+    r.add_argument("--timeout", type=float, default=None,
+                   help="seconds per module before the run fails (default: the suite's, 300)")
     r.add_argument("--append", default="", help="extra kernel command line")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("clean", help="remove run artifacts (and with --builds, kernel builds)")

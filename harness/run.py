@@ -20,21 +20,22 @@ from .gdbmi import Gdb
 from .image import build_image
 from .kconfig import configure, resolve_fragments
 from .meminfo import check_highmem, parse_meminfo
-from .modbuild import build_modules
+from .modbuild import build_modules, symvers
 from .layout import Layout
 from .module_run import ModuleResult, arm, load_core, run_module
 from .paths import DEFAULT_SOURCE, new_run_dir
 from .progress import Phases, say
 from .qemu import Qemu, QemuConfig
 from .source import resolve_source
-from .suite import DEFAULT_SUITE, ModuleSpec
+from .suite import ModuleSpec
 
 
 @dataclass
 class RunOptions:
     source: Path = DEFAULT_SOURCE
     configs: list[str] = field(default_factory=list)
-    suite: tuple[ModuleSpec, ...] = DEFAULT_SUITE
+    suite: tuple[ModuleSpec, ...] = ()
+    module_dirs: dict[str, Path] = field(default_factory=dict)  # user modules: name -> dir
     accel: str = "auto"
     memory: str = "8G"
     smp: int = 2
@@ -100,6 +101,8 @@ def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
     with phases.phase("build"):
         kb = build_kernel(source, build_dir)
         kos = build_modules(kb)
+        for user_dir in sorted(set(opts.module_dirs.values())):
+            kos += build_modules(kb, user_dir, extra_symbols=symvers(kb))
     with phases.phase("image"):
         initrd = build_image(kb.build_dir, kos)
     cfg = QemuConfig(kernel=kb.vmlinux, initrd=initrd, memory=opts.memory, smp=opts.smp,

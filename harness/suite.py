@@ -29,25 +29,6 @@ class ModuleSpec:
         return f"{self.name} {self.params}".strip()
 
 
-DEFAULT_SUITE: tuple[ModuleSpec, ...] = (
-    ModuleSpec("kmap_local_basic"),
-    ModuleSpec("kmap_local_suite"),
-    ModuleSpec("kmap_atomic_suite"),
-    ModuleSpec("kmap_suite"),
-    ModuleSpec("vmap_suite"),
-    # Out-of-order kunmap_local: WARN_ON_ONCE in kunmap_local_indexed (6.12:623, 6.1:610),
-    # and the top slot is cleared instead of the one passed.
-    ModuleSpec("kmap_local_misuse", "which=order",
-               expect_log=(r"WARNING: CPU: \d+ PID: \d+ at mm/highmem\.c:\d+ kunmap_local_indexed",)),
-    # Nesting kmap_local past KM_MAX_IDX: BUG_ON in kmap_local_idx_push (6.12:480, 6.1:467).
-    # insmod then dies holding KM_MAX_IDX maps: __kmap_local_sched_out() WARNs as it is
-    # switched out on its way to exit (6.12:663).
-    ModuleSpec("kmap_local_misuse", "which=overflow",
-               expect_log=(r"kernel BUG at mm/highmem\.c:\d+!",), crashes=True,
-               allow_log=(r"at mm/highmem\.c:\d+ __kmap_local_sched_(out|in)",)),
-)
-
-
 def trouble_lines(log: str) -> list[str]:
     return [m.group(0).strip() for m in TROUBLE.finditer(log)]
 
@@ -64,13 +45,14 @@ def missing_expected(spec: ModuleSpec, log: str) -> list[str]:
     return [p for p in spec.expect_log if not re.search(p, log)]
 
 
-def select(names: list[str], params: dict[str, str], timeout: float,
-           suite: tuple[ModuleSpec, ...] = DEFAULT_SUITE) -> tuple[ModuleSpec, ...]:
+def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, str],
+           timeout: float | None = None) -> tuple[ModuleSpec, ...]:
     """The specs for `highmem run [--module N]... [--param N:k=v]...`.
 
     No names: the whole suite. A name in the suite selects all its entries (with their
     expected messages); other names are plain modules. `params` for a module replace the
     suite's; they keep the expectations of the suite entry with the same parameters.
+    `timeout`, when given, replaces every entry's.
     """
     known = {s.name for s in suite}
     base = list(suite) if not names else (
@@ -80,7 +62,8 @@ def select(names: list[str], params: dict[str, str], timeout: float,
         if s.name in params:
             p = params[s.name]
             s = next((d for d in suite if d.name == s.name and d.params == p), ModuleSpec(s.name, p))
-        s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes, timeout, s.allow_log)
+        s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes,
+                       s.timeout if timeout is None else timeout, s.allow_log)
         if s not in out:
             out.append(s)
     return tuple(out)

@@ -36,6 +36,8 @@
 #define SUITE		"kmap_local_suite"
 #define NCASES		16
 
+/* addresses are printed raw: they are what the tests are about */
+#define VA(p)		((unsigned long)(p))
 #define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
 #define BLK_ORDER	10		/* 4 MiB blocks: 1024 pages each */
 #define BLK_PAGES	(1 << BLK_ORDER)
@@ -169,7 +171,7 @@ static void test_one(struct hm_case *c, struct page *page)
 	pr_info("# %s: pfn %#lx phys %#llx\n", c->name, pfn, (u64)pfn << PAGE_SHIFT);
 	va = kmap_local_page(page);
 	cpu = smp_processor_id();
-	hm_case_expect(c, offset_in_page(va) == 0, "va %px", va);
+	hm_case_expect(c, offset_in_page(va) == 0, "va %#lx", VA(va));
 	va[0] = PATTERN ^ pfn;
 	va[511] = ~(PATTERN ^ pfn);
 	cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
@@ -205,8 +207,8 @@ static void test_nest_max(struct hm_case *c)
 	}
 	for (i = 0; i < MAX_DEPTH; i++)
 		for (j = i + 1; j < MAX_DEPTH; j++)
-			hm_case_expect(c, va[i] != va[j], "d%d and d%d both at %px",
-				       i, j, va[i]);
+			hm_case_expect(c, va[i] != va[j], "d%d and d%d both at %#lx",
+				       i, j, VA(va[i]));
 	for (i = 0; i < MAX_DEPTH; i++)
 		hm_case_expect(c, *(u32 *)va[i] == i, "d%d reads %u", i, *(u32 *)va[i]);
 	mklabel(label, c, "all %d mapped", MAX_DEPTH);
@@ -240,8 +242,8 @@ static void test_lowmem(struct hm_case *c)
 		return;
 	hm_case_expect(c, !PageHighMem(page), "pfn %#lx", page_to_pfn(page));
 	va = kmap_local_page(page);
-	hm_case_expect(c, va == page_address(page), "va %px, page_address %px",
-		       va, page_address(page));
+	hm_case_expect(c, va == page_address(page), "va %#lx, page_address %#lx",
+		       VA(va), VA(page_address(page)));
 	*(u64 *)va = PATTERN;
 	e.prot = HM_PROT_ANY;
 	e.va = (u32)(unsigned long)va;
@@ -276,7 +278,7 @@ static void test_content(struct hm_case *c)
 	a[0] = PATTERN;
 	cp_slot(c, a, pfn, cpu, 0, "first map d0");
 	b = kmap_local_page(page);
-	hm_case_expect(c, a != b, "both maps at %px", a);
+	hm_case_expect(c, a != b, "both maps at %#lx", VA(a));
 	cp_slot(c, b, pfn, cpu, 1, "second map d1");
 	hm_case_expect(c, b[0] == PATTERN, "second map reads %#llx", b[0]);
 	cp_slot_content(c, b, pfn, cpu, 1, PATTERN, "RAM holds first write");
@@ -320,8 +322,8 @@ static int sched_b_fn(void *arg)
 		hm_case_checkpoint(c, hm_expect_range_unmapped(label, x->a, x->na), label);
 	}
 	vb = kmap_local_page(x->q);
-	hm_case_expect(c, (unsigned long)vb == x->a[0].va, "B got %px, A's d0 is %#x",
-		       vb, x->a[0].va);
+	hm_case_expect(c, (unsigned long)vb == x->a[0].va, "B got %#lx, A's d0 is %#x",
+		       VA(vb), x->a[0].va);
 	*(u64 *)vb = PATTERN;
 	cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
 	if (x->na > 1)
@@ -402,7 +404,7 @@ static long is_kmap_addr_fn(void *arg)
 	x->va0 = (unsigned long)va0;
 	va1 = kmap_local_page(q);
 	cp_slot(c, va1, page_to_pfn(q), cpu, 1, "d1 mapped");
-	hm_case_expect(c, is_kmap_addr(va1), "is_kmap_addr(%px) false at depth 1", va1);
+	hm_case_expect(c, is_kmap_addr(va1), "is_kmap_addr(%#lx) false at depth 1", VA(va1));
 	kunmap_local(va1);
 	cp_unmapped(c, va1, "d1 unmapped");
 	kunmap_local(va0);
@@ -442,7 +444,7 @@ static long cpu_map_fn(void *arg)
 	snprintf(what, sizeof(what), "cpu%d d0 mapped", cpu);
 	cp_slot(c, va, page_to_pfn(p), cpu, 0, what);
 	if (cpu != 0)
-		hm_case_expect(c, is_kmap_addr(va), "is_kmap_addr(%px) on cpu %d", va, cpu);
+		hm_case_expect(c, is_kmap_addr(va), "is_kmap_addr(%#lx) on cpu %d", VA(va), cpu);
 	kunmap_local(va);
 	snprintf(what, sizeof(what), "cpu%d d0 unmapped", cpu);
 	cp_unmapped(c, va, what);
@@ -482,7 +484,7 @@ static void test_folio(struct hm_case *c)
 	va = kmap_local_folio(folio, off);
 	cpu = smp_processor_id();
 	page_va = (void *)((unsigned long)va & PAGE_MASK);
-	hm_case_expect(c, offset_in_page(va) == 0x128, "va %px", va);
+	hm_case_expect(c, offset_in_page(va) == 0x128, "va %#lx", VA(va));
 	*va = PATTERN;
 	cp_slot(c, page_va, pfn, cpu, 0, "page 2 mapped");
 	kunmap_local(va);
@@ -513,7 +515,7 @@ static void test_pfn(struct hm_case *c)
 	a[0] = PATTERN;
 	cp_slot_content(c, a, pfn_hi, cpu, 0, PATTERN, "pfn above 4G d0");
 	b = kmap_local_pfn(page_to_pfn(low));
-	hm_case_expect(c, (void *)b != page_address(low), "lowmem pfn not aliased: %px", b);
+	hm_case_expect(c, (void *)b != page_address(low), "lowmem pfn not aliased: %#lx", VA(b));
 	cp_slot(c, b, page_to_pfn(low), cpu, 1, "lowmem pfn alias d1");
 	b[0] = ~PATTERN;
 	hm_case_expect(c, *(u64 *)page_address(low) == ~PATTERN, "direct map reads %#llx",
@@ -584,8 +586,8 @@ static void test_reuse(struct hm_case *c)
 		else if (i == REUSE_LOOPS - 1)
 			cp_slot_content(c, va, page_to_pfn(p), cpu, 0, i, "loop 99 mapped");
 		if (cpu == cpu0)
-			hm_case_expect(c, (void *)va == first, "loop %d at %px, loop 0 at %px",
-				       i, va, first);
+			hm_case_expect(c, (void *)va == first, "loop %d at %#lx, loop 0 at %#lx",
+				       i, VA(va), VA(first));
 		kunmap_local(va);
 		if (i == 0)
 			cp_unmapped(c, va, "loop 0 unmapped");
@@ -629,10 +631,10 @@ static void test_migrate(struct hm_case *c)
 	hm_case_expect(c, preemptible(), "not preemptible while mapped");
 	hm_case_expect(c, !pagefault_disabled(), "page faults disabled while mapped");
 	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
-	msleep(1);	/* switched out and in: __kmap_local_sched_out/_in */
+	usleep_range(1000, 2000);	/* switched out and in: __kmap_local_sched_out/_in */
 	hm_case_expect(c, smp_processor_id() == cpu, "moved from cpu %d to %d",
 		       cpu, smp_processor_id());
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "after msleep");
+	cp_slot(c, va, page_to_pfn(p), cpu, 0, "after usleep_range");
 	kunmap_local(va);
 	cp_unmapped(c, va, "unmapped");
 	hm_case_expect(c, !migration_disabled(), "migration disabled after unmap");
@@ -694,7 +696,7 @@ static void test_irq(struct hm_case *c)
 	hm_case_expect(c, x.irq_cpu == x.cpu, "irq ran on cpu %d, task on %d",
 		       x.irq_cpu, x.cpu);
 	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
-	hm_case_expect(c, x.va && x.va != va, "irq map at %px, task's at %px", x.va, va);
+	hm_case_expect(c, x.va && x.va != va, "irq map at %#lx, task's at %#lx", VA(x.va), VA(va));
 	cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 after irq");
 	kunmap_local(va);
 	cp_unmapped(c, va, "task d0 unmapped");

@@ -535,7 +535,7 @@ static void case_reuse(struct hm_case *c)
 	struct page **pa = alloc_mixed(REUSE_PAGES, 4);
 	struct page **pb = alloc_mixed(REUSE_PAGES, 4);
 	struct page **pc = alloc_mixed(REUSE_PAGES, 4);
-	struct hm_range_entry ent[REUSE_PAGES];
+	struct hm_range_entry ent[2 * REUSE_PAGES];
 	void *va_a, *va_b = NULL, *va_c = NULL;
 	unsigned int i, n;
 
@@ -584,7 +584,7 @@ static void case_reuse(struct hm_case *c)
 	for (i = 0; i < 2 * REUSE_PAGES; i++) {
 		void *old = page_va(i < REUSE_PAGES ? va_a : va_b, i % REUSE_PAGES);
 
-		if (overlaps(old, va_c, REUSE_PAGES) || n == REUSE_PAGES)
+		if (overlaps(old, va_c, REUSE_PAGES))
 			continue;
 		ent[n].va = (u32)(unsigned long)old;
 		ent[n].pad = 0;

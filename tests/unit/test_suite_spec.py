@@ -1,7 +1,9 @@
 """Suite selection and the expected-BUG/WARN verdicts, on recorded kernel log lines."""
 
-from harness.suite import (DEFAULT_SUITE, ModuleSpec, missing_expected, select,
-                           unexpected_trouble)
+from harness.suite import ModuleSpec, missing_expected, select, unexpected_trouble
+from harness.suitefile import DEFAULT_SUITE_FILE, load_suite
+
+DEFAULT_SUITE = load_suite(DEFAULT_SUITE_FILE)[0]
 
 WARN = "WARNING: CPU: 1 PID: 47 at mm/highmem.c:623 kunmap_local_indexed+0x66/0xbc"
 BUG = "kernel BUG at mm/highmem.c:480!\nOops: invalid opcode: 0000 [#1] PREEMPT SMP"
@@ -30,12 +32,11 @@ def test_plain_module_fails_on_any_warn():
 
 
 def test_select():
-    assert select([], {}, 60) == tuple(
-        ModuleSpec(s.name, s.params, s.expect_log, s.crashes, 60, s.allow_log)
-        for s in DEFAULT_SUITE)
-    misuse = select(["kmap_local_misuse"], {}, 60)
+    assert select(DEFAULT_SUITE, [], {}) == DEFAULT_SUITE
+    assert all(s.timeout == 60 for s in select(DEFAULT_SUITE, [], {}, 60))
+    misuse = select(DEFAULT_SUITE, ["kmap_local_misuse"], {}, 60)
     assert [s.params for s in misuse] == ["which=order", "which=overflow"]
-    one = select(["kmap_local_misuse"], {"kmap_local_misuse": "which=overflow"}, 60)
+    one = select(DEFAULT_SUITE, ["kmap_local_misuse"], {"kmap_local_misuse": "which=overflow"}, 60)
     assert len(one) == 1 and one[0].crashes and one[0].expect_log
-    mine = select(["my_mod"], {"my_mod": "x=1"}, 60)
+    mine = select(DEFAULT_SUITE, ["my_mod"], {"my_mod": "x=1"}, 60)
     assert mine == (ModuleSpec("my_mod", "x=1", timeout=60),)
