@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import HarnessError
 from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
+from .lab import LabOptions
 from .run import RunOptions, print_report, run
 from .suite import select
 from .suitefile import DEFAULT_SUITE_FILE, load_suite
@@ -27,10 +28,9 @@ def _params(items: list[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     specs, configs, dirs = load_suite(Path(args.suite))
     suite = select(specs, args.module, _params(args.param), args.timeout)
-    opts = RunOptions(source=Path(args.source), configs=configs + args.config, suite=suite,
-                      module_dirs=dirs,
-                      accel=args.accel, memory=args.memory, smp=args.smp,
-                      timeout=args.timeout, append=args.append)
+    lab = LabOptions(source=Path(args.source), configs=configs + args.config, module_dirs=dirs,
+                     accel=args.accel, memory=args.memory, smp=args.smp, append=args.append)
+    opts = RunOptions(lab=lab, suite=suite)
     run_dir = new_run_dir()
     try:
         result = run(opts, run_dir)

@@ -542,6 +542,11 @@ static void case_reuse(struct hm_case *c)
 	hm_case_expect(c, pa && pb && pc, "out of memory");
 	if (!pa || !pb || !pc)
 		goto out;
+	/*
+	 * Start with no lazy backlog, so that our own vunmap cannot push vmap_lazy_nr over
+	 * lazy_max_pages() and have the drain work purge the first area behind our back.
+	 */
+	vm_unmap_aliases();
 	va_a = vmap(pa, REUSE_PAGES, VM_MAP, PAGE_KERNEL);
 	hm_case_expect(c, va_a != NULL, "first vmap failed");
 	if (!va_a)
