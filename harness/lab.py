@@ -58,6 +58,13 @@ class GuestSession:
             self.stack.close()
             raise
 
+    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str]:
+        """A shell command in the guest: (exit code, output)."""
+        return self.shell.run(cmd, timeout)
+
+    def dmesg(self) -> str:
+        return self.shell.check("dmesg")
+
     def close(self) -> None:
         self.stack.close()
 

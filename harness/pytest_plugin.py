@@ -1,16 +1,247 @@
-"""pytest plugin (entry point `pytest11: highmem`): options shared by the project's tests.
+"""pytest plugin (entry point `pytest11: highmem`, registered by `pip install`).
 
-Issue 4 grows this into fixtures (kernel, guest, gdb, module); for now it registers the
-options the integration tests read.
+Two ways in:
+
+- **YAML suite files** (`test*.yaml`, or any suite file named on the command line): each
+  module entry becomes a collector, and each KTAP case its module printed becomes a pytest
+  item, so `pytest suite.yaml --junitxml=out.xml` lists every kernel-side case with its PTE
+  verdicts (a failing case's message names the failing field). The KTAP cases are only known
+  once the module ran, so a module entry runs in the guest when it is collected.
+- **Fixtures** for Python tests: `highmem_lab` (session: the built kernel and image, a guest
+  booted on demand), `guest` (the booted guest: `.run(cmd)`, `.dmesg()`), `kernel` (the
+  build's artifacts), `highmem_module` (run a module spec, get its `ModuleResult`).
+
+Options (command line, or `highmem_*` ini keys in pytest.ini / pyproject.toml):
+--highmem-source, --highmem-config, --highmem-accel, --highmem-memory, --highmem-smp,
+--highmem-timeout, --highmem-artifacts.
 """
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from .build import KernelBuild
+from .errors import HarnessError
+from .lab import GuestSession, Lab, LabOptions
+from .module_run import ModuleResult
+from .paths import DEFAULT_SOURCE, artifacts_root, new_run_dir
+from .progress import Phases
+from .suite import ModuleSpec
+from .suitefile import load_suite
+
+OPTIONS = {  # name: (default, help)
+    "source": (str(DEFAULT_SOURCE), "kernel tree or tarball, Linux 6.1-6.14"),
+    "config": ("", "extra Kconfig fragments, comma-separated (kernel-configs/ names or paths)"),
+    "accel": ("auto", "QEMU acceleration: auto, kvm or tcg"),
+    "memory": ("8G", "guest RAM"),
+    "smp": ("2", "guest CPUs"),
+    "timeout": ("", "seconds per module (default: the suite's)"),
+    "artifacts": ("", "artifacts directory (default: $HIGHMEM_ARTIFACTS or ./artifacts)"),
+}
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("highmem", "highmem-harness (i386 PAE guest)")
-    g.addoption("--highmem-source", default=None,
-                help="kernel tree or tarball for integration tests (default: linux-source-6.12)")
-    g.addoption("--highmem-accel", default="auto", choices=("auto", "kvm", "tcg"),
-                help="QEMU acceleration for integration tests")
-    parser.addini("highmem_source", "kernel tree or tarball for integration tests")
+    g = parser.getgroup("highmem", "highmem-harness (i386 PAE guest, live PTE checks)")
+    for name, (default, text) in OPTIONS.items():
+        g.addoption(f"--highmem-{name}", default=None, help=f"{text} (default: {default or '-'})")
+        parser.addini(f"highmem_{name}", text, default=default)
+
+
+def _opt(config: pytest.Config, name: str) -> str:
+    value = config.getoption(f"--highmem-{name}")
+    return str(value) if value is not None else str(config.getini(f"highmem_{name}"))
+
+
+class HighmemState:
+    """One Lab per pytest session, made on first use, closed at the end of the session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.lab: Lab | None = None
+        self.module_dirs: dict[str, Path] = {}
+
+    def get_lab(self, module_dirs: dict[str, Path] | None = None) -> Lab:
+        new_dirs = {k: v for k, v in (module_dirs or {}).items() if self.module_dirs.get(k) != v}
+        if self.lab is not None and not new_dirs:
+            return self.lab
+        self.module_dirs.update(new_dirs)
+        if self.lab is not None:  # a suite brought new module directories: rebuild the image
+            self.lab.close()
+        art = _opt(self.config, "artifacts")
+        run_dir = new_run_dir("pytest") if not art else _run_dir_in(Path(art))
+        opts = LabOptions(source=Path(_opt(self.config, "source")),
+                          configs=[c for c in _opt(self.config, "config").split(",") if c],
+                          module_dirs=dict(self.module_dirs), accel=_opt(self.config, "accel"),
+                          memory=_opt(self.config, "memory"), smp=int(_opt(self.config, "smp")))
+        self.lab = Lab(opts, run_dir, Phases())
+        return self.lab
+
+    def timeout(self) -> float | None:
+        t = _opt(self.config, "timeout")
+        return float(t) if t else None
+
+    def close(self) -> None:
+        if self.lab is not None:
+            self.lab.close()
+
+
+def _run_dir_in(root: Path) -> Path:
+    import os
+    os.environ["HIGHMEM_ARTIFACTS"] = str(root)
+    return new_run_dir("pytest")
+
+
+_STATE = pytest.StashKey[HighmemState]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_STATE] = HighmemState(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.close()
+
+
+def _state(config: pytest.Config) -> HighmemState:
+    return config.stash[_STATE]
+
+
+# -- YAML suites as pytest items -----------------------------------------------------------
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    named = any(Path(str(a)).resolve() == file_path.resolve() for a in parent.config.args)
+    if not (file_path.name.startswith("test") or named):
+        return None
+    return SuiteFile.from_parent(parent, path=file_path)
+
+
+class SuiteFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Collector]:
+        try:
+            specs, configs, dirs = load_suite(self.path)
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        if configs:
+            extra = _opt(self.config, "config")
+            if not extra:
+                self.config.option.highmem_config = ",".join(configs)
+        for spec in specs:
+            name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
+            yield ModuleCollector.from_parent(self, name=name, spec=spec, dirs=dirs)
+
+
+class ModuleCollector(pytest.Collector):
+    """Runs the module in the guest, then yields one item per KTAP case it printed."""
+
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], **kw: Any) -> None:
+        super().__init__(**kw)
+        self.spec, self.dirs = spec, dirs
+
+    def collect(self) -> Iterator[pytest.Item]:
+        state = _state(self.config)
+        try:
+            lab = state.get_lab(self.dirs)
+            t = state.timeout()
+            spec = self.spec if t is None else ModuleSpec(
+                self.spec.name, self.spec.params, self.spec.expect_log, self.spec.crashes, t,
+                self.spec.allow_log)
+            result = lab.run_spec(spec)
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        for case in result.cases:
+            yield KtapCaseItem.from_parent(self, name=case.name, result=result, case=case)
+        yield KernelLogItem.from_parent(self, name="kernel_log", result=result)
+
+
+class KtapCaseItem(pytest.Item):
+    def __init__(self, *, result: ModuleResult, case: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.result, self.case = result, case
+
+    def runtest(self) -> None:
+        status = self.case.status
+        if status == "SKIP":
+            pytest.skip(self.case.directive or "skipped in the kernel")
+        if status == "XFAIL":
+            pytest.xfail(self.case.directive)
+        if status != "PASS":
+            raise CaseFailure(self._failure())
+
+    def _failure(self) -> str:
+        lines = [f"KTAP case {self.case.name}: {self.case.status}"]
+        lines += [f"  # {d.lstrip('# ')}" for d in self.case.diagnostics]
+        for stop in self.result.stops:
+            if stop.expect.label.startswith(self.case.name) or \
+                    stop.expect.label.split(":")[0] in self.case.name:
+                for c in stop.checks:
+                    lines += [f"  {c.label} at {c.va:#x}: {m}" for m in c.mismatches]
+        return "\n".join(lines)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.parent.name}::{self.name}"
+
+
+class KernelLogItem(KtapCaseItem):
+    """The module run as a whole: insmod, expected and unexpected kernel messages, PTE
+    checkpoints outside any case."""
+
+    def __init__(self, *, result: ModuleResult, **kw: Any) -> None:
+        super().__init__(result=result, case=None, **kw)
+
+    def runtest(self) -> None:
+        in_cases = bool(self.result.cases)  # the module folded checkpoint verdicts into cases
+        why = [r for r in self.result.reasons() if not r.startswith("KTAP case")
+               and not (in_cases and r.startswith("checkpoint "))]
+        if why:
+            raise CaseFailure("\n".join(why))
+
+
+class CaseFailure(Exception):
+    """A kernel-side failure: its message is the report, no Python traceback."""
+
+
+# -- fixtures for Python tests ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def highmem_lab(request: pytest.FixtureRequest) -> Lab:
+    """The prepared kernel/image and a guest booted on demand (shared by the session)."""
+    try:
+        return _state(request.config).get_lab()
+    except HarnessError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kernel(highmem_lab: Lab) -> KernelBuild:
+    """The built kernel: .vmlinux, .bzimage, .config, .gdb_script, .build_dir."""
+    return highmem_lab.kernel
+
+
+@pytest.fixture
+def guest(highmem_lab: Lab) -> GuestSession:
+    """The booted guest: .shell.run(cmd) -> (rc, out), .gdb, .checker, .qemu, .meminfo."""
+    return highmem_lab.guest()
+
+
+@pytest.fixture
+def highmem_module(highmem_lab: Lab) -> Callable[..., ModuleResult]:
+    """run(name, params="", expect_log=(), crashes=False) -> ModuleResult."""
+    def run(name: str, params: str = "", **kw: Any) -> ModuleResult:
+        return highmem_lab.run_spec(ModuleSpec(name, params, **kw))
+    return run
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"highmem: source {_opt(config, 'source')}, accel {_opt(config, 'accel')}, "
+            f"memory {_opt(config, 'memory')}, artifacts {artifacts_root()}")

@@ -43,9 +43,15 @@ static int nblocks;
 static struct page *blk_above, *blk_below;	/* highmem blocks above / below 4 GiB */
 static unsigned int used_above, used_below;
 
-/* Allocate highmem blocks until one is above 4 GiB and one is below; keep all until exit. */
+/*
+ * Allocate highmem blocks until one is above 4 GiB and one is below (the allocator hands
+ * out the top of memory first: finding one below can take most of the memory above 4 GiB),
+ * then give back all but those two.
+ */
 static void find_blocks(void)
 {
+	int scanned, i;
+
 	while (nblocks < SCAN_MAX && (!blk_above || !blk_below)) {
 		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
 
@@ -59,8 +65,17 @@ static void find_blocks(void)
 		else if (page_to_pfn(p) < PFN_4G && !blk_below)
 			blk_below = p;
 	}
-	pr_info("# kmap_suite: %d blocks allocated, above 4G pfn %#lx, below pfn %#lx\n",
-		nblocks, blk_above ? page_to_pfn(blk_above) : 0,
+	scanned = nblocks;
+	for (i = 0; i < scanned; i++)
+		if (blocks[i] != blk_above && blocks[i] != blk_below)
+			__free_pages(blocks[i], SCAN_ORDER);
+	nblocks = 0;
+	if (blk_above)
+		blocks[nblocks++] = blk_above;
+	if (blk_below)
+		blocks[nblocks++] = blk_below;
+	pr_info("# kmap_suite: %d blocks scanned, above 4G pfn %#lx, below pfn %#lx\n",
+		scanned, blk_above ? page_to_pfn(blk_above) : 0,
 		blk_below ? page_to_pfn(blk_below) : 0);
 }
 
@@ -148,7 +163,7 @@ static void map_once(struct hm_case *c, struct page *page)
 {
 	u32 *va;
 
-	hm_case_expect(c, page != NULL, "no highmem page among %d blocks", nblocks);
+	hm_case_expect(c, page != NULL, "no highmem page found there");
 	if (!page)
 		return;
 	hm_case_expect(c, PageHighMem(page), "pfn %#lx is lowmem", page_to_pfn(page));

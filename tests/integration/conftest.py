@@ -39,7 +39,7 @@ class Run:
 @pytest.fixture
 def highmem_run(tmp_path, request):
     """Run `highmem run ARGS` in a subprocess with its own artifacts directory."""
-    accel = request.config.getoption("--highmem-accel")
+    accel = request.config.getoption("--highmem-accel") or "auto"
 
     def go(*args: str, timeout: float = 3600) -> Run:
         env = dict(os.environ, HIGHMEM_ARTIFACTS=str(tmp_path / "artifacts"))
