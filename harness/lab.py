@@ -39,7 +39,10 @@ class LabOptions:
 class GuestSession:
     """A booted guest with a shell, hm_checkpoint loaded, and gdb attached and running."""
 
-    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path, page_offset: int) -> None:
+    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path, page_offset: int,
+                 attach: bool = True) -> None:
+        """attach=False leaves QEMU's gdbstub free for another debugger (`highmem gdb`):
+        then there is no `gdb`/`checker`, and hm_checkpoint.ko is not loaded."""
         self.stack = ExitStack()
         try:
             self.qemu = self.stack.enter_context(Qemu(cfg, run_dir))
@@ -47,6 +50,8 @@ class GuestSession:
             self.shell = SerialShell(self.qemu.child)
             self.shell.sync()
             self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
+            if not attach:
+                return
             self.gdb = self.stack.enter_context(Gdb(kb.vmlinux, run_dir / "gdb-mi.log"))
             core = load_core(self.shell)
             self.gdb.attach(self.qemu.gdb_socket)  # the guest stops here
@@ -94,16 +99,20 @@ class Lab:
         self.page_offset = int(kconfig_check.parse_config(self.kernel.config.read_text())
                                .get("CONFIG_PAGE_OFFSET", "0xC0000000"), 0)
 
-    def guest(self) -> GuestSession:
+    def guest(self, attach: bool = True) -> GuestSession:
+        """The booted guest (booted now if needed); attach=False: no MI gdb (see
+        GuestSession), for a session that hands the gdbstub to an interactive gdb."""
         if self.session is None:
             with self.phases.phase("boot"):
-                s = GuestSession(self.qemu_cfg, self.kernel, self.run_dir, self.page_offset)
+                s = GuestSession(self.qemu_cfg, self.kernel, self.run_dir, self.page_offset,
+                                 attach=attach)
                 self.session = s
                 self.meminfo = s.meminfo
                 say(f"  booted ({s.qemu.accel}) in {s.qemu.boot_seconds:.1f} s: HighTotal "
                     f"{s.meminfo.get('HighTotal', 0)} kB, LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 check_highmem(s.meminfo, self.opts.memory)
-                self.layout = s.checker.kernel_layout()
+                if attach:
+                    self.layout = s.checker.kernel_layout()
         return self.session
 
     def run_spec(self, spec: ModuleSpec) -> ModuleResult:
