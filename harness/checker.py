@@ -97,13 +97,22 @@ class Checker:
         m = GPA.search(self.gdb.monitor(f"gva2gpa {va:#x}"))
         return int(m.group(1), 16) if m else None
 
-    def handle_stop(self, stopped: dict[str, object]) -> Stop:
+    def handle_stop(self, stopped: dict[str, object]) -> Stop | None:
+        """Judge the checkpoint the guest stopped at; None for a repeated stop.
+
+        Under TCG the hardware breakpoint sometimes fires a second time right after the
+        resume (same CPU, same struct, about 1 stop in 40): the verdict is then already
+        written (modules start it at 0), and the stop is resumed without judging again.
+        """
         thread = int(str(stopped.get("thread-id", "1")))
         cpu = thread - 1
-        self.gdb.monitor(f"cpu {cpu}")
-        masks = self.kernel_masks()
         addr = self.gdb.int_value("(unsigned long)$eax")
-        expect = cp.parse_expect(self.gdb.read_virt(addr, cp.EXPECT.size))
+        raw = self.gdb.read_virt(addr, cp.EXPECT.size)
+        if int.from_bytes(raw[cp.VERDICT_OFFSET:cp.VERDICT_OFFSET + 4], "little") != 0:
+            return None
+        self.gdb.monitor(f"cpu {cpu}")
+        self.kernel_masks()
+        expect = cp.parse_expect(raw)
         stop = Stop(cpu=cpu, expect=expect)
         stop.checks = self.judge(expect)
         verdict = cp.VERDICT_PASS if stop.passed else cp.VERDICT_FAIL

@@ -116,11 +116,12 @@ def run_module(shell: SerialShell, gdb: Gdb, checker: Checker, spec: ModuleSpec,
                                  "read gdb-mi.log and console.log in the run directory")
             g0 = time.monotonic()
             stop = checker.handle_stop(stopped)
-            stops.append(stop)
             gdb.resume()
             gdb_seconds += time.monotonic() - g0
-            if on_stop:
-                on_stop(stop)
+            if stop is not None:
+                stops.append(stop)
+                if on_stop:
+                    on_stop(stop)
             continue
         res = shell.poll(token, timeout=0.05)
         if res is not None:

@@ -20,19 +20,19 @@ MAX_RANGE_ROWS = 6
 def _row(label: str, cpu: int, c: PteCheck) -> str:
     pte = f"{c.actual:#018x}" if c.actual is not None else "(none)"
     pfn = f"{c.pfn:#x}" if c.pfn is not None and c.actual else "-"
-    return (f"  {label[:44]:<44} {cpu:>3} {c.va:#010x}  {pte:<18}  {c.flags[:16]:<16} "
+    return (f"  {label[:55]:<55} {cpu:>3} {c.va:#010x}  {pte:<18}  {c.flags[:16]:<16} "
             f"{pfn:>9}  {'PASS' if c.passed else 'FAIL'}")
 
 
 def checkpoint_rows(stops: list[Stop]) -> list[str]:
-    rows = [f"  {'checkpoint':<44} {'cpu':>3} {'VA':>10}  {'PTE':<18}  {'flags':<16} "
+    rows = [f"  {'checkpoint':<55} {'cpu':>3} {'VA':>10}  {'PTE':<18}  {'flags':<16} "
             f"{'PFN':>9}  result"]
     for s in stops:
         shown = s.checks
         if len(s.checks) > MAX_RANGE_ROWS:  # a range: first, last, and every failure
             bad = [c for c in s.checks if not c.passed]
             ok = len(s.checks) - len(bad)
-            rows.append(f"  {s.expect.label[:44]:<44} {s.cpu:>3} {len(s.checks)} PTEs "
+            rows.append(f"  {s.expect.label[:55]:<55} {s.cpu:>3} {len(s.checks)} PTEs "
                         f"({s.expect.kind}): {ok} PASS, {len(bad)} FAIL")
             shown = [s.checks[0], *bad[:MAX_RANGE_ROWS], s.checks[-1]]
         for c in shown:
