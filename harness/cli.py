@@ -5,7 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import inspect_cli
+from . import commands, inspect_cli
 from .errors import HarnessError
 from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
 from .lab import LabOptions
@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
                    help="seconds per module before the run fails (default: the suite's, 300)")
     r.add_argument("--append", default="", help="extra kernel command line")
     r.set_defaults(func=cmd_run)
+    commands.register(sub)
     inspect_cli.register(sub)
     c = sub.add_parser("clean", help="remove run artifacts (and with --builds, kernel builds)")
     c.add_argument("--builds", action="store_true", help="also remove cached kernel builds")

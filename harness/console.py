@@ -41,7 +41,7 @@ class SerialShell:
         except pexpect.EOF:
             raise GuestError("the guest's console closed (QEMU exited or the kernel "
                              "panicked)", "read console.log in the run directory") from None
-        out = str(self.child.before).replace("\r\n", "\n")
+        out = str(self.child.before).replace("\r", "")
         return int(self.child.match.group(1)), out.strip("\n")
 
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str]:

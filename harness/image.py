@@ -15,7 +15,11 @@ from .errors import BuildError
 from .paths import IMAGES_DIR, cache_dir
 from .progress import say
 
-GUEST_DEBS = ("busybox-static",)
+GUEST_DEBS = ("busybox-static", "dropbear-bin", "libc6", "libcrypt1", "libtomcrypt1",
+              "libtommath1", "libgmp10", "zlib1g", "libgcc-s1")
+# what the guest needs of those packages: busybox, dropbear and the libraries they load
+KEEP = ("bin/busybox", "usr/sbin/dropbear", "usr/bin/dropbearkey", "lib/ld-linux.so.2")
+KEEP_LIB_DIRS = ("lib/i386-linux-gnu", "usr/lib/i386-linux-gnu")
 MODULE_DIR_IN_GUEST = "/lib/modules/highmem"
 
 
@@ -25,6 +29,26 @@ def find_deb(name: str) -> Path:
         raise BuildError(f"the guest package {name}:i386 is not in {cache_dir() / 'debs'}",
                          "run 'make deps' (it downloads the guest's Debian i386 packages)")
     return debs[-1]
+
+
+def _slim(root: Path, slim: Path) -> Path:
+    """Keep only the binaries and shared libraries (no docs, locales, gconv)."""
+    for rel in KEEP:
+        src = root / rel
+        if src.exists() or src.is_symlink():
+            (slim / rel).parent.mkdir(parents=True, exist_ok=True)
+            src.rename(slim / rel)
+    for d in KEEP_LIB_DIRS:
+        for lib in (root / d).glob("*.so*"):
+            (slim / d).mkdir(parents=True, exist_ok=True)
+            lib.rename(slim / d / lib.name)
+    (slim / "sbin").mkdir(exist_ok=True)
+    etc = slim / "etc"
+    etc.mkdir(exist_ok=True)
+    (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
+    (etc / "group").write_text("root:x:0:\n")
+    (etc / "shells").write_text("/bin/sh\n")
+    return slim
 
 
 def cpio_spec(root: Path, extra: dict[str, Path]) -> str:
@@ -85,12 +109,7 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         root = Path(tmp) / "root"
         for deb in debs:
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=120)
-        # only busybox itself: the rest of the package (docs) is not needed in the guest
-        keep = root / "bin" / "busybox"
-        slim = Path(tmp) / "slim"
-        (slim / "bin").mkdir(parents=True)
-        keep.rename(slim / "bin" / "busybox")
-        (slim / "sbin").mkdir()
+        slim = _slim(root, Path(tmp) / "slim")
         spec = Path(tmp) / "spec"
         spec.write_text(cpio_spec(slim, extra))
         r = subprocess.run([str(gen), str(spec)], capture_output=True, timeout=120)

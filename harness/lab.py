@@ -22,6 +22,7 @@ from .paths import DEFAULT_SOURCE
 from .progress import Phases, say
 from .qemu import Qemu, QemuConfig
 from .source import resolve_source
+from .ssh import start_sshd
 from .suite import ModuleSpec
 
 
@@ -50,6 +51,8 @@ class GuestSession:
             self.shell = SerialShell(self.qemu.child)
             self.shell.sync()
             self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
+            self.ssh = start_sshd(self.shell, self.qemu.ssh_port)
+            self.stack.callback(self.ssh.close)
             if not attach:
                 return
             self.gdb = self.stack.enter_context(Gdb(kb.vmlinux, run_dir / "gdb-mi.log"))
@@ -63,12 +66,17 @@ class GuestSession:
             self.stack.close()
             raise
 
-    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str]:
-        """A shell command in the guest: (exit code, output)."""
-        return self.shell.run(cmd, timeout)
+    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
+        """A command in the guest over SSH: (exit code, stdout, stderr)."""
+        return self.ssh.run(cmd, timeout)
+
+    @property
+    def console(self) -> SerialShell:
+        """The serial console (boot log, panics); kernel messages interleave there."""
+        return self.shell
 
     def dmesg(self) -> str:
-        return self.shell.check("dmesg")
+        return self.ssh.run("dmesg")[1]
 
     def close(self) -> None:
         self.stack.close()

@@ -22,6 +22,7 @@ from .errors import BootError
 from .paths import cache_dir
 from .procutil import die_with_parent
 from .progress import Ticker, say
+from .ssh import free_port
 
 READY = "HIGHMEM-HARNESS-READY"
 CPU = "qemu32,+pse36,+nx"
@@ -46,8 +47,11 @@ def kernel_cmdline(extra: str = "") -> str:
     return f"{base} {extra}".strip()
 
 
-def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path) -> list[str]:
-    """The QEMU command line; pure, so tests and the reproducer line can show it."""
+def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None) -> list[str]:
+    """The QEMU command line; pure, so tests and the reproducer line can show it.
+    ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22."""
+    net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+           if ssh_port else ["-nic", "none"])
     return [
         "qemu-system-i386", "-nodefaults", "-no-reboot", "-display", "none",
         "-machine", "pc", "-accel", accel, "-cpu", CPU,
@@ -58,7 +62,7 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path) -> list[str]:
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
         "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
-        *cfg.extra_args,
+        *net, *cfg.extra_args,
     ]
 
 
@@ -85,6 +89,7 @@ class Qemu:
         self.accel = ""
         self.argv: list[str] = []
         self.boot_seconds = 0.0
+        self.ssh_port = free_port()
         self._log = (run_dir / "console.log").open("a", encoding="utf-8", errors="replace")
 
     @property
@@ -103,7 +108,7 @@ class Qemu:
 
     def _spawn(self, accel: str) -> pexpect.spawn:
         self.accel = accel
-        self.argv = qemu_argv(self.cfg, accel, self.sockdir)
+        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port)
         (self.run_dir / "qemu-cmdline.txt").write_text(
             " ".join(subprocess.list2cmdline([a]) for a in self.argv) + "\n")
         child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=30, maxread=65536,

@@ -14,7 +14,8 @@ venv=$here/.venv
 host_pkgs=(qemu-system-x86 gdb linux-source-6.12 make gcc libc6-dev flex bison bc
            libelf-dev libssl-dev cpio ccache kmod xz-utils dwarves rsync python3-venv
            util-linux)
-guest_pkgs=(busybox-static:i386)
+guest_pkgs=(busybox-static:i386 dropbear-bin:i386 libc6:i386 libcrypt1:i386
+            libtomcrypt1:i386 libtommath1:i386 libgmp10:i386 zlib1g:i386 libgcc-s1:i386)
 
 say() { printf 'deps: %s\n' "$*"; }
 die() { printf 'error: %s\nfix: %s\n' "$1" "$2" >&2; exit 1; }
