@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: QEMU and gdb were stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `highmem ssh -- dmesg | head`
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

@@ -1,8 +1,285 @@
 """`highmem gdb`, `highmem pte`, `highmem kmaps`, `highmem vmaps`, `highmem layout`:
-live-mapping inspection (issue 5). Subcommands are added to the CLI by register()."""
+live-mapping inspection (issue 5). Subcommands are added to the CLI by register().
+
+`highmem gdb` boots the guest with QEMU's gdbstub left free (Lab.guest(attach=False)) and
+runs an interactive gdb on this terminal with vmlinux, the kernel's vmlinux-gdb.py and
+harness/gdb_commands.py (hm-pte, hm-kmaps, hm-vmaps, hm-layout). The other four boot the
+guest with the harness's own MI gdb attached, stop it once, print one report from
+harness.inspect over `MiTarget`, and shut it down. `--hold` loads hm_hold.ko first, which
+keeps one mapping of each kind live.
+"""
 
 import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from . import inspect
+from .build import KernelBuild
+from .console import SerialShell
+from .errors import GdbError, GuestError, HarnessError
+from .gdbmi import Gdb
+from .image import MODULE_DIR_IN_GUEST
+from .lab import Lab, LabOptions
+from .paths import DEFAULT_SOURCE, REPO, new_run_dir
+from .procutil import die_with_parent
+from .progress import Phases, say
+
+HOLD = "hm_hold"
+GDB_COMMANDS = REPO / "harness" / "gdb_commands.py"
+HOLD_LINE = re.compile(r"hm_hold: (?P<kind>[\w\[\] ]+?) va=(?P<va>0x[0-9a-f]+) "
+                       r"pfn=(?P<pfn>0x[0-9a-f]+)")
+GDB_QUIT_SECONDS = 10.0
+
+
+class MiTarget:
+    """harness.inspect's target over the harness's MI gdb. The guest must be stopped."""
+
+    def __init__(self, gdb: Gdb, cpu: int | None = None) -> None:
+        self.gdb, self.cpu = gdb, cpu
+
+    def int_value(self, expr: str) -> int:
+        try:
+            return self.gdb.int_value(expr)
+        except GdbError as e:
+            if e.what.startswith("gdb: "):          # gdb could not evaluate it (no timeout)
+                raise inspect.SymbolMissing(e.what) from None
+            raise
+        except ValueError as e:                     # e.g. "<optimized out>"
+            raise inspect.SymbolMissing(f"{expr}: {e}") from None
+
+    def read_phys(self, addr: int, size: int) -> bytes:
+        return self.gdb.read_phys(addr, size)
+
+    def read_virt(self, addr: int, size: int) -> bytes:
+        return self.gdb.read_virt(addr, size)
+
+    def symbol(self, addr: int) -> str | None:
+        _, stream = self.gdb.cmd(f'-interpreter-exec console "info symbol {addr:#x}"')
+        return inspect.parse_symbol("".join(stream))
+
+    @property
+    def cr3(self) -> int:
+        return self.gdb.int_value("(unsigned long)$cr3")
+
+    @property
+    def cr4(self) -> int:
+        return self.gdb.int_value("(unsigned long)$cr4")
+
+
+@contextlib.contextmanager
+def stopped_target(gdb: Gdb, timeout: float = 30.0) -> Iterator[MiTarget]:
+    """Interrupt the running guest (all CPUs), yield a target on the CPU that reported the
+    stop, and resume the guest afterwards, also on error."""
+    gdb.pending.clear()
+    gdb.cmd("-exec-interrupt")
+    stopped = gdb.wait_stopped(timeout)
+    if stopped is None:
+        raise GdbError(f"the guest did not stop within {timeout:.0f} s of -exec-interrupt",
+                       "read gdb-mi.log in the run directory; the guest may be wedged")
+    try:
+        yield MiTarget(gdb, int(str(stopped.get("thread-id", "1"))) - 1)
+    finally:
+        gdb.resume()
+
+
+def parse_hold_lines(dmesg: str) -> list[dict[str, Any]]:
+    """hm_hold's "hm_hold: <kind> va=0x... pfn=0x..." lines as {kind, va, pfn}."""
+    return [{"kind": m["kind"], "va": int(m["va"], 16), "pfn": int(m["pfn"], 16)}
+            for m in HOLD_LINE.finditer(dmesg)]
+
+
+def load_hold(shell: SerialShell, params: list[str]) -> str:
+    """insmod hm_hold.ko; returns its dmesg lines (addresses and PFNs of what it holds)."""
+    cmd = " ".join([f"insmod {MODULE_DIR_IN_GUEST}/{HOLD}.ko", *params])
+    rc, out = shell.run(cmd, timeout=120)
+    if rc != 0:
+        raise GuestError(f"{cmd} failed (exit {rc}): {out[-200:]}",
+                         "read console.log in the run directory")
+    return shell.check(f"dmesg | grep '{HOLD}:'")
+
+
+def gdb_argv(kernel: KernelBuild, socket: Path, lx_symbols: bool) -> list[str]:
+    """The interactive gdb: vmlinux, the kernel's helpers, our commands, the guest."""
+    argv = ["gdb", "-q", str(kernel.vmlinux), "-ex", "set pagination off",
+            "-ex", f"source {kernel.gdb_script}", "-ex", f"target remote {socket}"]
+    if lx_symbols:
+        argv += ["-ex", "lx-symbols"]
+    return argv + ["-x", str(GDB_COMMANDS)]
+
+
+def _gdb_child() -> None:
+    """preexec for the interactive gdb: Ctrl-C is gdb's (we ignore it), dies with us."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    die_with_parent()
+
+
+def _drain(child: pexpect.spawn | None) -> None:
+    """Keep reading the guest console (into console.log) so QEMU never blocks on it."""
+    if child is None:
+        return
+    with contextlib.suppress(pexpect.TIMEOUT, pexpect.EOF):
+        child.read_nonblocking(65536, timeout=0)
+
+
+def run_interactive(argv: list[str], cwd: Path, console: pexpect.spawn | None,
+                    max_seconds: float) -> int:
+    """Run gdb on this terminal until it exits (or `max_seconds` pass: then it is
+    terminated); the guest console is drained meanwhile. Returns gdb's exit status."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    env = dict(os.environ, HIGHMEM_REPO=str(REPO))   # for gdb_commands.py's imports
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, preexec_fn=_gdb_child)
+    try:
+        deadline = time.monotonic() + max_seconds
+        while time.monotonic() < deadline:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                _drain(console)
+        say(f"highmem gdb: the session reached its limit of {max_seconds:.0f} s; "
+            "stopping gdb (raise it with --max-seconds)")
+        return -1
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=GDB_QUIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=GDB_QUIT_SECONDS)
+        signal.signal(signal.SIGINT, old)
+
+
+def _lab(args: argparse.Namespace, tag: str) -> tuple[Lab, Path]:
+    run_dir = new_run_dir(tag)
+    opts = LabOptions(source=Path(args.source), configs=args.config, accel=args.accel,
+                      memory=args.memory, smp=args.smp, append=args.append)
+    return Lab(opts, run_dir, Phases()), run_dir
+
+
+def _hold_params(args: argparse.Namespace) -> list[str] | None:
+    if args.hold_param:
+        return list(args.hold_param)
+    return [] if args.hold else None
+
+
+def cmd_gdb(args: argparse.Namespace) -> int:
+    lab, run_dir = _lab(args, "gdb")
+    hold = _hold_params(args)
+    try:
+        s = lab.guest(attach=False)
+        if hold is not None:
+            say(load_hold(s.shell, hold))
+        argv = gdb_argv(lab.kernel, s.qemu.gdb_socket, lx_symbols=not args.no_lx_symbols)
+        (run_dir / "gdb-cmdline.txt").write_text(subprocess.list2cmdline(argv) + "\n")
+        say(f"== gdb (guest stays up until you quit gdb; artifacts: {run_dir})\n"
+            "  hm-pte VA, hm-kmaps, hm-vmaps, hm-layout; lx-dmesg, lx-ps, lx-symbols ...")
+        rc = run_interactive(argv, lab.kernel.build_dir, s.qemu.child, args.max_seconds)
+    finally:
+        lab.close()
+    say(f"highmem gdb: gdb exited ({rc}); the guest was shut down")
+    return 0 if rc == 0 else 1
+
+
+def _va(text: str) -> int | str:
+    """A number (0x... or bare hex) or else a C expression for gdb to evaluate."""
+    for base in (0, 16):
+        with contextlib.suppress(ValueError):
+            return int(text, base)
+    return text
+
+
+def _inspect(args: argparse.Namespace, report: Callable[[MiTarget], inspect.Report],
+             tag: str) -> int:
+    out = sys.stderr if args.json else sys.stdout
+    with contextlib.redirect_stdout(out):
+        lab, run_dir = _lab(args, tag)
+        hold = _hold_params(args)
+        try:
+            s = lab.guest(attach=True)
+            if hold is not None:
+                say(load_hold(s.shell, hold))
+            t0 = time.monotonic()
+            with stopped_target(s.gdb) as target:
+                rep = report(target)
+            say(f"== {tag}: the guest was stopped for {time.monotonic() - t0:.2f} s "
+                f"(artifacts: {run_dir})")
+        finally:
+            lab.close()
+    text = json.dumps(rep.to_json(), indent=2) if args.json else rep.format()
+    (run_dir / f"{tag}.{'json' if args.json else 'txt'}").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _pte(args: argparse.Namespace) -> int:
+    va = _va(args.va)
+
+    def report(t: MiTarget) -> inspect.Report:
+        addr = va if isinstance(va, int) else _eval(t, va)
+        return inspect.pte_report(t, addr)
+    return _inspect(args, report, "pte")
+
+
+def _eval(t: MiTarget, expr: str) -> int:
+    try:
+        return t.int_value(f"(unsigned long)({expr})")
+    except inspect.SymbolMissing:
+        raise HarnessError(f"{expr!r} is neither a number nor an expression gdb knows",
+                           "give a virtual address such as 0xff601000") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hold", action="store_true",
+                   help="insmod hm_hold.ko first: it holds a kmap, a stale kmap, a vmap and "
+                   "a kmap_local (in a sleeping kernel thread) until the guest stops")
+    p.add_argument("--hold-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="hm_hold parameter (implies --hold), e.g. spin=1: the kmap_local "
+                   "holder busy-waits, so its PTE is present when the guest stops")
+    p.add_argument("--source", default=str(DEFAULT_SOURCE),
+                   help="kernel tree or tarball (default: %(default)s)")
+    p.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
+                   help="extra Kconfig fragment (repeatable)")
+    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    p.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
+    p.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
+    p.add_argument("--append", default="", help="extra kernel command line")
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the inspection subcommands to `highmem`."""
+    g = sub.add_parser("gdb", help="boot the guest and open an interactive gdb on it with "
+                       "hm-pte, hm-kmaps, hm-vmaps, hm-layout and the kernel's lx-* helpers",
+                       description="Quit gdb to shut the guest down.")
+    _common(g)
+    g.add_argument("--no-lx-symbols", action="store_true",
+                   help="do not run lx-symbols (module symbols) after attaching")
+    g.add_argument("--max-seconds", type=float, default=4 * 3600,
+                   help="end the session after this long (default %(default).0f)")
+    g.set_defaults(func=cmd_gdb)
+    reports: list[tuple[str, str, Callable[[argparse.Namespace], int]]] = [
+        ("pte", "the full page walk of one virtual address", _pte),
+        ("kmaps", "every live kmap: PKMAP slots, kmap_local slots, kmap_ctrl stacks",
+         lambda a: _inspect(a, inspect.kmaps_report, "kmaps")),
+        ("vmaps", "the VM_MAP vmap areas with their pages' PFNs",
+         lambda a: _inspect(a, inspect.vmaps_report, "vmaps")),
+        ("layout", "the address-space layout of the live kernel",
+         lambda a: _inspect(a, inspect.layout_report, "layout")),
+    ]
+    for name, what, func in reports:
+        p = sub.add_parser(name, help=f"boot the guest, print {what}, shut it down")
+        if name == "pte":
+            p.add_argument("va", help="virtual address (hex), or a C expression for gdb")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        _common(p)
+        p.set_defaults(func=func)

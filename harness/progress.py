@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 
 def say(msg: str) -> None:
-    print(msg, flush=True)
+    """Progress goes to stderr, so that data (`highmem ssh`, `--json`, reports) on stdout
+    stays clean."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 class Ticker:
@@ -19,7 +21,7 @@ class Ticker:
         self.every = every
         self.start = time.monotonic()
         self.last = 0.0
-        self.tty = sys.stdout.isatty()
+        self.tty = sys.stderr.isatty()
 
     def update(self, status: str, force: bool = False) -> None:
         now = time.monotonic()
@@ -28,15 +30,15 @@ class Ticker:
         self.last = now
         line = f"  {self.prefix}: {status} ({now - self.start:.0f} s)"
         if self.tty:
-            sys.stdout.write("\r\x1b[K" + line[:160])
+            sys.stderr.write("\r\x1b[K" + line[:160])
         else:
-            sys.stdout.write(line + "\n")
-        sys.stdout.flush()
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
     def done(self) -> None:
         if self.tty:
-            sys.stdout.write("\r\x1b[K")
-            sys.stdout.flush()
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 @dataclass

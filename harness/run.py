@@ -68,5 +68,5 @@ def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
 def print_report(result: RunResult) -> str:
     text = report.format_report(result)
     (result.run_dir / "report.txt").write_text(text + "\n")
-    say(text)
+    print(text, flush=True)
     return text

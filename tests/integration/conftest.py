@@ -45,6 +45,6 @@ def highmem_run(tmp_path, request):
         env = dict(os.environ, HIGHMEM_ARTIFACTS=str(tmp_path / "artifacts"))
         p = subprocess.run([*HIGHMEM, "run", "--accel", accel, *args], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=timeout)
-        sys.stdout.write(p.stdout[-3000:])
+        sys.stdout.write(p.stderr[-2000:] + p.stdout[-3000:])
         return Run(p.returncode, p.stdout, p.stderr, tmp_path / "artifacts")
     return go

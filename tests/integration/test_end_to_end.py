@@ -41,7 +41,7 @@ def test_second_run_does_not_rebuild(highmem_run):
     highmem_run(*BASIC)
     r = highmem_run(*BASIC)
     assert r.rc == 0
-    assert "make not run" in r.out and "config unchanged" in r.out
+    assert "make not run" in r.err and "config unchanged" in r.err
 
 
 @pytest.mark.parametrize("mutation,field", [("pfn", "PFN:"), ("leak", "PTE: expected 0"),
