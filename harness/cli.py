@@ -7,8 +7,7 @@ from pathlib import Path
 
 from . import commands, inspect_cli
 from .errors import HarnessError
-from .paths import DEFAULT_SOURCE, artifacts_root, cache_dir, new_run_dir
-from .lab import LabOptions
+from .paths import artifacts_root, cache_dir, new_run_dir
 from .run import RunOptions, print_report, run
 from .suite import select
 from .suitefile import DEFAULT_SUITE_FILE, load_suite
@@ -29,8 +28,10 @@ def _params(items: list[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace) -> int:
     specs, configs, dirs = load_suite(Path(args.suite))
     suite = select(specs, args.module, _params(args.param), args.timeout)
-    lab = LabOptions(source=Path(args.source), configs=configs + args.config, module_dirs=dirs,
-                     accel=args.accel, memory=args.memory, smp=args.smp, append=args.append)
+    lab = commands.lab_options(args)
+    lab.configs = configs + lab.configs
+    lab.module_dirs = dirs
+    lab.append = args.append
     opts = RunOptions(lab=lab, suite=suite)
     run_dir = new_run_dir()
     try:
@@ -59,20 +60,12 @@ def parser() -> argparse.ArgumentParser:
                        description="The main job. Exit 0 only if every check passed.")
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
                    help="YAML suite file (default: suites/default.yaml)")
-    r.add_argument("--source", default=str(DEFAULT_SOURCE),
-                   help="kernel tree or tarball, Linux 6.1-6.14 (default: %(default)s)")
-    r.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
-                   help="extra Kconfig fragment: a path or a name in kernel-configs/ "
-                   "(repeatable; merged after highmem64g.config)")
+    commands.add_lab_args(r)
     r.add_argument("--module", action="append", default=[],
                    help="run only this module: its suite entries, or a plain module from "
                    "modules/ (repeatable)")
     r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
-    r.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                   help="QEMU acceleration; auto uses KVM only if the guest prints under it")
-    r.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
-    r.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
     r.add_argument("--timeout", type=float, default=None,
                    help="seconds per module before the run fails (default: the suite's, 300)")
     r.add_argument("--append", default="", help="extra kernel command line")

@@ -110,9 +110,10 @@ def add_lab_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=str(DEFAULT_SOURCE),
                    help="kernel tree or tarball, Linux 6.1-6.14 (default: %(default)s)")
     p.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
-                   help="extra Kconfig fragment (kernel-configs/ name or path; repeatable)")
+                   help="extra Kconfig fragment: a path or a name in kernel-configs/ "
+                   "(repeatable; merged after highmem64g.config)")
     p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                   help="QEMU acceleration (default: auto)")
+                   help="QEMU acceleration; auto uses KVM only if the guest prints under it")
     p.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
     p.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
 

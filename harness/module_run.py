@@ -9,7 +9,6 @@ the guest is resumed. gdb is the only owner of run control here.
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from . import ktap
 from .checker import Checker, Stop
