@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from . import kconfig_check
+from .build import build_lock
 from .errors import ConfigError
 from .paths import CONFIGS_DIR, cache_dir
 from .progress import say
@@ -68,6 +69,11 @@ def _make(source: KernelSource, build: Path, *targets: str, log: Path) -> None:
 def configure(source: KernelSource, fragments: list[Path]) -> Path:
     """Produce (or reuse) build/.config; returns the build directory."""
     build = build_dir_for(source, fragments)
+    with build_lock(build):  # tinyconfig rewrites .config: no concurrent build may see it
+        return _configure(source, fragments, build)
+
+
+def _configure(source: KernelSource, fragments: list[Path], build: Path) -> Path:
     stamp = build / ".hm-configured"
     if stamp.exists() and (build / ".config").exists():
         say(f"  config unchanged: {build}/.config")
