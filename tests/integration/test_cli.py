@@ -21,7 +21,7 @@ def test_ssh_prints_guest_meminfo_and_passes_exit_codes():
     high = next(line for line in p.stdout.splitlines() if line.startswith("HighTotal:"))
     assert int(high.split()[1]) > 7 * 1024 * 1024
     p = highmem("ssh", "--", "sh", "-c", "echo out; echo err >&2; exit 3")
-    assert (p.returncode, p.stdout.strip().splitlines()[-1], p.stderr.strip()) == (3, "out", "err")
+    assert (p.returncode, p.stdout, p.stderr.strip().splitlines()[-1]) == (3, "out\n", "err")
 
 
 def test_bad_yaml_is_one_line_with_its_line_number(tmp_path):
