@@ -8,7 +8,10 @@
  *  - kmap() of a highmem page above 4 GiB and of a highmem page below 4 GiB: two PKMAP
  *    slots, pkmap_count 2 each (mapped + one user);
  *  - kmap() then kunmap() of a third page: a stale PKMAP slot, pkmap_count 1, its PTE kept
- *    until flush_all_zero_pkmaps();
+ *    until flush_all_zero_pkmaps(). Every set_memory_*() (change_page_attr_set_clr())
+ *    calls kmap_flush_unused(), and loading a module does that after its init returns
+ *    (module_enable_rodata_ro(mod, true) in do_init_module()), so the holder thread makes
+ *    this one only once the module's init memory is gone, then prints "hm_hold: ready";
  *  - vmap() of 8 pages, VM_MAP, PAGE_KERNEL: 3 above 4 GiB, 3 highmem below 4 GiB,
  *    2 lowmem (vmap() keeps no pages array without VM_MAP_PUT_PAGES);
  *  - kmap_local_page() of a page above 4 GiB, held by the kernel thread "hm_hold", which
@@ -20,17 +23,18 @@
  */
 #include <linux/module.h>
 #include <linux/completion.h>
+#include <linux/delay.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/sched.h>
 #include <linux/smp.h>
+#include <linux/version.h>
 #include <linux/vmalloc.h>
+#include "hm_pages.h"
 
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define SCAN_ORDER	10		/* allocate 4 MiB blocks while looking */
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
+#define SCAN_ORDER	HM_BLOCK_ORDER	/* 4 MiB blocks */
 #define VMAP_PAGES	8
 #define LOW_PAGES	2
 
@@ -38,47 +42,17 @@ static bool spin;
 module_param(spin, bool, 0444);
 MODULE_PARM_DESC(spin, "the kmap_local holder busy-waits instead of sleeping (its PTE stays present)");
 
-static struct page *blocks[SCAN_MAX];
 static struct page *blk_above, *blk_below;	/* highmem blocks above / below 4 GiB */
 static struct page *low[LOW_PAGES];
 static void *vmap_va;
 static struct task_struct *holder;
 static DECLARE_COMPLETION(holder_mapped);
 
-/*
- * Allocate highmem blocks until one is above 4 GiB and one is below (the allocator hands
- * out the top of memory first), then give back all but those two.
- */
-static void find_blocks(void)
-{
-	int n = 0, i;
-
-	while (n < SCAN_MAX && (!blk_above || !blk_below)) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
-
-		if (!p)
-			break;
-		blocks[n++] = p;
-		if (!PageHighMem(p))
-			continue;
-		if (page_to_pfn(p) >= PFN_4G && !blk_above)
-			blk_above = p;
-		else if (page_to_pfn(p) < PFN_4G && !blk_below)
-			blk_below = p;
-	}
-	for (i = 0; i < n; i++)
-		if (blocks[i] != blk_above && blocks[i] != blk_below)
-			__free_pages(blocks[i], SCAN_ORDER);
-}
-
 static void free_blocks(void)
 {
 	int i;
 
-	if (blk_above)
-		__free_pages(blk_above, SCAN_ORDER);
-	if (blk_below)
-		__free_pages(blk_below, SCAN_ORDER);
+	hm_free_blocks(SCAN_ORDER, blk_above, blk_below);
 	for (i = 0; i < LOW_PAGES; i++)
 		if (low[i])
 			__free_page(low[i]);
@@ -95,6 +69,30 @@ static void say(const char *kind, const void *va, struct page *page)
 	pr_info("hm_hold: %s va=%#lx pfn=%#lx\n", kind, (unsigned long)va, page_to_pfn(page));
 }
 
+/* True once do_init_module() is past its last set_memory_*() call for this module. */
+static bool init_done(void)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	return READ_ONCE(THIS_MODULE->mem[MOD_INIT_TEXT].size) == 0;
+#else
+	return READ_ONCE(THIS_MODULE->init_layout.size) == 0;
+#endif
+}
+
+/* The stale slot: kmap() + kunmap() once module loading can no longer flush it. */
+static void make_stale(void)
+{
+	int waited = 0;
+
+	while (!init_done() && waited < 30000 && !kthread_should_stop()) {
+		msleep(20);
+		waited += 20;
+	}
+	say("kmap stale", kmap(KMAP_STALE), KMAP_STALE);
+	kunmap(KMAP_STALE);
+	pr_info("hm_hold: ready\n");
+}
+
 static int holder_fn(void *unused)
 {
 	void *va = kmap_local_page(LOCAL_PAGE);
@@ -102,6 +100,7 @@ static int holder_fn(void *unused)
 	pr_info("hm_hold: kmap_local va=%#lx pfn=%#lx cpu=%d pid=%d\n", (unsigned long)va,
 		page_to_pfn(LOCAL_PAGE), raw_smp_processor_id(), task_pid_nr(current));
 	complete(&holder_mapped);
+	make_stale();
 	while (!kthread_should_stop()) {
 		if (spin) {
 			cpu_relax();
@@ -140,7 +139,7 @@ static int __init hm_hold_init(void)
 {
 	int i, err;
 
-	find_blocks();
+	hm_find_blocks(SCAN_ORDER, &blk_above, &blk_below);
 	for (i = 0; i < LOW_PAGES; i++)
 		low[i] = alloc_page(GFP_KERNEL);
 	if (!blk_above || !blk_below || !low[0] || !low[1]) {
@@ -150,8 +149,6 @@ static int __init hm_hold_init(void)
 	}
 	say("kmap above_4g", kmap(KMAP_ABOVE), KMAP_ABOVE);
 	say("kmap below_4g", kmap(KMAP_BELOW), KMAP_BELOW);
-	say("kmap stale", kmap(KMAP_STALE), KMAP_STALE);
-	kunmap(KMAP_STALE);
 	err = hold_vmap();
 	if (err)
 		goto undo_kmaps;

@@ -30,59 +30,24 @@
 #include <asm/kmap_size.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_pages.h"
 
 #define SUITE		"kmap_atomic_suite"
 #define NCASES		11
 
 /* addresses are printed raw: they are what the tests are about */
 #define VA(p)		((unsigned long)(p))
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define BLK_ORDER	10		/* 4 MiB blocks: 1024 pages each */
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
 #define PATTERN		0xa70e1c0ffee15badULL
 #define NEST		4		/* kmap_atomic levels in the nesting case */
 
 /* kmap_atomic disables preemption with a count (not on PREEMPT_RT: migrate_disable) */
 #define PREEMPT_COUNTS	(IS_ENABLED(CONFIG_PREEMPT_COUNT) && !IS_ENABLED(CONFIG_PREEMPT_RT))
 
-static struct page *blk_above;	/* highmem block at or above 4 GiB physical */
-static struct page *blk_below;	/* highmem block below 4 GiB physical */
+/* Two highmem blocks (hm_find_blocks()), one above 4 GiB physical and one below. */
+static struct page *blk_above;
+static struct page *blk_below;
 
-/* Two order-10 highmem blocks, one above 4 GiB and one below; the others go back at once. */
-static void find_blocks(void)
-{
-	struct page **scan;
-	int n = 0;
-
-	scan = kcalloc(SCAN_MAX, sizeof(*scan), GFP_KERNEL);
-	if (!scan)
-		return;
-	while (n < SCAN_MAX && (!blk_above || !blk_below)) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, BLK_ORDER);
-
-		if (!p)
-			break;
-		if (PageHighMem(p) && page_to_pfn(p) >= PFN_4G && !blk_above)
-			blk_above = p;
-		else if (PageHighMem(p) && page_to_pfn(p) < PFN_4G && !blk_below)
-			blk_below = p;
-		else
-			scan[n++] = p;
-	}
-	while (n)
-		__free_pages(scan[--n], BLK_ORDER);
-	kfree(scan);
-}
-
-static void free_blocks(void)
-{
-	if (blk_above)
-		__free_pages(blk_above, BLK_ORDER);
-	if (blk_below)
-		__free_pages(blk_below, BLK_ORDER);
-}
-
-/* Page i (< 1024) of the block above / below 4 GiB. */
+/* Page i (< HM_BLOCK_PAGES) of the block above / below 4 GiB. */
 static struct page *hi(int i)
 {
 	return blk_above + i;
@@ -566,7 +531,7 @@ static int __init kmap_atomic_suite_init(void)
 	int i;
 
 	hm_ktap_header(SUITE, NCASES);
-	find_blocks();
+	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
 	for (i = 0; i < NCASES; i++) {
 		c[i].number = i + 1;
 		if (!have_blocks(&c[i])) {
@@ -610,7 +575,7 @@ static int __init kmap_atomic_suite_init(void)
 		}
 		hm_case_end(&c[i]);
 	}
-	free_blocks();
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
 	return 0;
 }
 

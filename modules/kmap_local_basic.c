@@ -21,44 +21,15 @@
 #include <asm/pgtable.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_pages.h"
 
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define SCAN_ORDER	10		/* allocate 4 MiB blocks while looking */
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
 #define PATTERN		0x5a17c0deU
 
 static char *mutate = "";
 module_param(mutate, charp, 0444);
 MODULE_PARM_DESC(mutate, "make the module lie to the harness: pfn | leak | nx | slot");
 
-static struct page *blocks[SCAN_MAX];
-static int nblocks;
-
-/* Allocate highmem blocks until one is above 4 GiB and one is below; keep all until exit. */
-static void find_pages(struct page **above, struct page **below)
-{
-	*above = NULL;
-	*below = NULL;
-	while (nblocks < SCAN_MAX && (!*above || !*below)) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
-
-		if (!p)
-			break;
-		blocks[nblocks++] = p;
-		if (!PageHighMem(p))
-			continue;
-		if (page_to_pfn(p) >= PFN_4G && !*above)
-			*above = p;
-		else if (page_to_pfn(p) < PFN_4G && !*below)
-			*below = p;
-	}
-}
-
-static void free_pages_found(void)
-{
-	while (nblocks)
-		__free_pages(blocks[--nblocks], SCAN_ORDER);
-}
+static int nblocks;	/* blocks allocated while looking for the two pages */
 
 static void test_map_unmap(struct hm_case *c, struct page *page)
 {
@@ -111,14 +82,14 @@ static int __init kmap_local_basic_init(void)
 	struct page *p_above, *p_below;
 
 	hm_ktap_header("kmap_local_basic", 2);
-	find_pages(&p_above, &p_below);
+	nblocks = hm_find_blocks(HM_BLOCK_ORDER, &p_above, &p_below);
 
 	test_map_unmap(&above, p_above);
 	hm_case_end(&above);
 	test_map_unmap(&below, p_below);
 	hm_case_end(&below);
 
-	free_pages_found();
+	hm_free_blocks(HM_BLOCK_ORDER, p_above, p_below);
 	return 0;
 }
 

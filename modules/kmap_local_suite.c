@@ -32,16 +32,13 @@
 #include <asm/kmap_size.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_pages.h"
 
 #define SUITE		"kmap_local_suite"
 #define NCASES		16
 
 /* addresses are printed raw: they are what the tests are about */
 #define VA(p)		((unsigned long)(p))
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define BLK_ORDER	10		/* 4 MiB blocks: 1024 pages each */
-#define BLK_PAGES	(1 << BLK_ORDER)
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
 #define PATTERN		0x5a17c0de0badf00dULL
 #define REUSE_LOOPS	100
 #define REUSE_PAGES	16
@@ -49,44 +46,11 @@
 /* kmap_local maps one context may hold: kmap_local_idx_push() BUG()s on the next one */
 #define MAX_DEPTH	((KM_MAX_IDX - 1) / (IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL) ? 2 : 1))
 
-static struct page *blk_above;	/* highmem block at or above 4 GiB physical */
-static struct page *blk_below;	/* highmem block below 4 GiB physical */
+/* Two highmem blocks (hm_find_blocks()), one above 4 GiB physical and one below. */
+static struct page *blk_above;
+static struct page *blk_below;
 
-/* Two order-10 highmem blocks, one above 4 GiB and one below; the others go back at once. */
-static void find_blocks(void)
-{
-	struct page **scan;
-	int n = 0;
-
-	scan = kcalloc(SCAN_MAX, sizeof(*scan), GFP_KERNEL);
-	if (!scan)
-		return;
-	while (n < SCAN_MAX && (!blk_above || !blk_below)) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, BLK_ORDER);
-
-		if (!p)
-			break;
-		if (PageHighMem(p) && page_to_pfn(p) >= PFN_4G && !blk_above)
-			blk_above = p;
-		else if (PageHighMem(p) && page_to_pfn(p) < PFN_4G && !blk_below)
-			blk_below = p;
-		else
-			scan[n++] = p;
-	}
-	while (n)
-		__free_pages(scan[--n], BLK_ORDER);
-	kfree(scan);
-}
-
-static void free_blocks(void)
-{
-	if (blk_above)
-		__free_pages(blk_above, BLK_ORDER);
-	if (blk_below)
-		__free_pages(blk_below, BLK_ORDER);
-}
-
-/* Page i (< BLK_PAGES) of the block above / below 4 GiB. */
+/* Page i (< HM_BLOCK_PAGES) of the block above / below 4 GiB. */
 static struct page *hi(int i)
 {
 	return blk_above + i;
@@ -544,7 +508,7 @@ static void test_two_pages(struct hm_case *c)
 	a[0] = PATTERN;
 	b[0] = ~PATTERN;
 	hm_case_expect(c, a[0] == PATTERN && b[0] == ~PATTERN, "read %#llx %#llx", a[0], b[0]);
-	hm_case_expect(c, page_to_pfn(p) >= PFN_4G && page_to_pfn(q) < PFN_4G,
+	hm_case_expect(c, page_to_pfn(p) >= HM_PFN_4G && page_to_pfn(q) < HM_PFN_4G,
 		       "pfns %#lx %#lx", page_to_pfn(p), page_to_pfn(q));
 	ent[0].va = (u32)(unsigned long)a;
 	ent[0].pad = 0;
@@ -725,7 +689,7 @@ static int __init kmap_local_suite_init(void)
 	int i;
 
 	hm_ktap_header(SUITE, NCASES);
-	find_blocks();
+	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
 	for (i = 0; i < NCASES; i++) {
 		c[i].number = i + 1;
 		if (!have_blocks(&c[i])) {
@@ -784,7 +748,7 @@ static int __init kmap_local_suite_init(void)
 		}
 		hm_case_end(&c[i]);
 	}
-	free_blocks();
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
 	return 0;
 }
 

@@ -27,77 +27,49 @@
 #include <linux/workqueue.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_pages.h"
 
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define SCAN_ORDER	10		/* allocate 4 MiB blocks while looking */
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
-#define BLOCK_PAGES	(1U << SCAN_ORDER)
 #define CONCURRENT	64		/* kmaps held at once */
 #define BATCH_4G	32		/* pages above 4 GiB mapped at once */
 #define WRAP_PAGES	(2 * LAST_PKMAP + 64)	/* enough for two wraps of the slot index */
 #define WRAP_MIN_STALE	32		/* stale slots wanted before the wrap */
 #define PATTERN		0x6b6d6170U	/* "kmap" */
 
-static struct page *blocks[SCAN_MAX];
-static int nblocks;
 static struct page *blk_above, *blk_below;	/* highmem blocks above / below 4 GiB */
 static unsigned int used_above, used_below;
 
-/*
- * Allocate highmem blocks until one is above 4 GiB and one is below (the allocator hands
- * out the top of memory first: finding one below can take most of the memory above 4 GiB),
- * then give back all but those two.
- */
+/* The two blocks (hm_find_blocks(): finding one below can take most of the memory above). */
 static void find_blocks(void)
 {
-	int scanned, i;
+	int scanned = hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
 
-	while (nblocks < SCAN_MAX && (!blk_above || !blk_below)) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
-
-		if (!p)
-			break;
-		blocks[nblocks++] = p;
-		if (!PageHighMem(p))
-			continue;
-		if (page_to_pfn(p) >= PFN_4G && !blk_above)
-			blk_above = p;
-		else if (page_to_pfn(p) < PFN_4G && !blk_below)
-			blk_below = p;
-	}
-	scanned = nblocks;
-	for (i = 0; i < scanned; i++)
-		if (blocks[i] != blk_above && blocks[i] != blk_below)
-			__free_pages(blocks[i], SCAN_ORDER);
-	nblocks = 0;
-	if (blk_above)
-		blocks[nblocks++] = blk_above;
-	if (blk_below)
-		blocks[nblocks++] = blk_below;
 	pr_info("# kmap_suite: %d blocks scanned, above 4G pfn %#lx, below pfn %#lx\n",
 		scanned, blk_above ? page_to_pfn(blk_above) : 0,
 		blk_below ? page_to_pfn(blk_below) : 0);
 }
 
-static void free_blocks(void)
-{
-	while (nblocks)
-		__free_pages(blocks[--nblocks], SCAN_ORDER);
-}
-
 /* A fresh highmem page (never kmapped by this module) above or below 4 GiB. */
 static struct page *page_above(void)
 {
-	if (!blk_above || used_above >= BLOCK_PAGES)
+	if (!blk_above || used_above >= HM_BLOCK_PAGES)
 		return NULL;
 	return nth_page(blk_above, used_above++);
 }
 
 static struct page *page_below(void)
 {
-	if (!blk_below || used_below >= BLOCK_PAGES)
+	if (!blk_below || used_below >= HM_BLOCK_PAGES)
 		return NULL;
 	return nth_page(blk_below, used_below++);
+}
+
+/* A fresh page above 4 GiB for case c; NULL fails the case. */
+static struct page *case_page_above(struct hm_case *c)
+{
+	struct page *page = page_above();
+
+	hm_case_expect(c, page != NULL, "no highmem page above 4 GiB");
+	return page;
 }
 
 static bool in_pkmap(const void *va)
@@ -189,7 +161,7 @@ static void case_above_4g(struct hm_case *c)
 
 	map_once(c, page);
 	if (page)
-		hm_case_expect(c, page_to_pfn(page) >= PFN_4G, "pfn %#lx", page_to_pfn(page));
+		hm_case_expect(c, page_to_pfn(page) >= HM_PFN_4G, "pfn %#lx", page_to_pfn(page));
 }
 
 static void case_below_4g(struct hm_case *c)
@@ -198,16 +170,15 @@ static void case_below_4g(struct hm_case *c)
 
 	map_once(c, page);
 	if (page)
-		hm_case_expect(c, page_to_pfn(page) < PFN_4G, "pfn %#lx", page_to_pfn(page));
+		hm_case_expect(c, page_to_pfn(page) < HM_PFN_4G, "pfn %#lx", page_to_pfn(page));
 }
 
 /* The same page twice: one slot, two users (count 3), released one by one. */
 static void case_twice(struct hm_case *c)
 {
-	struct page *page = page_above();
+	struct page *page = case_page_above(c);
 	void *va1, *va2;
 
-	hm_case_expect(c, page != NULL, "no highmem page above 4 GiB");
 	if (!page)
 		return;
 	va1 = kmap(page);
@@ -495,10 +466,9 @@ out:
 /* The harness reads the page's first u64 physically: what we wrote through the kmap. */
 static void case_content(struct hm_case *c)
 {
-	struct page *page = page_above();
+	struct page *page = case_page_above(c);
 	u64 *va, pattern;
 
-	hm_case_expect(c, page != NULL, "no highmem page above 4 GiB");
 	if (!page)
 		return;
 	pattern = ((u64)PATTERN << 32) | page_to_pfn(page);
@@ -530,7 +500,7 @@ static void case_batch_above_4g(struct hm_case *c)
 		return;
 	memset(ent, 0, sizeof(ent));
 	for (i = 0; i < n; i++) {
-		hm_case_expect(c, page_to_pfn(pages[i]) >= PFN_4G, "pfn %#lx",
+		hm_case_expect(c, page_to_pfn(pages[i]) >= HM_PFN_4G, "pfn %#lx",
 			       page_to_pfn(pages[i]));
 		va[i] = kmap(pages[i]);
 		expect_pkmap_addr(c, pages[i], va[i]);
@@ -552,10 +522,9 @@ static void case_batch_above_4g(struct hm_case *c)
 /* kmap() after kunmap() finds the stale slot again: same address, no new slot. */
 static void case_remap(struct hm_case *c)
 {
-	struct page *page = page_above();
+	struct page *page = case_page_above(c);
 	void *va1, *va2;
 
-	hm_case_expect(c, page != NULL, "no highmem page above 4 GiB");
 	if (!page)
 		return;
 	va1 = kmap(page);
@@ -599,7 +568,7 @@ static int __init kmap_suite_init(void)
 		cases[i].run(&c);
 		hm_case_end(&c);
 	}
-	free_blocks();
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
 	return 0;
 }
 

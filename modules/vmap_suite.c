@@ -21,10 +21,8 @@
 #include <linux/vmalloc.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_pages.h"
 
-#define PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
-#define SCAN_ORDER	10		/* allocate 4 MiB blocks while looking */
-#define SCAN_MAX	2048		/* 8 GiB of blocks at most */
 #define ABOVE_4G_PAGES	256		/* vmap of pages all above 4 GiB */
 #define RO_PAGES	16
 #define ALIASES		4		/* in one vmap(), and as many single-page vmap()s */
@@ -198,6 +196,24 @@ static void expect_aliasing(struct hm_case *c, void *va, struct page **pages, un
 }
 
 /*
+ * A fresh area va mapping pages[0..n) with prot: every PTE (ent filled here), the first
+ * page in the vmalloc area, the guard page; then vunmap() and every PTE 0.
+ */
+static void check_area_vunmap(struct hm_case *c, void *va, struct page **pages,
+			      struct hm_range_entry *ent, unsigned int n, u32 prot,
+			      const char *first, const char *all)
+{
+	fill_entries(ent, va, pages, n);
+	check_mapped(c, va, pages[0], prot, first);
+	check_range(c, ent, n, prot, all);
+	check_guard(c, va, n, "guard page unmapped");
+
+	vunmap(va);
+	expect_gone(c, va, n);
+	check_range_unmapped(c, ent, n, "all PTEs 0 after vunmap");
+}
+
+/*
  * vmap of n pages (every 4th lowmem) with VM_MAP, PAGE_KERNEL: every PTE, the first page
  * in the vmalloc area, the guard page; after vunmap every PTE is 0.
  */
@@ -223,15 +239,8 @@ static void vmap_mixed(struct hm_case *c, unsigned int n)
 	pr_info("# %s: %u pages (%u highmem) at %px\n", c->name, n, nhigh, va);
 	expect_area(c, va, pages, n);
 	expect_aliasing(c, va, pages, n);
-	fill_entries(ent, va, pages, n);
-
-	check_mapped(c, va, pages[0], HM_PROT_KERNEL, "first page in vmalloc");
-	check_range(c, ent, n, HM_PROT_KERNEL, "all pages mapped");
-	check_guard(c, va, n, "guard page unmapped");
-
-	vunmap(va);
-	expect_gone(c, va, n);
-	check_range_unmapped(c, ent, n, "all PTEs 0 after vunmap");
+	check_area_vunmap(c, va, pages, ent, n, HM_PROT_KERNEL, "first page in vmalloc",
+			  "all pages mapped");
 out:
 	kfree(ent);
 	free_page_array(pages, n);
@@ -283,15 +292,8 @@ static void case_ro(struct hm_case *c)
 		if (*(u32 *)page_va(va, i) != PATTERN + i)
 			bad++;
 	hm_case_expect(c, bad == 0, "%u pages read back wrong through the RO mapping", bad);
-	fill_entries(ent, va, pages, RO_PAGES);
-
-	check_mapped(c, va, pages[0], HM_PROT_KERNEL_RO, "first page RO in vmalloc");
-	check_range(c, ent, RO_PAGES, HM_PROT_KERNEL_RO, "all pages mapped RO");
-	check_guard(c, va, RO_PAGES, "guard page unmapped");
-
-	vunmap(va);
-	expect_gone(c, va, RO_PAGES);
-	check_range_unmapped(c, ent, RO_PAGES, "all PTEs 0 after vunmap");
+	check_area_vunmap(c, va, pages, ent, RO_PAGES, HM_PROT_KERNEL_RO,
+			  "first page RO in vmalloc", "all pages mapped RO");
 out:
 	free_page_array(pages, RO_PAGES);
 }
@@ -334,25 +336,9 @@ static void case_more_than_ram(struct hm_case *c)
 		__free_page(page);
 }
 
-/* Allocate highmem blocks until one lies above 4 GiB; all are kept in blocks[]. */
-static struct page *find_block_above(struct page **blocks, int *nblocks)
-{
-	while (*nblocks < SCAN_MAX) {
-		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, SCAN_ORDER);
-
-		if (!p)
-			break;
-		blocks[(*nblocks)++] = p;
-		if (PageHighMem(p) && page_to_pfn(p) >= PFN_4G)
-			return p;
-	}
-	return NULL;
-}
-
 /* Every page above 4 GiB: PTE PFNs wider than 32 bits. */
 static void case_above_4g(struct hm_case *c)
 {
-	struct page **blocks = kcalloc(SCAN_MAX, sizeof(*blocks), GFP_KERNEL);
 	struct page **pages = kcalloc(ABOVE_4G_PAGES, sizeof(*pages), GFP_KERNEL);
 	struct hm_range_entry *ent = kcalloc(ABOVE_4G_PAGES, sizeof(*ent), GFP_KERNEL);
 	struct page *blk = NULL;
@@ -360,16 +346,16 @@ static void case_above_4g(struct hm_case *c)
 	unsigned int i, low = 0;
 	void *va;
 
-	hm_case_expect(c, blocks && pages && ent, "out of memory");
-	if (!blocks || !pages || !ent)
+	hm_case_expect(c, pages && ent, "out of memory");
+	if (!pages || !ent)
 		goto out;
-	blk = find_block_above(blocks, &nblocks);
+	nblocks = hm_find_blocks(HM_BLOCK_ORDER, &blk, NULL);
 	hm_case_expect(c, blk != NULL, "no highmem block above 4 GiB among %d", nblocks);
 	if (!blk)
 		goto out;
 	for (i = 0; i < ABOVE_4G_PAGES; i++) {
 		pages[i] = nth_page(blk, i);
-		if (page_to_pfn(pages[i]) < PFN_4G)
+		if (page_to_pfn(pages[i]) < HM_PFN_4G)
 			low++;
 	}
 	hm_case_expect(c, low == 0, "%u pages below 4 GiB", low);
@@ -381,21 +367,12 @@ static void case_above_4g(struct hm_case *c)
 		goto out;
 	expect_area(c, va, pages, ABOVE_4G_PAGES);
 	expect_aliasing(c, va, pages, ABOVE_4G_PAGES);
-	fill_entries(ent, va, pages, ABOVE_4G_PAGES);
-
-	check_mapped(c, va, pages[0], HM_PROT_KERNEL, "first page in vmalloc");
-	check_range(c, ent, ABOVE_4G_PAGES, HM_PROT_KERNEL, "all pages mapped");
-	check_guard(c, va, ABOVE_4G_PAGES, "guard page unmapped");
-
-	vunmap(va);
-	expect_gone(c, va, ABOVE_4G_PAGES);
-	check_range_unmapped(c, ent, ABOVE_4G_PAGES, "all PTEs 0 after vunmap");
+	check_area_vunmap(c, va, pages, ent, ABOVE_4G_PAGES, HM_PROT_KERNEL,
+			  "first page in vmalloc", "all pages mapped");
 out:
-	while (nblocks)
-		__free_pages(blocks[--nblocks], SCAN_ORDER);
+	hm_free_blocks(HM_BLOCK_ORDER, blk, NULL);
 	kfree(ent);
 	kfree(pages);
-	kfree(blocks);
 }
 
 /*

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * highmem-harness test modules: finding the highmem pages the tests map. i386 with
+ * CONFIG_HIGHMEM64G (PAE), Linux 6.1-6.14.
+ *
+ * The tests want a highmem page at or above 4 GiB physical (a PTE PFN wider than 32 bits)
+ * and a highmem page below 4 GiB. alloc_pages() gives no say in where a page lies, and the
+ * allocator hands out the top of memory first: finding one below 4 GiB can take most of
+ * the memory above it. So: allocate order-N GFP_HIGHUSER blocks until both are found, keep
+ * those two, and give back all the others at once.
+ */
+#ifndef HM_PAGES_H
+#define HM_PAGES_H
+
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+#define HM_PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+#define HM_BLOCK_ORDER		10		/* 4 MiB blocks: 1024 pages each */
+#define HM_BLOCK_PAGES		(1U << HM_BLOCK_ORDER)
+#define HM_SCAN_MAX		2048		/* 8 GiB of 4 MiB blocks at most */
+
+/*
+ * Allocate order-@order GFP_HIGHUSER blocks until one is highmem at or above 4 GiB (*above)
+ * and, when @below is not NULL, one is highmem below 4 GiB (*below); free all the others
+ * before returning. What is not found is left NULL. Returns how many blocks were allocated
+ * while looking (the two kept included). Free the kept ones with hm_free_blocks().
+ */
+static inline int hm_find_blocks(unsigned int order, struct page **above, struct page **below)
+{
+	struct page **scan;
+	int n = 0, i;
+
+	*above = NULL;
+	if (below)
+		*below = NULL;
+	scan = kcalloc(HM_SCAN_MAX, sizeof(*scan), GFP_KERNEL);
+	if (!scan)
+		return 0;
+	while (n < HM_SCAN_MAX && (!*above || (below && !*below))) {
+		struct page *p = alloc_pages(GFP_HIGHUSER | __GFP_NOWARN, order);
+
+		if (!p)
+			break;
+		scan[n++] = p;
+		if (!PageHighMem(p))
+			continue;
+		if (page_to_pfn(p) >= HM_PFN_4G && !*above)
+			*above = p;
+		else if (below && page_to_pfn(p) < HM_PFN_4G && !*below)
+			*below = p;
+	}
+	for (i = n - 1; i >= 0; i--)
+		if (scan[i] != *above && (!below || scan[i] != *below))
+			__free_pages(scan[i], order);
+	kfree(scan);
+	return n;
+}
+
+/* Give back the blocks hm_find_blocks() kept, last found first; either may be NULL. */
+static inline void hm_free_blocks(unsigned int order, struct page *above, struct page *below)
+{
+	if (below)
+		__free_pages(below, order);
+	if (above)
+		__free_pages(above, order);
+}
+
+#endif /* HM_PAGES_H */
