@@ -28,7 +28,7 @@ REPO = os.environ.get("HIGHMEM_REPO") or (
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from harness import inspect  # noqa: E402
+from harness import inspect  # noqa: E402 (needs REPO on sys.path)
 from harness.errors import HarnessError  # noqa: E402
 
 

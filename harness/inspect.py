@@ -7,17 +7,17 @@ Everything works over a *target* (the `Target` protocol): `int_value(expr)` eval
 expression with vmlinux's DWARF, `read_phys` reads guest physical memory (QEMU's `xp`: no
 wrap at 4 GiB), `read_virt` kernel virtual memory as the stopped CPU sees it, `symbol(addr)`
 names code, and `cr3`/`cr4`/`cpu` describe the selected CPU. Two implementations:
-`MiTarget` here (over harness.gdbmi.Gdb: CLI and pytest) and `GdbTarget` in gdb_commands.py
-(inside an interactive gdb). Page tables are walked by harness.pagewalk over physical
-memory, PAE or 2-level as CR4.PAE says; kernel structures are read as raw bytes at the
-offsets gdb gives, so a report costs tens of round trips, not thousands. No gdb or pygdbmi
-import here: gdb's own Python loads this file too.
+`MiTarget` in inspect_cli.py (over harness.gdbmi.Gdb: CLI and pytest) and `GdbTarget` in
+gdb_commands.py (inside an interactive gdb). Page tables are walked by harness.pagewalk
+over physical memory, PAE or 2-level as CR4.PAE says; kernel structures are read as raw
+bytes at the offsets gdb gives, so a report costs tens of round trips, not thousands. No
+gdb or pygdbmi import here: gdb's own Python loads this file too.
 
 Kernels: Linux 6.1-6.14, i386, CONFIG_HIGHMEM (HIGHMEM64G/PAE or HIGHMEM4G), FLATMEM
-(`mem_map`). Busy vmap areas: 6.9+ keep them per vmap node (`vmap_nodes[i].busy.head`;
-on 32-bit the node array is never allocated and gdb only sees the static `single`
-in mm/vmalloc.c), 6.1 in `vmap_area_list`. The current task: `pcpu_hot.current_task`
-(6.2+) or the per-cpu `current_task` (6.1).
+(`mem_map`). Busy vmap areas: 6.12 keeps them per vmap node (`vmap_nodes[i].busy.head`,
+the nodes came in 6.9; on 32-bit the node array is never allocated, `vmap_nodes` is folded
+away and gdb only sees the static `single` in mm/vmalloc.c), 6.1 in `vmap_area_list`.
+The current task: `pcpu_hot.current_task` (6.2+) or the per-cpu `current_task` (6.1).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ class InspectError(HarnessError):
 
 
 class Target(Protocol):
+    """What a report needs from a debugger stopped on the guest (see the module doc)."""
+
     cpu: int | None
 
     def int_value(self, expr: str) -> int: ...
@@ -126,19 +128,19 @@ class Kernel:
         self.pte_size = 8 if self.pae else 4
         self._layout: Layout | None = None
 
-    def int(self, expr: str) -> int:
+    def value(self, expr: str) -> int:
         if expr not in self.ints:
             self.ints[expr] = self.t.int_value(expr)
         return self.ints[expr]
 
     def maybe(self, expr: str) -> int | None:
         try:
-            return self.int(expr)
+            return self.value(expr)
         except SymbolMissing:
             return None
 
     def off(self, ctype: str, member: str) -> int:
-        return self.int(offset_expr(ctype, member))
+        return self.value(offset_expr(ctype, member))
 
     def phys(self, addr: int, size: int) -> bytes:
         """Physical memory, a 4 KiB page per target read, kept for the stop."""
@@ -169,21 +171,24 @@ class Kernel:
 
     def lowmem_pfns(self) -> int:
         """highstart_pfn (arch/x86/mm/init_32.c), else max_low_pfn: lowmem ends there."""
-        return self.maybe(value_expr("highstart_pfn")) or self.int(value_expr("max_low_pfn"))
+        return self.maybe(value_expr("highstart_pfn")) or self.value(value_expr("max_low_pfn"))
 
     def page_of(self, pfn: int) -> int | None:
-        """&mem_map[pfn] (FLATMEM), or None past max_pfn."""
-        if pfn >= self.int(value_expr("max_pfn")):
+        """The `struct page *` of `pfn` (unsigned long): &mem_map[pfn] (FLATMEM, the only
+        memory model of i386 HIGHMEM64G/HIGHMEM4G configs here), or None past max_pfn."""
+        if pfn >= self.value(value_expr("max_pfn")):
             return None
-        return self.int(value_expr("mem_map")) + pfn * self.int(size_expr("struct page"))
+        return self.value(value_expr("mem_map")) + pfn * self.value(size_expr("struct page"))
 
     def pfn_of_page(self, page: int) -> int | None:
-        base, size = self.int(value_expr("mem_map")), self.int(size_expr("struct page"))
+        """page_to_pfn() of `page` (struct page *), FLATMEM; None if not in mem_map."""
+        base, size = self.value(value_expr("mem_map")), self.value(size_expr("struct page"))
         if page < base or (page - base) % size:
             return None
         return (page - base) // size
 
     def is_highmem(self, pfn: int) -> bool:
+        """PageHighMem() for `pfn` (unsigned long): at or above highstart_pfn."""
         return pfn >= self.lowmem_pfns()
 
 
@@ -206,18 +211,18 @@ def compute_layout_2level(i: LayoutInputs) -> Layout:
 def read_layout(k: Kernel) -> Layout:
     """The layout from the live kernel. PAGE_OFFSET too: high_memory is
     __va(highstart_pfn << PAGE_SHIFT) (init_32.c 6.12:646), so it is their difference."""
-    high_memory = k.int(value_expr("high_memory"))
+    high_memory = k.value(value_expr("high_memory"))
     inputs = LayoutInputs(
         page_offset=(high_memory - (k.lowmem_pfns() << 12)) & 0xFFFFFFFF,
         high_memory=high_memory,
-        fixaddr_top=k.int(value_expr("__FIXADDR_TOP")),
-        fix_kmap_begin=k.int(value_expr("FIX_KMAP_BEGIN")),
-        fix_kmap_end=k.int(value_expr("FIX_KMAP_END")),
-        end_of_fixed_addresses=k.int(value_expr("__end_of_fixed_addresses")),
-        km_max_idx=k.int(count_expr("((struct task_struct *)0)->kmap_ctrl.pteval")),
-        nr_cpus=k.int(count_expr("__per_cpu_offset")),
-        cpu_entry_area_size=k.int(size_expr("struct cpu_entry_area")),
-        last_pkmap=k.int(count_expr("pkmap_count")))
+        fixaddr_top=k.value(value_expr("__FIXADDR_TOP")),
+        fix_kmap_begin=k.value(value_expr("FIX_KMAP_BEGIN")),
+        fix_kmap_end=k.value(value_expr("FIX_KMAP_END")),
+        end_of_fixed_addresses=k.value(value_expr("__end_of_fixed_addresses")),
+        km_max_idx=k.value(count_expr("((struct task_struct *)0)->kmap_ctrl.pteval")),
+        nr_cpus=k.value(count_expr("__per_cpu_offset")),
+        cpu_entry_area_size=k.value(size_expr("struct cpu_entry_area")),
+        last_pkmap=k.value(count_expr("pkmap_count")))
     return compute_layout(inputs) if k.pae else compute_layout_2level(inputs)
 
 
@@ -347,8 +352,8 @@ class KmapsReport(Report):
 
     def format(self) -> str:
         w = 16 if self.pae else 8
-        lines = [f"PKMAP ({self.last_pkmap} slots at {self.pkmap_base:#x}): "
-                 f"{len(self.pkmap)} in use"]
+        head = f"PKMAP ({self.last_pkmap} slots at {self.pkmap_base:#x}): {len(self.pkmap)} in use"
+        lines = [head]
         if self.pkmap:
             lines.append(f"  {'slot':>4}  {'VA':10}  {'count':>5}  {'PTE':{w}}  {'flags':16}  "
                          f"{'PFN':>9}  {'struct page':11}  state")
@@ -441,14 +446,16 @@ class LayoutReport(Report):
                 ("FIXADDR_START", self.fixaddr_start), ("FIXADDR_TOP", lo["fixaddr_top"])]
         lines = [f"page tables: {'PAE (3 levels, 64-bit entries)' if self.pae else '2-level'}"]
         lines += [f"  {n:<20} {int(v):#010x}" for n, v in rows]
+        debug = "on" if lo["debug_kmap_local"] else "off"
         lines += [f"  {'LAST_PKMAP':<20} {lo['last_pkmap']}",
-                  f"  {'FIX_KMAP_BEGIN':<20} {lo['fix_kmap_begin']} -> {self.kmap_local_first:#010x}",
+                  f"  {'FIX_KMAP_BEGIN':<20} {lo['fix_kmap_begin']} -> "
+                  + f"{self.kmap_local_first:#010x}",
                   f"  {'FIX_KMAP_END':<20} {lo['fix_kmap_end']} -> {self.kmap_local_last:#010x}",
-                  f"  {'KM_MAX_IDX':<20} {lo['km_max_idx']} (DEBUG_KMAP_LOCAL "
-                  f"{'on' if lo['debug_kmap_local'] else 'off'}), NR_CPUS {lo['nr_cpus']}",
+                  f"  {'KM_MAX_IDX':<20} {lo['km_max_idx']} (DEBUG_KMAP_LOCAL {debug}), "
+                  + f"NR_CPUS {lo['nr_cpus']}",
                   f"  {'mem_map':<20} {self.mem_map:#010x} (struct page: "
-                  f"{self.struct_page_size} bytes), max_pfn {self.max_pfn:#x}, "
-                  f"highstart_pfn {self.highstart_pfn:#x}"]
+                  + f"{self.struct_page_size} bytes), max_pfn {self.max_pfn:#x}, "
+                  + f"highstart_pfn {self.highstart_pfn:#x}"]
         lines += [f"  check: {c}" for c in self.checks]
         return "\n".join(lines)
 
@@ -490,21 +497,22 @@ def pte_report(target: Target, va: int) -> PteReport:
 
 
 def _area_notes(k: Kernel, va: int) -> list[str]:
+    """PKMAP: its pkmap_count. kmap_local: which task's kmap_ctrl holds the slot."""
     lay = k.layout
     if lay.in_pkmap(va):
         nr = (va - lay.pkmap_base) // PAGE_SIZE
-        count = k.int(f"(int)pkmap_count[{nr}]")
+        count = k.value(f"(int)pkmap_count[{nr}]")
         return [f"pkmap_count[{nr}] = {count}: {_pkmap_state(count, True)}"]
     slot = lay.kmap_local_slot(va)
     if slot is None:
         return []
-    cur = _current_tasks(k).get(slot[0])
-    if cur is None:
-        return [f"CPU {slot[0]} is offline"]
-    t = _read_task(k, cur)
-    held = t.idx > slot[1]
-    return [f"CPU {slot[0]}'s current task pid {t.pid} {t.comm} has kmap_ctrl.idx {t.idx}: "
-            + ("this slot is one of its maps" if held else "not one of its maps")]
+    cpu, i = slot
+    running, tasks = _tasks(k)
+    notes = [f"held by pid {t.pid} {t.comm}: kmap_ctrl.pteval[{i}] = {t.ptevals[i]:#x}, "
+             + ("running on CPU " + str(cpu) if t.addr in running
+                else "not running, so its PTE is cleared until it is scheduled in")
+             for t in tasks if t.cpu == cpu and len(t.ptevals) > i]
+    return notes or [f"no task's kmap_ctrl holds slot {i} of CPU {cpu}"]
 
 
 def _pkmap_state(count: int, present: bool) -> str:
@@ -520,7 +528,7 @@ def _pkmap_state(count: int, present: bool) -> str:
 def _pkmap_slots(k: Kernel) -> list[PkmapSlot]:
     lay = k.layout
     n = lay.last_pkmap
-    counts = struct.unpack(f"<{n}i", k.virt(k.int(addr_expr("pkmap_count")), 4 * n))
+    counts = struct.unpack(f"<{n}i", k.virt(k.value(addr_expr("pkmap_count")), 4 * n))
     out = []
     for nr, count in enumerate(counts):
         va = lay.pkmap_va(nr)
@@ -581,13 +589,13 @@ def _read_task(k: Kernel, addr: int) -> _Task:
 def _current_tasks(k: Kernel) -> dict[int, int]:
     """{cpu: task_struct address} for each online CPU: per_cpu(pcpu_hot.current_task)."""
     nr = k.layout.nr_cpus
-    online = k.int(value_expr("__cpu_online_mask.bits[0]"))
-    offsets = struct.unpack(f"<{nr}I", k.virt(k.int(addr_expr("__per_cpu_offset")), nr * PTR))
+    online = k.value(value_expr("__cpu_online_mask.bits[0]"))
+    offsets = struct.unpack(f"<{nr}I", k.virt(k.value(addr_expr("__per_cpu_offset")), nr * PTR))
     var = k.maybe(addr_expr("pcpu_hot"))
     if var is not None:
         var += k.off("struct pcpu_hot", "current_task")
     else:
-        var = k.int(addr_expr("current_task"))            # Linux 6.1
+        var = k.value(addr_expr("current_task"))            # Linux 6.1
     return {c: k.u32((var + offsets[c]) & 0xFFFFFFFF) for c in range(nr) if online >> c & 1}
 
 
@@ -595,7 +603,7 @@ def _all_tasks(k: Kernel) -> Iterator[_Task]:
     """Every thread: processes on init_task.tasks, their threads on signal->thread_head
     (6.6+: for_each_thread() walks thread_node). Idle tasks but CPU 0's are on neither."""
     o = _task_offsets(k)
-    head = k.int(addr_expr("init_task")) + o["tasks"]
+    head = k.value(addr_expr("init_task")) + o["tasks"]
     thread_head = k.off("struct signal_struct", "thread_head")
     leader = _read_task(k, head - o["tasks"])
     for _ in range(MAX_LIST):
@@ -615,6 +623,18 @@ def _all_tasks(k: Kernel) -> Iterator[_Task]:
             return
         leader = _read_task(k, leader.tasks_next - o["tasks"])
     raise InspectError("init_task.tasks does not end", "the kernel's task list is corrupt")
+
+
+def _tasks(k: Kernel) -> tuple[dict[int, int], list[_Task]]:
+    """({task address: cpu} of the running tasks, every task once: the running ones first
+    (idle tasks of CPUs > 0 are on no list), then the task list)."""
+    running = {addr: cpu for cpu, addr in _current_tasks(k).items()}
+    out, seen = [], set()
+    for t in [_read_task(k, a) for a in running] + list(_all_tasks(k)):
+        if t.addr not in seen:
+            seen.add(t.addr)
+            out.append(t)
+    return running, out
 
 
 def _kmap_ctrl_entries(k: Kernel, t: _Task, running: bool) -> list[KmapCtrlEntry]:
@@ -642,15 +662,10 @@ def kmaps_report(target: Target) -> KmapsReport:
     holds maps (a task that is not running has them only in kmap_ctrl.pteval[])."""
     k = Kernel(target)
     lay = k.layout
-    cur = _current_tasks(k)
-    running = {addr: cpu for cpu, addr in cur.items()}
+    running, all_tasks = _tasks(k)
     tasks: list[TaskKmaps] = []
     current: dict[int, str] = {}
-    seen: set[int] = set()
-    for t in [_read_task(k, a) for a in cur.values()] + list(_all_tasks(k)):
-        if t.addr in seen:
-            continue
-        seen.add(t.addr)
+    for t in all_tasks:
         if t.addr in running:
             current[running[t.addr]] = f"pid {t.pid} {t.comm} (kmap_ctrl.idx {t.idx})"
         if t.idx > 0:
@@ -681,9 +696,9 @@ def _busy_heads(k: Kernel) -> list[int]:
     if nodes is None:
         nodes = k.maybe(addr_expr("'vmalloc.c'::single"))
     if nodes is None:
-        return [k.int(addr_expr("vmap_area_list"))]
+        return [k.value(addr_expr("vmap_area_list"))]
     n = k.maybe(value_expr("nr_vmap_nodes")) or 1
-    size, head = k.int(size_expr("struct vmap_node")), k.off("struct vmap_node", "busy.head")
+    size, head = k.value(size_expr("struct vmap_node")), k.off("struct vmap_node", "busy.head")
     return [nodes + i * size + head for i in range(n)]
 
 
@@ -721,9 +736,9 @@ def vmaps_report(target: Target) -> VmapsReport:
     PFNs come from the PTEs, and are compared with the pages array when there is one."""
     k = Kernel(target)
     va_t, vm_t = "struct vmap_area", "struct vm_struct"
-    va_size, va_list = k.int(size_expr(va_t)), k.off(va_t, "list")
+    va_size, va_list = k.value(size_expr(va_t)), k.off(va_t, "list")
     va_vm, va_flags = k.off(va_t, "vm"), k.off(va_t, "flags")
-    vm_size = k.int(size_expr(vm_t))
+    vm_size = k.value(size_expr(vm_t))
     vo = {m: k.off(vm_t, m) for m in ("addr", "size", "flags", "pages", "nr_pages", "caller")}
     kinds: dict[str, int] = {}
     areas, busy = [], 0
@@ -783,10 +798,10 @@ def layout_report(target: Target) -> LayoutReport:
         checks.append(f"{name} = {ptr:#x} -> phys {got:#x}: "
                       + ("the PTE of " if ok else "NOT the PTE of ") + f"{va:#x} (walked: "
                       f"{w.levels[-1].entry_phys:#x})")
-    permanent = k.int(value_expr("__end_of_permanent_fixed_addresses"))
+    permanent = k.value(value_expr("__end_of_permanent_fixed_addresses"))
     return LayoutReport(
         pae=k.pae, layout=lay.to_json(), fixaddr_start=lay.fix_to_virt(permanent),
         kmap_local_first=lay.fix_to_virt(lay.fix_kmap_begin),
         kmap_local_last=lay.fix_to_virt(lay.fix_kmap_end),
-        mem_map=k.int(value_expr("mem_map")), struct_page_size=k.int(size_expr("struct page")),
-        max_pfn=k.int(value_expr("max_pfn")), highstart_pfn=k.lowmem_pfns(), checks=checks)
+        mem_map=k.value(value_expr("mem_map")), struct_page_size=k.value(size_expr("struct page")),
+        max_pfn=k.value(value_expr("max_pfn")), highstart_pfn=k.lowmem_pfns(), checks=checks)

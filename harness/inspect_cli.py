@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,12 +25,13 @@ import pexpect
 
 from . import inspect
 from .build import KernelBuild
+from .commands import add_lab_args, lab_options
 from .console import SerialShell
 from .errors import GdbError, GuestError, HarnessError
 from .gdbmi import Gdb
 from .image import MODULE_DIR_IN_GUEST
-from .lab import Lab, LabOptions
-from .paths import DEFAULT_SOURCE, REPO, new_run_dir
+from .lab import Lab
+from .paths import REPO, new_run_dir
 from .procutil import die_with_parent
 from .progress import Phases, say
 
@@ -80,12 +80,18 @@ class MiTarget:
 @contextlib.contextmanager
 def stopped_target(gdb: Gdb, timeout: float = 30.0) -> Iterator[MiTarget]:
     """Interrupt the running guest (all CPUs), yield a target on the CPU that reported the
-    stop, and resume the guest afterwards, also on error."""
+    stop, and resume the guest afterwards, also on error.
+
+    gdb runs MI synchronously (mi-async off): while the target runs it reads no commands, so
+    `-exec-interrupt` would wait forever. SIGINT is what gdb itself listens for (Ctrl-C)."""
     gdb.pending.clear()
-    gdb.cmd("-exec-interrupt")
+    proc = gdb.mi.gdb_process
+    if proc is None:
+        raise GdbError("gdb is not running", "read gdb-mi.log in the run directory")
+    proc.send_signal(signal.SIGINT)
     stopped = gdb.wait_stopped(timeout)
     if stopped is None:
-        raise GdbError(f"the guest did not stop within {timeout:.0f} s of -exec-interrupt",
+        raise GdbError(f"the guest did not stop within {timeout:.0f} s of SIGINT to gdb",
                        "read gdb-mi.log in the run directory; the guest may be wedged")
     try:
         yield MiTarget(gdb, int(str(stopped.get("thread-id", "1"))) - 1)
@@ -99,19 +105,31 @@ def parse_hold_lines(dmesg: str) -> list[dict[str, Any]]:
             for m in HOLD_LINE.finditer(dmesg)]
 
 
-def load_hold(shell: SerialShell, params: list[str]) -> str:
-    """insmod hm_hold.ko; returns its dmesg lines (addresses and PFNs of what it holds)."""
+def load_hold(shell: SerialShell, params: list[str], timeout: float = 60.0) -> str:
+    """insmod hm_hold.ko and wait for its "ready" line (its holder thread makes the stale
+    kmap only after module loading is over); returns its dmesg lines."""
     cmd = " ".join([f"insmod {MODULE_DIR_IN_GUEST}/{HOLD}.ko", *params])
     rc, out = shell.run(cmd, timeout=120)
     if rc != 0:
         raise GuestError(f"{cmd} failed (exit {rc}): {out[-200:]}",
                          "read console.log in the run directory")
-    return shell.check(f"dmesg | grep '{HOLD}:'")
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = shell.check(f"dmesg | grep '{HOLD}:'")
+        if f"{HOLD}: ready" in lines:
+            return lines
+        if time.monotonic() > deadline:
+            raise GuestError(f"{HOLD} did not print 'ready' within {timeout:.0f} s",
+                             "read dmesg in the guest (console.log in the run directory)")
+        time.sleep(0.2)
 
 
 def gdb_argv(kernel: KernelBuild, socket: Path, lx_symbols: bool) -> list[str]:
     """The interactive gdb: vmlinux, the kernel's helpers, our commands, the guest."""
-    argv = ["gdb", "-q", str(kernel.vmlinux), "-ex", "set pagination off",
+    # auto-loading vmlinux-gdb.py is declined by gdb's safe-path (a warning, twice): we
+    # source it explicitly instead
+    argv = ["gdb", "-q", "-iex", "set auto-load python-scripts off", str(kernel.vmlinux),
+            "-ex", "set pagination off",
             "-ex", f"source {kernel.gdb_script}", "-ex", f"target remote {socket}"]
     if lx_symbols:
         argv += ["-ex", "lx-symbols"]
@@ -162,8 +180,8 @@ def run_interactive(argv: list[str], cwd: Path, console: pexpect.spawn | None,
 
 def _lab(args: argparse.Namespace, tag: str) -> tuple[Lab, Path]:
     run_dir = new_run_dir(tag)
-    opts = LabOptions(source=Path(args.source), configs=args.config, accel=args.accel,
-                      memory=args.memory, smp=args.smp, append=args.append)
+    opts = lab_options(args)
+    opts.append = args.append
     return Lab(opts, run_dir, Phases()), run_dir
 
 
@@ -201,21 +219,20 @@ def _va(text: str) -> int | str:
 
 def _inspect(args: argparse.Namespace, report: Callable[[MiTarget], inspect.Report],
              tag: str) -> int:
-    out = sys.stderr if args.json else sys.stdout
-    with contextlib.redirect_stdout(out):
-        lab, run_dir = _lab(args, tag)
-        hold = _hold_params(args)
-        try:
-            s = lab.guest(attach=True)
-            if hold is not None:
-                say(load_hold(s.shell, hold))
-            t0 = time.monotonic()
-            with stopped_target(s.gdb) as target:
-                rep = report(target)
-            say(f"== {tag}: the guest was stopped for {time.monotonic() - t0:.2f} s "
-                f"(artifacts: {run_dir})")
-        finally:
-            lab.close()
+    """Boot, (hold,) stop once, report, shut down. Progress goes to stderr (say())."""
+    lab, run_dir = _lab(args, tag)
+    hold = _hold_params(args)
+    try:
+        s = lab.guest(attach=True)
+        if hold is not None:
+            say(load_hold(s.shell, hold))
+        t0 = time.monotonic()
+        with stopped_target(s.gdb) as target:
+            rep = report(target)
+        say(f"== {tag}: the guest was stopped for {time.monotonic() - t0:.2f} s "
+            f"(artifacts: {run_dir})")
+    finally:
+        lab.close()
     text = json.dumps(rep.to_json(), indent=2) if args.json else rep.format()
     (run_dir / f"{tag}.{'json' if args.json else 'txt'}").write_text(text + "\n")
     print(text)
@@ -224,6 +241,9 @@ def _inspect(args: argparse.Namespace, report: Callable[[MiTarget], inspect.Repo
 
 def _pte(args: argparse.Namespace) -> int:
     va = _va(args.va)
+    if isinstance(va, int) and not 0 <= va <= 0xFFFFFFFF:
+        raise HarnessError(f"{va:#x} is not a 32-bit virtual address",
+                           "give an address below 0x100000000")
 
     def report(t: MiTarget) -> inspect.Report:
         addr = va if isinstance(va, int) else _eval(t, va)
@@ -246,13 +266,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hold-param", action="append", default=[], metavar="KEY=VALUE",
                    help="hm_hold parameter (implies --hold), e.g. spin=1: the kmap_local "
                    "holder busy-waits, so its PTE is present when the guest stops")
-    p.add_argument("--source", default=str(DEFAULT_SOURCE),
-                   help="kernel tree or tarball (default: %(default)s)")
-    p.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
-                   help="extra Kconfig fragment (repeatable)")
-    p.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
-    p.add_argument("--memory", default="8G", help="guest RAM (default %(default)s)")
-    p.add_argument("--smp", type=int, default=2, help="guest CPUs (default %(default)s)")
+    add_lab_args(p)
     p.add_argument("--append", default="", help="extra kernel command line")
 
 
