@@ -7,6 +7,8 @@ it on every normal path. The transcript of every record goes to gdb-mi.log.
 
 import json
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -142,9 +144,31 @@ class Gdb:
                            "read gdb-mi.log in the run directory")
         return bytes(out[:size])
 
-    def close(self) -> None:
-        try:
-            self.mi.exit()
-        except Exception:  # noqa: BLE001 - best effort on the way out; process is killed
-            pass
+    def interrupt(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop the running guest (all vCPUs); returns the *stopped payload.
+
+        SIGINT, as gdb's own Ctrl-C: in all-stop mode gdb reads no MI command while the
+        target runs, so `-exec-interrupt` would never be answered."""
+        self.pending.clear()
+        proc = self.mi.gdb_process
+        if proc is None:
+            raise GdbError("gdb is not running", "read gdb-mi.log in the run directory")
+        proc.send_signal(signal.SIGINT)
+        stopped = self.wait_stopped(timeout)
+        if stopped is None:
+            raise GdbError(f"the guest did not stop within {timeout:.0f} s of SIGINT to gdb",
+                           "read gdb-mi.log in the run directory; the guest may be wedged")
+        return stopped
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End gdb: SIGTERM, then SIGKILL after `timeout` (pygdbmi's exit() waits forever)."""
+        proc = self.mi.gdb_process
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+        self.mi.gdb_process = None
         self.log.close()

@@ -84,15 +84,7 @@ def stopped_target(gdb: Gdb, timeout: float = 30.0) -> Iterator[MiTarget]:
 
     gdb runs MI synchronously (mi-async off): while the target runs it reads no commands, so
     `-exec-interrupt` would wait forever. SIGINT is what gdb itself listens for (Ctrl-C)."""
-    gdb.pending.clear()
-    proc = gdb.mi.gdb_process
-    if proc is None:
-        raise GdbError("gdb is not running", "read gdb-mi.log in the run directory")
-    proc.send_signal(signal.SIGINT)
-    stopped = gdb.wait_stopped(timeout)
-    if stopped is None:
-        raise GdbError(f"the guest did not stop within {timeout:.0f} s of SIGINT to gdb",
-                       "read gdb-mi.log in the run directory; the guest may be wedged")
+    stopped = gdb.interrupt(timeout)
     try:
         yield MiTarget(gdb, int(str(stopped.get("thread-id", "1"))) - 1)
     finally:
