@@ -22,445 +22,49 @@ The current task: `pcpu_hot.current_task` (6.2+) or the per-cpu `current_task` (
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from .errors import GdbError, HarnessError
-from .layout import PAGE_SIZE, VMALLOC_OFFSET, Layout, LayoutInputs, compute_layout
-from .pagewalk import Walk, walk
+from .inspect_model import (
+    KmapCtrlEntry,
+    KmapLocalSlot,
+    KmapsReport,
+    LayoutReport,
+    LevelInfo,
+    PkmapSlot,
+    PteReport,
+    TaskKmaps,
+    VmapArea,
+    VmapPage,
+    VmapsReport,
+    _hex,
+)
+from .kernel_target import (
+    MAX_LIST,
+    VM_NO_GUARD,
+    PFN_4G,
+    PTR,
+    VM_FLAGS,
+    VM_MAP,
+    InspectError,
+    Kernel,
+    Target,
+    addr_expr,
+    size_expr,
+    value_expr,
+)
+from .layout import PAGE_SIZE
 from .pte import decode_entry, format_flags
 
-CR4_PAE = 1 << 5
-PTR = 4                       # sizeof(void *) and sizeof(unsigned long) on i386
-PFN_4G = 0x100000
-PMD_MASK_2LEVEL = ~((1 << 22) - 1) & 0xFFFFFFFF   # PMD folded into the 4 MiB PGD
-MAX_LIST = 100_000            # a corrupt kernel list must not make us loop forever
-VM_FLAGS = ((0x1, "IOREMAP"), (0x2, "ALLOC"), (0x4, "MAP"), (0x8, "USERMAP"),
-            (0x10, "DMA_COHERENT"), (0x20, "UNINITIALIZED"), (0x40, "NO_GUARD"),
-            (0x200, "MAP_PUT_PAGES"), (0x1000, "SPARSE"))   # include/linux/vmalloc.h 6.12
-VM_MAP, VM_NO_GUARD = 0x4, 0x40
-XP_LINE = re.compile(r"^([0-9a-fA-F]+):\s+((?:0x[0-9a-fA-F]+\s*)+)$")
-SYMBOL_LINE = re.compile(r"^(\S+)(?: \+ (\d+))? in section")
+# re-exported: callers use inspect.* for the reports and the target reading
+from .inspect_model import Report  # noqa: E402,F401
+from .kernel_target import (  # noqa: E402,F401
+    CR4_PAE, PMD_MASK_2LEVEL, SYMBOL_LINE, XP_LINE, SymbolMissing, compute_layout_2level,
+    count_expr, offset_expr, parse_symbol, parse_xp, read_layout)
+from .layout import LayoutInputs  # noqa: E402,F401
 
-
-class SymbolMissing(LookupError):
-    """gdb could not evaluate an expression (no such symbol or member in this kernel)."""
-
-
-class InspectError(HarnessError):
-    """The live kernel is not what the inspector understands, or a list is corrupt."""
-
-
-class Target(Protocol):
-    """What a report needs from a debugger stopped on the guest (see the module doc)."""
-
-    cpu: int | None
-
-    def int_value(self, expr: str) -> int: ...
-    def read_phys(self, addr: int, size: int) -> bytes: ...
-    def read_virt(self, addr: int, size: int) -> bytes: ...
-    def symbol(self, addr: int) -> str | None: ...
-    @property
-    def cr3(self) -> int: ...
-    @property
-    def cr4(self) -> int: ...
-
-
-# -- the expressions we ask gdb for (tests build fake targets from these) ---------------
-
-def offset_expr(ctype: str, member: str) -> str:
-    return f"(unsigned long)&(({ctype} *)0)->{member}"
-
-
-def addr_expr(symbol: str) -> str:
-    return f"(unsigned long)&{symbol}"
-
-
-def value_expr(symbol: str) -> str:
-    return f"(unsigned long){symbol}"
-
-
-def size_expr(ctype: str) -> str:
-    return f"sizeof({ctype})"
-
-
-def count_expr(array: str) -> str:
-    return f"sizeof({array}) / sizeof({array}[0])"
-
-
-def parse_xp(text: str, size: int) -> bytes:
-    """The bytes of QEMU's `xp /Ngx ADDR` output (lines `ADDR: 0x... 0x...`)."""
-    out = bytearray()
-    for line in text.splitlines():
-        m = XP_LINE.match(line.strip())
-        if m:
-            for w in m.group(2).split():
-                out += int(w, 16).to_bytes(8, "little")
-    if len(out) < size:
-        raise GdbError(f"monitor xp returned {text[:120]!r}", "is the guest stopped?")
-    return bytes(out[:size])
-
-
-def parse_symbol(text: str) -> str | None:
-    """gdb's `info symbol` answer as `name+off`, or None ("No symbol matches")."""
-    m = SYMBOL_LINE.match(text.strip())
-    if not m:
-        return None
-    return m.group(1) + (f"+{int(m.group(2)):#x}" if m.group(2) else "")
-
-
-# -- one stop of the kernel -------------------------------------------------------------
-
-class Kernel:
-    """The live kernel at one stop, through a target: expression values and physical pages
-    are kept for the stop (every walk of a report shares the same few table pages)."""
-
-    def __init__(self, target: Target) -> None:
-        self.t = target
-        self.ints: dict[str, int] = {}
-        self.pages: dict[int, bytes] = {}
-        self.pae = bool(target.cr4 & CR4_PAE)
-        self.cr3 = target.cr3
-        self.cpu = target.cpu
-        self.pte_size = 8 if self.pae else 4
-        self._layout: Layout | None = None
-
-    def value(self, expr: str) -> int:
-        if expr not in self.ints:
-            self.ints[expr] = self.t.int_value(expr)
-        return self.ints[expr]
-
-    def maybe(self, expr: str) -> int | None:
-        try:
-            return self.value(expr)
-        except SymbolMissing:
-            return None
-
-    def off(self, ctype: str, member: str) -> int:
-        return self.value(offset_expr(ctype, member))
-
-    def phys(self, addr: int, size: int) -> bytes:
-        """Physical memory, a 4 KiB page per target read, kept for the stop."""
-        out = b""
-        while size > 0:
-            base, off = addr & ~0xFFF, addr & 0xFFF
-            if base not in self.pages:
-                self.pages[base] = self.t.read_phys(base, PAGE_SIZE)
-            n = min(size, PAGE_SIZE - off)
-            out += self.pages[base][off:off + n]
-            addr, size = addr + n, size - n
-        return out
-
-    def virt(self, addr: int, size: int) -> bytes:
-        return self.t.read_virt(addr, size)
-
-    def u32(self, addr: int) -> int:
-        return int.from_bytes(self.virt(addr, 4), "little")
-
-    def walk(self, va: int) -> Walk:
-        return walk(self.cr3, va, self.phys, pae=self.pae)
-
-    @property
-    def layout(self) -> Layout:
-        if self._layout is None:
-            self._layout = read_layout(self)
-        return self._layout
-
-    def lowmem_pfns(self) -> int:
-        """highstart_pfn (arch/x86/mm/init_32.c), else max_low_pfn: lowmem ends there."""
-        return self.maybe(value_expr("highstart_pfn")) or self.value(value_expr("max_low_pfn"))
-
-    def page_of(self, pfn: int) -> int | None:
-        """The `struct page *` of `pfn` (unsigned long): &mem_map[pfn] (FLATMEM, the only
-        memory model of i386 HIGHMEM64G/HIGHMEM4G configs here), or None past max_pfn."""
-        if pfn >= self.value(value_expr("max_pfn")):
-            return None
-        return self.value(value_expr("mem_map")) + pfn * self.value(size_expr("struct page"))
-
-    def pfn_of_page(self, page: int) -> int | None:
-        """page_to_pfn() of `page` (struct page *), FLATMEM; None if not in mem_map."""
-        base, size = self.value(value_expr("mem_map")), self.value(size_expr("struct page"))
-        if page < base or (page - base) % size:
-            return None
-        return (page - base) // size
-
-    def is_highmem(self, pfn: int) -> bool:
-        """PageHighMem() for `pfn` (unsigned long): at or above highstart_pfn."""
-        return pfn >= self.lowmem_pfns()
-
-
-def compute_layout_2level(i: LayoutInputs) -> Layout:
-    """compute_layout() for a non-PAE kernel (HIGHMEM4G): the same pgtable_32_areas.h
-    formulas with PMD_MASK = the 4 MiB PGD mask (the PMD level is folded)."""
-    fixaddr_tot_start = i.fixaddr_top - (i.end_of_fixed_addresses << 12)
-    cea_pages = i.nr_cpus * -(-i.cpu_entry_area_size // PAGE_SIZE)
-    cea_base = (fixaddr_tot_start - PAGE_SIZE * (cea_pages + 1)) & PMD_MASK_2LEVEL
-    pkmap_base = (((cea_base - PAGE_SIZE) & PMD_MASK_2LEVEL) - PAGE_SIZE) & PMD_MASK_2LEVEL
-    return Layout(
-        page_offset=i.page_offset, high_memory=i.high_memory,
-        vmalloc_start=i.high_memory + VMALLOC_OFFSET, vmalloc_end=pkmap_base - 2 * PAGE_SIZE,
-        pkmap_base=pkmap_base, last_pkmap=i.last_pkmap, cpu_entry_area_base=cea_base,
-        fixaddr_tot_start=fixaddr_tot_start, fixaddr_top=i.fixaddr_top,
-        fix_kmap_begin=i.fix_kmap_begin, fix_kmap_end=i.fix_kmap_end,
-        km_max_idx=i.km_max_idx, nr_cpus=i.nr_cpus)
-
-
-def read_layout(k: Kernel) -> Layout:
-    """The layout from the live kernel. PAGE_OFFSET too: high_memory is
-    __va(highstart_pfn << PAGE_SHIFT) (init_32.c 6.12:646), so it is their difference."""
-    high_memory = k.value(value_expr("high_memory"))
-    inputs = LayoutInputs(
-        page_offset=(high_memory - (k.lowmem_pfns() << 12)) & 0xFFFFFFFF,
-        high_memory=high_memory,
-        fixaddr_top=k.value(value_expr("__FIXADDR_TOP")),
-        fix_kmap_begin=k.value(value_expr("FIX_KMAP_BEGIN")),
-        fix_kmap_end=k.value(value_expr("FIX_KMAP_END")),
-        end_of_fixed_addresses=k.value(value_expr("__end_of_fixed_addresses")),
-        km_max_idx=k.value(count_expr("((struct task_struct *)0)->kmap_ctrl.pteval")),
-        nr_cpus=k.value(count_expr("__per_cpu_offset")),
-        cpu_entry_area_size=k.value(size_expr("struct cpu_entry_area")),
-        last_pkmap=k.value(count_expr("pkmap_count")))
-    return compute_layout(inputs) if k.pae else compute_layout_2level(inputs)
-
-
-# -- report types -----------------------------------------------------------------------
-
-class Report:
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
-
-    def format(self) -> str:
-        raise NotImplementedError
-
-
-def _hex(v: int | None, width: int = 0) -> str:
-    return "-" if v is None else f"{v:#0{width + 2}x}" if width else f"{v:#x}"
-
-
-@dataclass
-class LevelInfo:
-    name: str
-    table_phys: int
-    index: int
-    entry_phys: int
-    value: int
-    flags: str
-    present: bool
-    protnone: bool
-
-
-@dataclass
-class PteReport(Report):
-    va: int
-    area: str
-    cpu: int | None
-    cr3: int
-    pae: bool
-    levels: list[LevelInfo]
-    present: bool
-    fault: str | None
-    phys: int | None
-    pfn: int | None
-    page: int | None
-    page_size: int
-    highmem: bool | None
-    protnone: bool
-    notes: list[str] = field(default_factory=list)
-
-    def format(self) -> str:
-        w = 16 if self.pae else 8
-        cpu = "" if self.cpu is None else f"CPU {self.cpu}, "
-        lines = [f"VA {self.va:#010x}: {self.area}",
-                 f"  CR3    {self.cr3:#010x} ({cpu}{'PAE' if self.pae else '2-level'})"]
-        for lv in self.levels:
-            lines.append(f"  {lv.name:<6} [{lv.index:3}] @ {lv.entry_phys:#011x} = "
-                         f"{lv.value:0{w}x}  {lv.flags}")
-        if self.present:
-            where = "highmem" if self.highmem else "lowmem"
-            if self.pfn is not None and self.pfn >= PFN_4G:
-                where += ", above 4 GiB"
-            lines.append(f"  phys   {self.phys:#x}  PFN {self.pfn:#x} ({where})  "
-                         f"struct page {_hex(self.page)}"
-                         + (f"  [{self.page_size >> 20} MiB page]" if self.page_size > PAGE_SIZE
-                            else ""))
-        else:
-            extra = f" (PROTNONE, PFN {self.pfn:#x})" if self.protnone else ""
-            lines.append(f"  not mapped: {self.fault}{extra}")
-        lines += [f"  note: {n}" for n in self.notes]
-        return "\n".join(lines)
-
-
-@dataclass
-class PkmapSlot:
-    nr: int
-    va: int
-    count: int
-    pte: int
-    flags: str
-    pfn: int | None
-    page: int | None
-    stale: bool
-    state: str
-
-
-@dataclass
-class KmapCtrlEntry:
-    index: int
-    va: int
-    pteval: int
-    flags: str
-    pfn: int | None
-    live_pte: int
-    state: str
-
-
-@dataclass
-class TaskKmaps:
-    task: int
-    pid: int
-    comm: str
-    cpu: int
-    running: bool
-    idx: int
-    entries: list[KmapCtrlEntry]
-
-
-@dataclass
-class KmapLocalSlot:
-    cpu: int
-    slot: int
-    va: int
-    pte: int
-    flags: str
-    pfn: int | None
-    page: int | None
-    holder: str
-
-
-@dataclass
-class KmapsReport(Report):
-    pae: bool
-    pkmap_base: int
-    last_pkmap: int
-    pkmap: list[PkmapSlot]
-    kmap_local: list[KmapLocalSlot]
-    current: dict[int, str]
-    tasks: list[TaskKmaps]
-
-    def format(self) -> str:
-        w = 16 if self.pae else 8
-        head = f"PKMAP ({self.last_pkmap} slots at {self.pkmap_base:#x}): {len(self.pkmap)} in use"
-        lines = [head]
-        if self.pkmap:
-            lines.append(f"  {'slot':>4}  {'VA':10}  {'count':>5}  {'PTE':{w}}  {'flags':16}  "
-                         f"{'PFN':>9}  {'struct page':11}  state")
-        for s in self.pkmap:
-            lines.append(f"  {s.nr:4}  {s.va:#010x}  {s.count:5}  {s.pte:0{w}x}  {s.flags:16}  "
-                         f"{_hex(s.pfn):>9}  {_hex(s.page):11}  {s.state}")
-        lines.append(f"kmap_local/kmap_atomic slots with a PTE: {len(self.kmap_local)}")
-        for k in self.kmap_local:
-            lines.append(f"  CPU {k.cpu} slot {k.slot:2}  {k.va:#010x}  {k.pte:0{w}x}  "
-                         f"{k.flags:16}  PFN {_hex(k.pfn):>9}  page {_hex(k.page)}  {k.holder}")
-        lines.append("current task of each CPU: " + ", ".join(
-            f"CPU {c}: {d}" for c, d in sorted(self.current.items())))
-        lines.append(f"tasks holding kmap_local maps (kmap_ctrl.idx > 0): {len(self.tasks)}")
-        for t in self.tasks:
-            run = "running" if t.running else "not running: PTEs cleared at sched-out"
-            lines.append(f"  pid {t.pid} {t.comm} on CPU {t.cpu} ({run}), "
-                         f"kmap_ctrl.idx {t.idx}")
-            for e in t.entries:
-                lines.append(f"    [{e.index:2}] {e.va:#010x}  pteval {e.pteval:0{w}x}  "
-                             f"{e.flags:16}  PFN {_hex(e.pfn):>9}  {e.state}")
-        return "\n".join(lines)
-
-
-@dataclass
-class VmapPage:
-    index: int
-    va: int
-    pte: int
-    flags: str
-    pfn: int | None
-    highmem: bool
-    above_4g: bool
-
-
-@dataclass
-class VmapArea:
-    start: int
-    end: int
-    size: int
-    flags: str
-    caller: str
-    pages_array: bool
-    pages: list[VmapPage]
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class VmapsReport(Report):
-    busy: int
-    kinds: dict[str, int]
-    areas: list[VmapArea]
-
-    def format(self) -> str:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(self.kinds.items()))
-        lines = [f"vmap areas: {self.busy} busy ({kinds}); VM_MAP areas: {len(self.areas)}"]
-        for a in self.areas:
-            high = sum(p.highmem for p in a.pages)
-            lines.append(f"  {a.start:#010x}-{a.end:#010x} {len(a.pages)} pages ({high} highmem)"
-                         f"  {a.flags}  caller {a.caller}"
-                         + ("" if a.pages_array else "  (no pages array: PFNs from the PTEs)"))
-            for p in a.pages:
-                where = ("highmem above 4 GiB" if p.above_4g else "highmem") if p.highmem \
-                    else "lowmem"
-                lines.append(f"    [{p.index:3}] {p.va:#010x}  {p.flags:16}  "
-                             f"PFN {_hex(p.pfn):>9}  {where}")
-            lines += [f"    note: {n}" for n in a.notes]
-        return "\n".join(lines)
-
-
-@dataclass
-class LayoutReport(Report):
-    pae: bool
-    layout: dict[str, int | bool]
-    fixaddr_start: int
-    kmap_local_first: int
-    kmap_local_last: int
-    mem_map: int
-    struct_page_size: int
-    max_pfn: int
-    highstart_pfn: int
-    checks: list[str]
-
-    def format(self) -> str:
-        lo = self.layout
-        rows = [("PAGE_OFFSET", lo["page_offset"]), ("high_memory", lo["high_memory"]),
-                ("VMALLOC_START", lo["vmalloc_start"]), ("VMALLOC_END", lo["vmalloc_end"]),
-                ("PKMAP_BASE", lo["pkmap_base"]), ("CPU_ENTRY_AREA_BASE",
-                                                   lo["cpu_entry_area_base"]),
-                ("FIXADDR_TOT_START", lo["fixaddr_tot_start"]),
-                ("FIXADDR_START", self.fixaddr_start), ("FIXADDR_TOP", lo["fixaddr_top"])]
-        lines = [f"page tables: {'PAE (3 levels, 64-bit entries)' if self.pae else '2-level'}"]
-        lines += [f"  {n:<20} {int(v):#010x}" for n, v in rows]
-        debug = "on" if lo["debug_kmap_local"] else "off"
-        lines += [f"  {'LAST_PKMAP':<20} {lo['last_pkmap']}",
-                  f"  {'FIX_KMAP_BEGIN':<20} {lo['fix_kmap_begin']} -> "
-                  + f"{self.kmap_local_first:#010x}",
-                  f"  {'FIX_KMAP_END':<20} {lo['fix_kmap_end']} -> {self.kmap_local_last:#010x}",
-                  f"  {'KM_MAX_IDX':<20} {lo['km_max_idx']} (DEBUG_KMAP_LOCAL {debug}), "
-                  + f"NR_CPUS {lo['nr_cpus']}",
-                  f"  {'mem_map':<20} {self.mem_map:#010x} (struct page: "
-                  + f"{self.struct_page_size} bytes), max_pfn {self.max_pfn:#x}, "
-                  + f"highstart_pfn {self.highstart_pfn:#x}"]
-        lines += [f"  check: {c}" for c in self.checks]
-        return "\n".join(lines)
-
-
-# -- the reports ------------------------------------------------------------------------
 
 def _level_info(lv: Any, pae: bool) -> LevelInfo:
     kind = "pte" if lv.name == "PTE" else ("pde" if lv.name == "PDE" else "pmd")
@@ -805,3 +409,4 @@ def layout_report(target: Target) -> LayoutReport:
         kmap_local_last=lay.fix_to_virt(lay.fix_kmap_end),
         mem_map=k.value(value_expr("mem_map")), struct_page_size=k.value(size_expr("struct page")),
         max_pfn=k.value(value_expr("max_pfn")), highstart_pfn=k.lowmem_pfns(), checks=checks)
+

@@ -1,0 +1,211 @@
+"""Reading a stopped i386 kernel through a *target* (the `Target` protocol): C expressions
+with vmlinux's DWARF, guest physical memory through QEMU's `xp` (no wrap at 4 GiB), kernel
+virtual memory, symbols; and the live layout (PAE or 2-level) built from them. Linux
+6.1-6.14, i386, CONFIG_HIGHMEM, FLATMEM. No gdb or pygdbmi import: gdb's own Python loads
+this file too (see inspect.py for the reports built on it).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+from .errors import GdbError, HarnessError
+from .layout import PAGE_SIZE, VMALLOC_OFFSET, Layout, LayoutInputs, compute_layout
+from .pagewalk import Walk, walk
+
+CR4_PAE = 1 << 5
+PTR = 4                       # sizeof(void *) and sizeof(unsigned long) on i386
+PFN_4G = 0x100000
+PMD_MASK_2LEVEL = ~((1 << 22) - 1) & 0xFFFFFFFF   # PMD folded into the 4 MiB PGD
+MAX_LIST = 100_000            # a corrupt kernel list must not make us loop forever
+VM_FLAGS = ((0x1, "IOREMAP"), (0x2, "ALLOC"), (0x4, "MAP"), (0x8, "USERMAP"),
+            (0x10, "DMA_COHERENT"), (0x20, "UNINITIALIZED"), (0x40, "NO_GUARD"),
+            (0x200, "MAP_PUT_PAGES"), (0x1000, "SPARSE"))   # include/linux/vmalloc.h 6.12
+VM_MAP, VM_NO_GUARD = 0x4, 0x40
+XP_LINE = re.compile(r"^([0-9a-fA-F]+):\s+((?:0x[0-9a-fA-F]+\s*)+)$")
+SYMBOL_LINE = re.compile(r"^(\S+)(?: \+ (\d+))? in section")
+
+
+class SymbolMissing(LookupError):
+    """gdb could not evaluate an expression (no such symbol or member in this kernel)."""
+
+
+class InspectError(HarnessError):
+    """The live kernel is not what the inspector understands, or a list is corrupt."""
+
+
+class Target(Protocol):
+    """What a report needs from a debugger stopped on the guest (see the module doc)."""
+
+    cpu: int | None
+
+    def int_value(self, expr: str) -> int: ...
+    def read_phys(self, addr: int, size: int) -> bytes: ...
+    def read_virt(self, addr: int, size: int) -> bytes: ...
+    def symbol(self, addr: int) -> str | None: ...
+    @property
+    def cr3(self) -> int: ...
+    @property
+    def cr4(self) -> int: ...
+
+
+# -- the expressions we ask gdb for (tests build fake targets from these) ---------------
+
+def offset_expr(ctype: str, member: str) -> str:
+    return f"(unsigned long)&(({ctype} *)0)->{member}"
+
+
+def addr_expr(symbol: str) -> str:
+    return f"(unsigned long)&{symbol}"
+
+
+def value_expr(symbol: str) -> str:
+    return f"(unsigned long){symbol}"
+
+
+def size_expr(ctype: str) -> str:
+    return f"sizeof({ctype})"
+
+
+def count_expr(array: str) -> str:
+    return f"sizeof({array}) / sizeof({array}[0])"
+
+
+def parse_xp(text: str, size: int) -> bytes:
+    """The bytes of QEMU's `xp /Ngx ADDR` output (lines `ADDR: 0x... 0x...`)."""
+    out = bytearray()
+    for line in text.splitlines():
+        m = XP_LINE.match(line.strip())
+        if m:
+            for w in m.group(2).split():
+                out += int(w, 16).to_bytes(8, "little")
+    if len(out) < size:
+        raise GdbError(f"monitor xp returned {text[:120]!r}", "is the guest stopped?")
+    return bytes(out[:size])
+
+
+def parse_symbol(text: str) -> str | None:
+    """gdb's `info symbol` answer as `name+off`, or None ("No symbol matches")."""
+    m = SYMBOL_LINE.match(text.strip())
+    if not m:
+        return None
+    return m.group(1) + (f"+{int(m.group(2)):#x}" if m.group(2) else "")
+
+
+# -- one stop of the kernel -------------------------------------------------------------
+
+class Kernel:
+    """The live kernel at one stop, through a target: expression values and physical pages
+    are kept for the stop (every walk of a report shares the same few table pages)."""
+
+    def __init__(self, target: Target) -> None:
+        self.t = target
+        self.ints: dict[str, int] = {}
+        self.pages: dict[int, bytes] = {}
+        self.pae = bool(target.cr4 & CR4_PAE)
+        self.cr3 = target.cr3
+        self.cpu = target.cpu
+        self.pte_size = 8 if self.pae else 4
+        self._layout: Layout | None = None
+
+    def value(self, expr: str) -> int:
+        if expr not in self.ints:
+            self.ints[expr] = self.t.int_value(expr)
+        return self.ints[expr]
+
+    def maybe(self, expr: str) -> int | None:
+        try:
+            return self.value(expr)
+        except SymbolMissing:
+            return None
+
+    def off(self, ctype: str, member: str) -> int:
+        return self.value(offset_expr(ctype, member))
+
+    def phys(self, addr: int, size: int) -> bytes:
+        """Physical memory, a 4 KiB page per target read, kept for the stop."""
+        out = b""
+        while size > 0:
+            base, off = addr & ~0xFFF, addr & 0xFFF
+            if base not in self.pages:
+                self.pages[base] = self.t.read_phys(base, PAGE_SIZE)
+            n = min(size, PAGE_SIZE - off)
+            out += self.pages[base][off:off + n]
+            addr, size = addr + n, size - n
+        return out
+
+    def virt(self, addr: int, size: int) -> bytes:
+        return self.t.read_virt(addr, size)
+
+    def u32(self, addr: int) -> int:
+        return int.from_bytes(self.virt(addr, 4), "little")
+
+    def walk(self, va: int) -> Walk:
+        return walk(self.cr3, va, self.phys, pae=self.pae)
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            self._layout = read_layout(self)
+        return self._layout
+
+    def lowmem_pfns(self) -> int:
+        """highstart_pfn (arch/x86/mm/init_32.c), else max_low_pfn: lowmem ends there."""
+        return self.maybe(value_expr("highstart_pfn")) or self.value(value_expr("max_low_pfn"))
+
+    def page_of(self, pfn: int) -> int | None:
+        """The `struct page *` of `pfn` (unsigned long): &mem_map[pfn] (FLATMEM, the only
+        memory model of i386 HIGHMEM64G/HIGHMEM4G configs here), or None past max_pfn."""
+        if pfn >= self.value(value_expr("max_pfn")):
+            return None
+        return self.value(value_expr("mem_map")) + pfn * self.value(size_expr("struct page"))
+
+    def pfn_of_page(self, page: int) -> int | None:
+        """page_to_pfn() of `page` (struct page *), FLATMEM; None if not in mem_map."""
+        base, size = self.value(value_expr("mem_map")), self.value(size_expr("struct page"))
+        if page < base or (page - base) % size:
+            return None
+        return (page - base) // size
+
+    def is_highmem(self, pfn: int) -> bool:
+        """PageHighMem() for `pfn` (unsigned long): at or above highstart_pfn."""
+        return pfn >= self.lowmem_pfns()
+
+
+def compute_layout_2level(i: LayoutInputs) -> Layout:
+    """compute_layout() for a non-PAE kernel (HIGHMEM4G): the same pgtable_32_areas.h
+    formulas with PMD_MASK = the 4 MiB PGD mask (the PMD level is folded)."""
+    fixaddr_tot_start = i.fixaddr_top - (i.end_of_fixed_addresses << 12)
+    cea_pages = i.nr_cpus * -(-i.cpu_entry_area_size // PAGE_SIZE)
+    cea_base = (fixaddr_tot_start - PAGE_SIZE * (cea_pages + 1)) & PMD_MASK_2LEVEL
+    pkmap_base = (((cea_base - PAGE_SIZE) & PMD_MASK_2LEVEL) - PAGE_SIZE) & PMD_MASK_2LEVEL
+    return Layout(
+        page_offset=i.page_offset, high_memory=i.high_memory,
+        vmalloc_start=i.high_memory + VMALLOC_OFFSET, vmalloc_end=pkmap_base - 2 * PAGE_SIZE,
+        pkmap_base=pkmap_base, last_pkmap=i.last_pkmap, cpu_entry_area_base=cea_base,
+        fixaddr_tot_start=fixaddr_tot_start, fixaddr_top=i.fixaddr_top,
+        fix_kmap_begin=i.fix_kmap_begin, fix_kmap_end=i.fix_kmap_end,
+        km_max_idx=i.km_max_idx, nr_cpus=i.nr_cpus)
+
+
+def read_layout(k: Kernel) -> Layout:
+    """The layout from the live kernel. PAGE_OFFSET too: high_memory is
+    __va(highstart_pfn << PAGE_SHIFT) (init_32.c 6.12:646), so it is their difference."""
+    high_memory = k.value(value_expr("high_memory"))
+    inputs = LayoutInputs(
+        page_offset=(high_memory - (k.lowmem_pfns() << 12)) & 0xFFFFFFFF,
+        high_memory=high_memory,
+        fixaddr_top=k.value(value_expr("__FIXADDR_TOP")),
+        fix_kmap_begin=k.value(value_expr("FIX_KMAP_BEGIN")),
+        fix_kmap_end=k.value(value_expr("FIX_KMAP_END")),
+        end_of_fixed_addresses=k.value(value_expr("__end_of_fixed_addresses")),
+        km_max_idx=k.value(count_expr("((struct task_struct *)0)->kmap_ctrl.pteval")),
+        nr_cpus=k.value(count_expr("__per_cpu_offset")),
+        cpu_entry_area_size=k.value(size_expr("struct cpu_entry_area")),
+        last_pkmap=k.value(count_expr("pkmap_count")))
+    return compute_layout(inputs) if k.pae else compute_layout_2level(inputs)
+
+
+# -- report types -----------------------------------------------------------------------
+
