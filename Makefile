@@ -20,6 +20,9 @@ run:
 test: deps
 	$(PY) -m pytest -ra tests $(TEST_ARGS)
 
+lint: deps
+	$(VENV)/bin/ruff check harness tests scripts
+
 unit: deps
 	$(PY) -m pytest -q tests/unit
 

@@ -117,7 +117,8 @@ class Lab:
                 self.session = s
                 self.meminfo = s.meminfo
                 say(f"  booted ({s.qemu.accel}) in {s.qemu.boot_seconds:.1f} s: HighTotal "
-                    f"{s.meminfo.get('HighTotal', 0)} kB, LowTotal {s.meminfo.get('LowTotal', 0)} kB")
+                    f"{s.meminfo.get('HighTotal', 0)} kB, "
+                    f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 check_highmem(s.meminfo, self.opts.memory)
                 if attach:
                     self.layout = s.checker.kernel_layout()

@@ -74,7 +74,8 @@ def start_sshd(shell: SerialShell, port: int) -> GuestSSH:
     shell.check(f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
                 f"route add default gw {GATEWAY}")
     shell.check(f"mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
-                f"echo '{pub}' > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys")
+                f"echo '{pub}' > /root/.ssh/authorized_keys && "
+                "chmod 600 /root/.ssh/authorized_keys")
     shell.check("/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1", timeout=60)
     line = shell.check("/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'")
     parts = line.split()

@@ -61,7 +61,8 @@ def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, st
     for s in base:
         if s.name in params:
             p = params[s.name]
-            s = next((d for d in suite if d.name == s.name and d.params == p), ModuleSpec(s.name, p))
+            s = next((d for d in suite if d.name == s.name and d.params == p),
+                     ModuleSpec(s.name, p))
         s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes,
                        s.timeout if timeout is None else timeout, s.allow_log)
         if s not in out:

@@ -96,9 +96,9 @@ done
 stamp=$venv/.deps-stamp
 want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "creating the venv in .venv (pygdbmi, paramiko, pexpect, pyyaml, pytest, qemu.qmp)"
+    say "creating the venv in .venv (pygdbmi, paramiko, pexpect, pyyaml, pytest, qemu.qmp, ruff)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here" \
+    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[dev]" \
         2> >(grep -v 'is ignored: it is neither' >&2) \
         || die "pip install into .venv failed" "run '$venv/bin/pip install -e .' to see pip's message"
     echo "$want" > "$stamp"

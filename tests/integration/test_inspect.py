@@ -9,11 +9,9 @@ thread; it prints "hm_hold: <kind> va=0x... pfn=0x..." for each.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pexpect
 import pytest
@@ -23,6 +21,7 @@ from harness.inspect_cli import load_hold, parse_hold_lines, stopped_target
 from harness.lab import Lab, LabOptions
 from harness.progress import Phases
 from harness.pte import PAE_PFN_MASK, decode_entry
+from harness.qmp import hmp
 
 from .conftest import HIGHMEM, REPO
 
@@ -179,31 +178,6 @@ def test_cli_layout_json(request):
 
 
 # -- the oracle: QEMU's own page walk --------------------------------------------------
-
-def hmp(qmp_socket: Path, command: str, cpu: int, timeout: float = 60.0) -> str:
-    """A human-monitor command through QMP (one JSON answer). Not through gdb's `monitor`:
-    QEMU 7.2's gdbstub stalls after a few hundred lines of `info tlb` output."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(qmp_socket))
-        f = s.makefile("rwb")
-
-        def call(execute: str, **arguments: object) -> object:
-            f.write(json.dumps({"execute": execute, "arguments": arguments}).encode() + b"\n")
-            f.flush()
-            while True:
-                line = f.readline()
-                assert line, "QMP closed the connection"
-                msg = json.loads(line)
-                if "return" in msg or "error" in msg:
-                    assert "error" not in msg, msg
-                    return msg["return"]
-
-        json.loads(f.readline())                           # the greeting
-        call("qmp_capabilities")
-        return str(call("human-monitor-command", **{"command-line": command,
-                                                    "cpu-index": cpu}))
-
 
 def parse_tlb(text: str) -> dict[int, tuple[int, str]]:
     """`info tlb` (PAE): {va: (phys with the NX bit QEMU leaves in it masked out, flags)}."""

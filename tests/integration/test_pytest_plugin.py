@@ -29,5 +29,6 @@ def test_user_suite_as_pytest_items(tmp_path, request):
     assert len(failures) == 2, [f.get("name") for f in failures]
     for f in failures:
         assert "mutate=pfn" in f.get("classname", "") + f.get("name", "")
-        assert "PFN: expected" in f.find("failure").get("message", "") + (f.find("failure").text or "")
+        failure = f.find("failure")
+        assert "PFN: expected" in failure.get("message", "") + (failure.text or "")
     assert "8 passed" not in p.stdout and "6 passed" in p.stdout

@@ -33,7 +33,8 @@ modules:
 
 @pytest.mark.parametrize("text,line,what", [
     ("modules:\n  - name: kmap_local_basic\n    parms: x=1\n", 3, "unknown key 'parms'"),
-    ("modules:\n  - name: kmap_local_basic\n    crashes: yes please\n", 3, "'crashes' must be a bool"),
+    ("modules:\n  - name: kmap_local_basic\n    crashes: yes please\n", 3,
+     "'crashes' must be a bool"),
     ("modules:\n  - name: no_such_module\n", 2, "module 'no_such_module' not found"),
     ("timeout: -5\nmodules:\n  - name: kmap_local_basic\n", 1, "'timeout' must be a number"),
     ("modules:\n  - params: x=1\n", 2, "has no 'name'"),
