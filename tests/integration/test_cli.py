@@ -39,3 +39,25 @@ def test_every_subcommand_has_help(cmd):
     p = subprocess.run([sys.executable, "-m", "harness.cli", cmd, "--help"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "usage: highmem" in p.stdout
+
+
+def test_boot_console_and_ssh_to_it():
+    """`highmem boot` on a real terminal; `highmem ssh` reaches that guest; Ctrl-] stops it."""
+    import pexpect
+    c = pexpect.spawn(HIGHMEM[0], [*HIGHMEM[1:], "boot"], cwd=str(REPO), encoding="utf-8",
+                      timeout=600)
+    try:
+        c.expect("guest up: gdbstub (/tmp/hm-[^/]+)/gdb.sock")
+        sockdir = c.match.group(1)
+        p = highmem("ssh", "--", "uname", "-r", timeout=60)
+        assert p.returncode == 0 and "booting one" not in p.stderr
+        assert p.stdout.startswith("6.")
+        c.sendline("echo hello-$((6*7))")
+        c.expect("hello-42")
+        c.sendcontrol("]")
+        c.expect(pexpect.EOF, timeout=60)
+    finally:
+        c.close(force=True)
+    assert c.exitstatus == 0
+    left = subprocess.run(["pgrep", "-f", sockdir], capture_output=True, text=True).stdout
+    assert not left.strip(), "QEMU outlived `highmem boot`"
