@@ -3,6 +3,7 @@ kernel under test. Sources are copied into the build directory first, so the rep
 the user's directory) gets no build litter and each kernel has its own objects.
 """
 
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -34,7 +35,7 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
     if not (src / "Kbuild").exists() and not (src / "Makefile").exists():
         raise BuildError(f"{src} has no Kbuild or Makefile",
                          "add a Kbuild file with 'obj-m += your_module.o'")
-    work = kb.build_dir / "hm-modules" / src.resolve().name
+    work = _work_dir(kb, src)
     with build_lock(kb.build_dir):
         _sync(src, work)
         return _make_modules(kb, src, work, extra_symbols)
@@ -57,5 +58,12 @@ def _make_modules(kb: KernelBuild, src: Path, work: Path,
     return kos
 
 
+def _work_dir(kb: KernelBuild, src: Path) -> Path:
+    """Per kernel build and per source directory (two clones must not share objects)."""
+    real = src.resolve()
+    tag = hashlib.sha256(str(real).encode()).hexdigest()[:8]
+    return kb.build_dir / "hm-modules" / f"{real.name}-{tag}"
+
+
 def symvers(kb: KernelBuild) -> Path:
-    return kb.build_dir / "hm-modules" / MODULES_DIR.name / "Module.symvers"
+    return _work_dir(kb, MODULES_DIR) / "Module.symvers"

@@ -7,6 +7,8 @@
 #define HM_KTAP_H
 
 #include <linux/printk.h>
+#include <linux/kernel.h>
+#include <linux/stdarg.h>
 #include "hm_checkpoint.h"
 
 struct hm_case {
@@ -63,6 +65,56 @@ static inline void hm_case_end(struct hm_case *c)
 			c->number, c->name, c->unchecked);
 	else
 		pr_info("ok %d %s\n", c->number, c->name);
+}
+
+/*
+ * Case-labelled checkpoints: the label is "<case name>: <what>" (at most 55 characters),
+ * and the verdict is folded into the case.
+ */
+static inline __printf(3, 4) char *hm_mklabel(char *buf, struct hm_case *c, const char *fmt, ...)
+{
+	va_list args;
+	int n;
+
+	n = scnprintf(buf, 56, "%s: ", c->name);
+	va_start(args, fmt);
+	vscnprintf(buf + n, 56 - n, fmt, args);
+	va_end(args);
+	return buf;
+}
+
+static inline void hm_cp_slot(struct hm_case *c, const void *va, unsigned long pfn, int cpu, int depth,
+		    const char *what)
+{
+	char label[56];
+
+	hm_mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, cpu, depth), label);
+}
+
+static inline void hm_cp_unmapped(struct hm_case *c, const void *va, const char *what)
+{
+	char label[56];
+
+	hm_mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
+}
+
+/* A slot checkpoint that also has the harness read the u64 at pfn's physical address. */
+static inline void hm_cp_slot_content(struct hm_case *c, const void *va, unsigned long pfn, int cpu,
+			    int depth, u64 content, const char *what)
+{
+	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
+	char label[56];
+
+	e.prot = HM_PROT_KERNEL;
+	e.va = (u32)(unsigned long)va;
+	e.pfn = pfn;
+	e.where = HM_WHERE_KMAP_LOCAL(cpu, depth);
+	e.flags = HM_CHECK_CONTENT;
+	e.content = content;
+	hm_mklabel(label, c, "%s", what);
+	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
 }
 
 #endif /* HM_KTAP_H */

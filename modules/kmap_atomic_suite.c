@@ -66,51 +66,6 @@ static bool have_blocks(struct hm_case *c)
 	return blk_above && blk_below;
 }
 
-static __printf(3, 4) char *mklabel(char *buf, struct hm_case *c, const char *fmt, ...)
-{
-	va_list args;
-	int n;
-
-	n = scnprintf(buf, 56, "%s: ", c->name);
-	va_start(args, fmt);
-	vscnprintf(buf + n, 56 - n, fmt, args);
-	va_end(args);
-	return buf;
-}
-
-static void cp_slot(struct hm_case *c, const void *va, unsigned long pfn, int cpu, int depth,
-		    const char *what)
-{
-	char label[56];
-
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, cpu, depth), label);
-}
-
-static void cp_unmapped(struct hm_case *c, const void *va, const char *what)
-{
-	char label[56];
-
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
-}
-
-/* A slot checkpoint that also has the harness read the u64 at pfn's physical address. */
-static void cp_slot_content(struct hm_case *c, const void *va, unsigned long pfn, int cpu,
-			    int depth, u64 content, const char *what)
-{
-	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
-	char label[56];
-
-	e.prot = HM_PROT_KERNEL;
-	e.va = (u32)(unsigned long)va;
-	e.pfn = pfn;
-	e.where = HM_WHERE_KMAP_LOCAL(cpu, depth);
-	e.flags = HM_CHECK_CONTENT;
-	e.content = content;
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
-}
 
 /* Inside kmap_atomic: no preemption, no page faults. */
 static void expect_atomic(struct hm_case *c, const char *where)
@@ -143,10 +98,10 @@ static void test_one(struct hm_case *c, struct page *page)
 	cpu = smp_processor_id();
 	expect_atomic(c, "mapped");
 	va[0] = PATTERN ^ pfn;
-	cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
+	hm_cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
 	hm_case_expect(c, va[0] == (PATTERN ^ pfn), "read back %#llx", va[0]);
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "unmapped");
+	hm_cp_unmapped(c, va, "unmapped");
 	expect_not_atomic(c, "after");
 }
 
@@ -175,11 +130,11 @@ static void test_nested(struct hm_case *c)
 		ent[i].pad = 0;
 		ent[i].pfn = page_to_pfn(p);
 		snprintf(what, sizeof(what), "map d%d", i);
-		cp_slot(c, va[i], page_to_pfn(p), cpu, i, what);
+		hm_cp_slot(c, va[i], page_to_pfn(p), cpu, i, what);
 		if (i > 0)
 			hm_case_expect(c, va[i] != va[i - 1], "d%d at %#lx too", i, VA(va[i]));
 	}
-	mklabel(label, c, "all %d mapped", NEST);
+	hm_mklabel(label, c, "all %d mapped", NEST);
 	hm_case_checkpoint(c, hm_expect_range(label, ent, NEST, HM_PROT_KERNEL), label);
 	for (i = NEST - 1; i >= 0; i--) {
 		hm_case_expect(c, *(u32 *)va[i] == 0xa000 + i, "d%d reads %#x", i,
@@ -189,10 +144,10 @@ static void test_nested(struct hm_case *c)
 			hm_case_expect(c, preempt_count() == pc0 + i,
 				       "pop d%d: preempt_count %#x", i, preempt_count());
 		snprintf(what, sizeof(what), "pop d%d", i);
-		cp_unmapped(c, va[i], what);
+		hm_cp_unmapped(c, va[i], what);
 		if (i > 0) {
 			snprintf(what, sizeof(what), "d%d kept", i - 1);
-			cp_slot(c, va[i - 1], ent[i - 1].pfn, cpu, i - 1, what);
+			hm_cp_slot(c, va[i - 1], ent[i - 1].pfn, cpu, i - 1, what);
 		}
 	}
 	expect_not_atomic(c, "after");
@@ -218,14 +173,14 @@ static void irq_map_fn(struct irq_work *w)
 
 	x->irq_cpu = cpu;
 	x->hardirq = in_hardirq();
-	cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
+	hm_cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
 		"irq: task's d0 live");
 	va = kmap_atomic(x->q);
 	x->va = va;
 	*(u64 *)va = PATTERN;
-	cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
+	hm_cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "irq: own map unmapped");
+	hm_cp_unmapped(c, va, "irq: own map unmapped");
 }
 
 static void test_irq(struct hm_case *c)
@@ -242,7 +197,7 @@ static void test_irq(struct hm_case *c)
 	x.task_map.va = (u32)(unsigned long)va;
 	x.task_map.pad = 0;
 	x.task_map.pfn = page_to_pfn(p);
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 mapped");
 	irq_work_queue(&x.work);
 	/* irq_work_sync() may sleep: poll while atomic, sync after the unmap */
 	end = jiffies + 30 * HZ;
@@ -252,9 +207,9 @@ static void test_irq(struct hm_case *c)
 	hm_case_expect(c, x.irq_cpu == cpu, "irq ran on cpu %d, task on %d", x.irq_cpu, cpu);
 	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
 	hm_case_expect(c, x.va && x.va != va, "irq map at %#lx, task's at %#lx", VA(x.va), VA(va));
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 after irq");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 after irq");
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "task d0 unmapped");
+	hm_cp_unmapped(c, va, "task d0 unmapped");
 	irq_work_sync(&x.work);
 }
 
@@ -282,13 +237,13 @@ static void test_lowmem(struct hm_case *c)
 	e.va = (u32)(unsigned long)va;
 	e.pfn = page_to_pfn(page);
 	e.where = HM_WHERE_LOWMEM;
-	mklabel(label, c, "page_address");
+	hm_mklabel(label, c, "page_address");
 	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
 	/* No slot was pushed: a highmem map now takes depth 0. */
 	va2 = kmap_atomic(probe);
-	cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
+	hm_cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
 	kunmap_atomic(va2);
-	cp_unmapped(c, va2, "highmem on top unmapped");
+	hm_cp_unmapped(c, va2, "highmem on top unmapped");
 	expect_atomic(c, "lowmem still mapped");
 	kunmap_atomic(va);
 	expect_not_atomic(c, "after");
@@ -307,25 +262,25 @@ static void test_mixed(struct hm_case *c)
 	a = kmap_local_page(p);
 	cpu = smp_processor_id();
 	expect_not_atomic(c, "local d0");
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0");
 	b = kmap_atomic(q);
 	hm_case_expect(c, smp_processor_id() == cpu, "cpu %d, then %d", cpu,
 		       smp_processor_id());
 	expect_atomic(c, "atomic d1");
-	cp_slot(c, b, page_to_pfn(q), cpu, 1, "atomic d1");
+	hm_cp_slot(c, b, page_to_pfn(q), cpu, 1, "atomic d1");
 	d = kmap_local_page(r);
 	expect_atomic(c, "local d2");
-	cp_slot(c, d, page_to_pfn(r), cpu, 2, "local d2");
+	hm_cp_slot(c, d, page_to_pfn(r), cpu, 2, "local d2");
 	hm_case_expect(c, a != b && b != d && a != d, "addresses %#lx %#lx %#lx", VA(a), VA(b), VA(d));
 	kunmap_local(d);
-	cp_unmapped(c, d, "local d2 unmapped");
+	hm_cp_unmapped(c, d, "local d2 unmapped");
 	expect_atomic(c, "local d2 unmapped");
 	kunmap_atomic(b);
-	cp_unmapped(c, b, "atomic d1 unmapped");
+	hm_cp_unmapped(c, b, "atomic d1 unmapped");
 	expect_not_atomic(c, "atomic d1 unmapped");
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0 kept");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "local d0 kept");
 	kunmap_local(a);
-	cp_unmapped(c, a, "local d0 unmapped");
+	hm_cp_unmapped(c, a, "local d0 unmapped");
 }
 
 /* 7: on CPU 1, kmap_atomic takes CPU 1's slots. */
@@ -346,15 +301,15 @@ static long cpu1_fn(void *arg)
 	cpu = smp_processor_id();
 	hm_case_expect(c, cpu == x->want_cpu, "running on cpu %d", cpu);
 	expect_atomic(c, "d0");
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "cpu1 d0");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "cpu1 d0");
 	b = kmap_atomic(q);
-	cp_slot(c, b, page_to_pfn(q), cpu, 1, "cpu1 d1");
+	hm_cp_slot(c, b, page_to_pfn(q), cpu, 1, "cpu1 d1");
 	hm_case_expect(c, is_kmap_addr(a) && is_kmap_addr(b), "is_kmap_addr %d %d",
 		       is_kmap_addr(a), is_kmap_addr(b));
 	kunmap_atomic(b);
-	cp_unmapped(c, b, "cpu1 d1 unmapped");
+	hm_cp_unmapped(c, b, "cpu1 d1 unmapped");
 	kunmap_atomic(a);
-	cp_unmapped(c, a, "cpu1 d0 unmapped");
+	hm_cp_unmapped(c, a, "cpu1 d0 unmapped");
 	expect_not_atomic(c, "after");
 	return 0;
 }
@@ -381,23 +336,23 @@ static void test_content(struct hm_case *c)
 	cpu = smp_processor_id();
 	cpu_p = cpu;
 	va[0] = PATTERN;
-	cp_slot_content(c, va, page_to_pfn(p), cpu, 0, PATTERN, "P written d0");
+	hm_cp_slot_content(c, va, page_to_pfn(p), cpu, 0, PATTERN, "P written d0");
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "P unmapped");
+	hm_cp_unmapped(c, va, "P unmapped");
 
 	vb = kmap_atomic(q);
 	cpu = smp_processor_id();
 	if (cpu == cpu_p)
 		hm_case_expect(c, vb == va, "Q at %#lx, P was at %#lx", VA(vb), VA(va));
 	vb[0] = ~PATTERN;
-	cp_slot_content(c, vb, page_to_pfn(q), cpu, 0, ~PATTERN, "Q written d0");
+	hm_cp_slot_content(c, vb, page_to_pfn(q), cpu, 0, ~PATTERN, "Q written d0");
 	va = kmap_atomic(p);
-	cp_slot_content(c, va, page_to_pfn(p), cpu, 1, PATTERN, "P again d1");
+	hm_cp_slot_content(c, va, page_to_pfn(p), cpu, 1, PATTERN, "P again d1");
 	hm_case_expect(c, va[0] == PATTERN, "P reads %#llx", va[0]);
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "P d1 unmapped");
+	hm_cp_unmapped(c, va, "P d1 unmapped");
 	kunmap_atomic(vb);
-	cp_unmapped(c, vb, "Q unmapped");
+	hm_cp_unmapped(c, vb, "Q unmapped");
 }
 
 /* 9: kmap_atomic_pfn() of a pfn above 4 GiB. */
@@ -411,9 +366,9 @@ static void test_pfn(struct hm_case *c)
 	cpu = smp_processor_id();
 	expect_atomic(c, "mapped");
 	va[0] = PATTERN;
-	cp_slot_content(c, va, pfn, cpu, 0, PATTERN, "pfn mapped");
+	hm_cp_slot_content(c, va, pfn, cpu, 0, PATTERN, "pfn mapped");
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "pfn unmapped");
+	hm_cp_unmapped(c, va, "pfn unmapped");
 	expect_not_atomic(c, "after");
 }
 
@@ -437,13 +392,13 @@ static void test_no_pagefault(struct hm_case *c)
 		return;
 	va = kmap_atomic(p);
 	cpu = smp_processor_id();
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
 	left = __copy_to_user_inatomic((void __user *)uaddr, &v, sizeof(v));
 	hm_case_expect(c, left == sizeof(v), "store to a fresh user page: %lu left", left);
-	cp_unmapped(c, (void *)uaddr, "user page not faulted in");
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped after fault");
+	hm_cp_unmapped(c, (void *)uaddr, "user page not faulted in");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped after fault");
 	kunmap_atomic(va);
-	cp_unmapped(c, va, "unmapped");
+	hm_cp_unmapped(c, va, "unmapped");
 	left = copy_to_user((void __user *)uaddr, &v, sizeof(v));
 	hm_case_expect(c, left == 0, "store after kunmap_atomic: %lu left", left);
 	left = copy_from_user(&back, (void __user *)uaddr, sizeof(back));
@@ -468,13 +423,13 @@ static int sched_b_fn(void *arg)
 	void *vb;
 
 	WRITE_ONCE(x->b_ran, true);
-	cp_unmapped(c, (void *)x->a_va, "B: A's slot clear");
+	hm_cp_unmapped(c, (void *)x->a_va, "B: A's slot clear");
 	vb = kmap_atomic(x->q);
 	hm_case_expect(c, (unsigned long)vb == x->a_va, "B at %#lx, A was at %#lx",
 		       VA(vb), x->a_va);
-	cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
+	hm_cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
 	kunmap_atomic(vb);
-	cp_unmapped(c, vb, "B: own map unmapped");
+	hm_cp_unmapped(c, vb, "B: own map unmapped");
 	kthread_complete_and_exit(&x->done, 0);
 }
 
@@ -494,11 +449,11 @@ static long sched_a_fn(void *arg)
 	va = kmap_atomic(p);
 	hm_case_expect(c, smp_processor_id() == x->cpu, "A on cpu %d", smp_processor_id());
 	x->a_va = (unsigned long)va;
-	cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: mapped");
 	wake_up_process(b);
 	mdelay(20);
 	hm_case_expect(c, !READ_ONCE(x->b_ran), "B ran while A held kmap_atomic");
-	cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: still mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), x->cpu, 0, "A: still mapped");
 	kunmap_atomic(va);
 	wait_for_completion(&x->done);
 	hm_case_expect(c, READ_ONCE(x->b_ran), "B did not run");

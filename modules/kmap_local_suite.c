@@ -69,51 +69,6 @@ static bool have_blocks(struct hm_case *c)
 	return blk_above && blk_below;
 }
 
-static __printf(3, 4) char *mklabel(char *buf, struct hm_case *c, const char *fmt, ...)
-{
-	va_list args;
-	int n;
-
-	n = scnprintf(buf, 56, "%s: ", c->name);
-	va_start(args, fmt);
-	vscnprintf(buf + n, 56 - n, fmt, args);
-	va_end(args);
-	return buf;
-}
-
-static void cp_slot(struct hm_case *c, const void *va, unsigned long pfn, int cpu, int depth,
-		    const char *what)
-{
-	char label[56];
-
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, cpu, depth), label);
-}
-
-static void cp_unmapped(struct hm_case *c, const void *va, const char *what)
-{
-	char label[56];
-
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
-}
-
-/* A slot checkpoint that also has the harness read the u64 at pfn's physical address. */
-static void cp_slot_content(struct hm_case *c, const void *va, unsigned long pfn, int cpu,
-			    int depth, u64 content, const char *what)
-{
-	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
-	char label[56];
-
-	e.prot = HM_PROT_KERNEL;
-	e.va = (u32)(unsigned long)va;
-	e.pfn = pfn;
-	e.where = HM_WHERE_KMAP_LOCAL(cpu, depth);
-	e.flags = HM_CHECK_CONTENT;
-	e.content = content;
-	mklabel(label, c, "%s", what);
-	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
-}
 
 static bool migration_disabled(void)
 {
@@ -138,11 +93,11 @@ static void test_one(struct hm_case *c, struct page *page)
 	hm_case_expect(c, offset_in_page(va) == 0, "va %#lx", VA(va));
 	va[0] = PATTERN ^ pfn;
 	va[511] = ~(PATTERN ^ pfn);
-	cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
+	hm_cp_slot_content(c, va, pfn, cpu, 0, PATTERN ^ pfn, "mapped");
 	hm_case_expect(c, va[0] == (PATTERN ^ pfn) && va[511] == ~(PATTERN ^ pfn),
 		       "read back %#llx", va[0]);
 	kunmap_local(va);
-	cp_unmapped(c, va, "unmapped");
+	hm_cp_unmapped(c, va, "unmapped");
 }
 
 /* 3: the deepest nesting allowed, then LIFO unmap with the remaining maps checked. */
@@ -167,7 +122,7 @@ static void test_nest_max(struct hm_case *c)
 		ent[i].pad = 0;
 		ent[i].pfn = page_to_pfn(p);
 		snprintf(what, sizeof(what), "map d%d", i);
-		cp_slot(c, va[i], page_to_pfn(p), cpu, i, what);
+		hm_cp_slot(c, va[i], page_to_pfn(p), cpu, i, what);
 	}
 	for (i = 0; i < MAX_DEPTH; i++)
 		for (j = i + 1; j < MAX_DEPTH; j++)
@@ -175,15 +130,15 @@ static void test_nest_max(struct hm_case *c)
 				       i, j, VA(va[i]));
 	for (i = 0; i < MAX_DEPTH; i++)
 		hm_case_expect(c, *(u32 *)va[i] == i, "d%d reads %u", i, *(u32 *)va[i]);
-	mklabel(label, c, "all %d mapped", MAX_DEPTH);
+	hm_mklabel(label, c, "all %d mapped", MAX_DEPTH);
 	hm_case_checkpoint(c, hm_expect_range(label, ent, MAX_DEPTH, HM_PROT_KERNEL), label);
 
 	for (i = MAX_DEPTH - 1; i >= 0; i--) {
 		kunmap_local(va[i]);
 		snprintf(what, sizeof(what), "pop d%d", i);
-		cp_unmapped(c, va[i], what);
+		hm_cp_unmapped(c, va[i], what);
 		if (i > 0) {
-			mklabel(label, c, "rest after pop d%d", i);
+			hm_mklabel(label, c, "rest after pop d%d", i);
 			hm_case_checkpoint(c, hm_expect_range(label, ent, i, HM_PROT_KERNEL),
 					   label);
 		}
@@ -213,16 +168,16 @@ static void test_lowmem(struct hm_case *c)
 	e.va = (u32)(unsigned long)va;
 	e.pfn = page_to_pfn(page);
 	e.where = HM_WHERE_LOWMEM;
-	mklabel(label, c, "page_address");
+	hm_mklabel(label, c, "page_address");
 	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
 
 	/* No slot was pushed: a highmem map now takes depth 0. */
 	probe = hi(100);
 	va2 = kmap_local_page(probe);
 	cpu = smp_processor_id();
-	cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
+	hm_cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
 	kunmap_local(va2);
-	cp_unmapped(c, va2, "highmem on top unmapped");
+	hm_cp_unmapped(c, va2, "highmem on top unmapped");
 	kunmap_local(va);
 	hm_case_expect(c, *(u64 *)page_address(page) == PATTERN, "read back %#llx",
 		       *(u64 *)page_address(page));
@@ -240,20 +195,20 @@ static void test_content(struct hm_case *c)
 	a = kmap_local_page(page);
 	cpu = smp_processor_id();
 	a[0] = PATTERN;
-	cp_slot(c, a, pfn, cpu, 0, "first map d0");
+	hm_cp_slot(c, a, pfn, cpu, 0, "first map d0");
 	b = kmap_local_page(page);
 	hm_case_expect(c, a != b, "both maps at %#lx", VA(a));
-	cp_slot(c, b, pfn, cpu, 1, "second map d1");
+	hm_cp_slot(c, b, pfn, cpu, 1, "second map d1");
 	hm_case_expect(c, b[0] == PATTERN, "second map reads %#llx", b[0]);
-	cp_slot_content(c, b, pfn, cpu, 1, PATTERN, "RAM holds first write");
+	hm_cp_slot_content(c, b, pfn, cpu, 1, PATTERN, "RAM holds first write");
 	b[0] = ~PATTERN;
 	hm_case_expect(c, a[0] == ~PATTERN, "first map reads %#llx", a[0]);
-	cp_slot_content(c, a, pfn, cpu, 0, ~PATTERN, "RAM holds second write");
+	hm_cp_slot_content(c, a, pfn, cpu, 0, ~PATTERN, "RAM holds second write");
 	kunmap_local(b);
-	cp_unmapped(c, b, "second unmapped");
-	cp_slot(c, a, pfn, cpu, 0, "first still mapped");
+	hm_cp_unmapped(c, b, "second unmapped");
+	hm_cp_slot(c, a, pfn, cpu, 0, "first still mapped");
 	kunmap_local(a);
-	cp_unmapped(c, a, "first unmapped");
+	hm_cp_unmapped(c, a, "first unmapped");
 }
 
 /* 6, 15: task A holds maps and sleeps; kthread B runs on A's CPU meanwhile. */
@@ -280,20 +235,20 @@ static int sched_b_fn(void *arg)
 	hm_case_expect(c, current->kmap_ctrl.idx == 0, "B starts with idx %d",
 		       current->kmap_ctrl.idx);
 	if (x->na == 1) {
-		cp_unmapped(c, (void *)(unsigned long)x->a[0].va, "B: A's slot cleared");
+		hm_cp_unmapped(c, (void *)(unsigned long)x->a[0].va, "B: A's slot cleared");
 	} else {
-		mklabel(label, c, "B: A's %d slots cleared", x->na);
+		hm_mklabel(label, c, "B: A's %d slots cleared", x->na);
 		hm_case_checkpoint(c, hm_expect_range_unmapped(label, x->a, x->na), label);
 	}
 	vb = kmap_local_page(x->q);
 	hm_case_expect(c, (unsigned long)vb == x->a[0].va, "B got %#lx, A's d0 is %#x",
 		       VA(vb), x->a[0].va);
 	*(u64 *)vb = PATTERN;
-	cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
+	hm_cp_slot(c, vb, page_to_pfn(x->q), smp_processor_id(), 0, "B: own map d0");
 	if (x->na > 1)
-		cp_unmapped(c, (void *)(unsigned long)x->a[1].va, "B: A's d1 still clear");
+		hm_cp_unmapped(c, (void *)(unsigned long)x->a[1].va, "B: A's d1 still clear");
 	kunmap_local(vb);
-	cp_unmapped(c, vb, "B: own map unmapped");
+	hm_cp_unmapped(c, vb, "B: own map unmapped");
 	kthread_complete_and_exit(&x->done, 0);
 }
 
@@ -315,7 +270,7 @@ static void test_sched(struct hm_case *c, int na)
 		x.a[i].va = (u32)(unsigned long)va[i];
 		x.a[i].pad = 0;
 		x.a[i].pfn = page_to_pfn(pa[i]);
-		mklabel(label, c, "A: map d%d", i);
+		hm_mklabel(label, c, "A: map d%d", i);
 		hm_case_checkpoint(c, hm_expect_slot(label, va[i], page_to_pfn(pa[i]),
 						     x.cpu, i), label);
 	}
@@ -330,7 +285,7 @@ static void test_sched(struct hm_case *c, int na)
 	hm_case_expect(c, smp_processor_id() == x.cpu, "A came back on cpu %d, not %d",
 		       smp_processor_id(), x.cpu);
 	for (i = 0; i < na; i++) {
-		mklabel(label, c, "A: d%d restored", i);
+		hm_mklabel(label, c, "A: d%d restored", i);
 		hm_case_checkpoint(c, hm_expect_slot(label, va[i], page_to_pfn(pa[i]),
 						     x.cpu, i), label);
 		hm_case_expect(c, *(u64 *)va[i] == PATTERN + i, "A d%d reads %#llx",
@@ -338,7 +293,7 @@ static void test_sched(struct hm_case *c, int na)
 	}
 	for (i = na - 1; i >= 0; i--) {
 		kunmap_local(va[i]);
-		mklabel(label, c, "A: d%d unmapped", i);
+		hm_mklabel(label, c, "A: d%d unmapped", i);
 		hm_case_checkpoint(c, hm_expect_unmapped(label, va[i]), label);
 	}
 }
@@ -363,16 +318,16 @@ static long is_kmap_addr_fn(void *arg)
 	hm_case_expect(c, current->kmap_ctrl.idx == 0, "worker starts with idx %d",
 		       current->kmap_ctrl.idx);
 	va0 = kmap_local_page(p);
-	cp_slot(c, va0, page_to_pfn(p), cpu, 0, "d0 mapped");
+	hm_cp_slot(c, va0, page_to_pfn(p), cpu, 0, "d0 mapped");
 	x->first_is_kmap = is_kmap_addr(va0);
 	x->va0 = (unsigned long)va0;
 	va1 = kmap_local_page(q);
-	cp_slot(c, va1, page_to_pfn(q), cpu, 1, "d1 mapped");
+	hm_cp_slot(c, va1, page_to_pfn(q), cpu, 1, "d1 mapped");
 	hm_case_expect(c, is_kmap_addr(va1), "is_kmap_addr(%#lx) false at depth 1", VA(va1));
 	kunmap_local(va1);
-	cp_unmapped(c, va1, "d1 unmapped");
+	hm_cp_unmapped(c, va1, "d1 unmapped");
 	kunmap_local(va0);
-	cp_unmapped(c, va0, "d0 unmapped");
+	hm_cp_unmapped(c, va0, "d0 unmapped");
 	return 0;
 }
 
@@ -406,12 +361,12 @@ static long cpu_map_fn(void *arg)
 	va = kmap_local_page(p);
 	x->va0 = (unsigned long)va;
 	snprintf(what, sizeof(what), "cpu%d d0 mapped", cpu);
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, what);
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, what);
 	if (cpu != 0)
 		hm_case_expect(c, is_kmap_addr(va), "is_kmap_addr(%#lx) on cpu %d", VA(va), cpu);
 	kunmap_local(va);
 	snprintf(what, sizeof(what), "cpu%d d0 unmapped", cpu);
-	cp_unmapped(c, va, what);
+	hm_cp_unmapped(c, va, what);
 	return 0;
 }
 
@@ -450,16 +405,16 @@ static void test_folio(struct hm_case *c)
 	page_va = (void *)((unsigned long)va & PAGE_MASK);
 	hm_case_expect(c, offset_in_page(va) == 0x128, "va %#lx", VA(va));
 	*va = PATTERN;
-	cp_slot(c, page_va, pfn, cpu, 0, "page 2 mapped");
+	hm_cp_slot(c, page_va, pfn, cpu, 0, "page 2 mapped");
 	kunmap_local(va);
-	cp_unmapped(c, page_va, "unmapped");
+	hm_cp_unmapped(c, page_va, "unmapped");
 
 	va = kmap_local_page(folio_page(folio, 2));
-	cp_slot(c, va, pfn, cpu, 0, "page 2 again");
+	hm_cp_slot(c, va, pfn, cpu, 0, "page 2 again");
 	hm_case_expect(c, va[0x128 / 8] == PATTERN, "offset 0x128 reads %#llx",
 		       va[0x128 / 8]);
 	kunmap_local(va);
-	cp_unmapped(c, va, "again unmapped");
+	hm_cp_unmapped(c, va, "again unmapped");
 	folio_put(folio);
 }
 
@@ -477,17 +432,17 @@ static void test_pfn(struct hm_case *c)
 	a = kmap_local_pfn(pfn_hi);
 	cpu = smp_processor_id();
 	a[0] = PATTERN;
-	cp_slot_content(c, a, pfn_hi, cpu, 0, PATTERN, "pfn above 4G d0");
+	hm_cp_slot_content(c, a, pfn_hi, cpu, 0, PATTERN, "pfn above 4G d0");
 	b = kmap_local_pfn(page_to_pfn(low));
 	hm_case_expect(c, (void *)b != page_address(low), "lowmem pfn not aliased: %#lx", VA(b));
-	cp_slot(c, b, page_to_pfn(low), cpu, 1, "lowmem pfn alias d1");
+	hm_cp_slot(c, b, page_to_pfn(low), cpu, 1, "lowmem pfn alias d1");
 	b[0] = ~PATTERN;
 	hm_case_expect(c, *(u64 *)page_address(low) == ~PATTERN, "direct map reads %#llx",
 		       *(u64 *)page_address(low));
 	kunmap_local(b);
-	cp_unmapped(c, b, "alias unmapped");
+	hm_cp_unmapped(c, b, "alias unmapped");
 	kunmap_local(a);
-	cp_unmapped(c, a, "above 4G unmapped");
+	hm_cp_unmapped(c, a, "above 4G unmapped");
 	__free_page(low);
 }
 
@@ -502,9 +457,9 @@ static void test_two_pages(struct hm_case *c)
 
 	a = kmap_local_page(p);
 	cpu = smp_processor_id();
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "above d0");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "above d0");
 	b = kmap_local_page(q);
-	cp_slot(c, b, page_to_pfn(q), cpu, 1, "below d1");
+	hm_cp_slot(c, b, page_to_pfn(q), cpu, 1, "below d1");
 	a[0] = PATTERN;
 	b[0] = ~PATTERN;
 	hm_case_expect(c, a[0] == PATTERN && b[0] == ~PATTERN, "read %#llx %#llx", a[0], b[0]);
@@ -516,14 +471,14 @@ static void test_two_pages(struct hm_case *c)
 	ent[1].va = (u32)(unsigned long)b;
 	ent[1].pad = 0;
 	ent[1].pfn = page_to_pfn(q);
-	mklabel(label, c, "both mapped");
+	hm_mklabel(label, c, "both mapped");
 	hm_case_checkpoint(c, hm_expect_range(label, ent, 2, HM_PROT_KERNEL), label);
-	cp_slot_content(c, a, page_to_pfn(p), cpu, 0, PATTERN, "above content");
-	cp_slot_content(c, b, page_to_pfn(q), cpu, 1, ~PATTERN, "below content");
+	hm_cp_slot_content(c, a, page_to_pfn(p), cpu, 0, PATTERN, "above content");
+	hm_cp_slot_content(c, b, page_to_pfn(q), cpu, 1, ~PATTERN, "below content");
 	kunmap_local(b);
-	cp_unmapped(c, b, "below unmapped");
+	hm_cp_unmapped(c, b, "below unmapped");
 	kunmap_local(a);
-	mklabel(label, c, "both unmapped");
+	hm_mklabel(label, c, "both unmapped");
 	hm_case_checkpoint(c, hm_expect_range_unmapped(label, ent, 2), label);
 }
 
@@ -546,17 +501,17 @@ static void test_reuse(struct hm_case *c)
 			hm_case_expect(c, va[0] == i - REUSE_PAGES, "loop %d reads %u", i, va[0]);
 		va[0] = i;
 		if (i == 0)
-			cp_slot(c, va, page_to_pfn(p), cpu, 0, "loop 0 mapped");
+			hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "loop 0 mapped");
 		else if (i == REUSE_LOOPS - 1)
-			cp_slot_content(c, va, page_to_pfn(p), cpu, 0, i, "loop 99 mapped");
+			hm_cp_slot_content(c, va, page_to_pfn(p), cpu, 0, i, "loop 99 mapped");
 		if (cpu == cpu0)
 			hm_case_expect(c, (void *)va == first, "loop %d at %#lx, loop 0 at %#lx",
 				       i, VA(va), VA(first));
 		kunmap_local(va);
 		if (i == 0)
-			cp_unmapped(c, va, "loop 0 unmapped");
+			hm_cp_unmapped(c, va, "loop 0 unmapped");
 	}
-	cp_unmapped(c, first, "loop 99 unmapped");
+	hm_cp_unmapped(c, first, "loop 99 unmapped");
 }
 
 /* 13: kunmap_local() takes any address inside the mapped page. */
@@ -568,14 +523,14 @@ static void test_unmap_offset(struct hm_case *c)
 
 	a = kmap_local_page(p);
 	cpu = smp_processor_id();
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "d0 mapped");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "d0 mapped");
 	b = kmap_local_page(q);
-	cp_slot(c, b, page_to_pfn(q), cpu, 1, "d1 mapped");
+	hm_cp_slot(c, b, page_to_pfn(q), cpu, 1, "d1 mapped");
 	kunmap_local(b + PAGE_SIZE - 1);
-	cp_unmapped(c, b, "d1 unmapped via last byte");
-	cp_slot(c, a, page_to_pfn(p), cpu, 0, "d0 still mapped");
+	hm_cp_unmapped(c, b, "d1 unmapped via last byte");
+	hm_cp_slot(c, a, page_to_pfn(p), cpu, 0, "d0 still mapped");
 	kunmap_local(a + 0x800);
-	cp_unmapped(c, a, "d0 unmapped via +0x800");
+	hm_cp_unmapped(c, a, "d0 unmapped via +0x800");
 }
 
 /* 14: kmap_local disables migration only: still preemptible, page faults allowed. */
@@ -594,13 +549,13 @@ static void test_migrate(struct hm_case *c)
 		       preempt_count(), pc0);
 	hm_case_expect(c, preemptible(), "not preemptible while mapped");
 	hm_case_expect(c, !pagefault_disabled(), "page faults disabled while mapped");
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "mapped");
 	usleep_range(1000, 2000);	/* switched out and in: __kmap_local_sched_out/_in */
 	hm_case_expect(c, smp_processor_id() == cpu, "moved from cpu %d to %d",
 		       cpu, smp_processor_id());
-	cp_slot(c, va, page_to_pfn(p), cpu, 0, "after usleep_range");
+	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "after usleep_range");
 	kunmap_local(va);
-	cp_unmapped(c, va, "unmapped");
+	hm_cp_unmapped(c, va, "unmapped");
 	hm_case_expect(c, !migration_disabled(), "migration disabled after unmap");
 }
 
@@ -625,14 +580,14 @@ static void irq_map_fn(struct irq_work *w)
 
 	x->irq_cpu = cpu;
 	x->hardirq = in_hardirq();
-	cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
+	hm_cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
 		"irq: task's d0 live");
 	va = kmap_local_page(x->q);
 	x->va = va;
 	*(u64 *)va = PATTERN;
-	cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
+	hm_cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
 	kunmap_local(va);
-	cp_unmapped(c, va, "irq: own map unmapped");
+	hm_cp_unmapped(c, va, "irq: own map unmapped");
 }
 
 static void test_irq(struct hm_case *c)
@@ -648,7 +603,7 @@ static void test_irq(struct hm_case *c)
 	x.task_map.va = (u32)(unsigned long)va;
 	x.task_map.pad = 0;
 	x.task_map.pfn = page_to_pfn(p);
-	cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 mapped");
+	hm_cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 mapped");
 	/* No preemption until the work ran: the interrupt must land on this task. */
 	preempt_disable();
 	irq_work_queue(&x.work);
@@ -661,9 +616,9 @@ static void test_irq(struct hm_case *c)
 		       x.irq_cpu, x.cpu);
 	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
 	hm_case_expect(c, x.va && x.va != va, "irq map at %#lx, task's at %#lx", VA(x.va), VA(va));
-	cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 after irq");
+	hm_cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 after irq");
 	kunmap_local(va);
-	cp_unmapped(c, va, "task d0 unmapped");
+	hm_cp_unmapped(c, va, "task d0 unmapped");
 }
 
 static int __init kmap_local_suite_init(void)

@@ -28,7 +28,7 @@
 #define ALIASES		4		/* in one vmap(), and as many single-page vmap()s */
 #define CONTENT_PAGES	8
 #define REUSE_PAGES	16
-#define LOWMEM_PAGES	8
+#define LOWMEM_ONLY_PAGES	8
 #define PUT_PAGES	16
 #define PATTERN		0x766d6170U	/* "vmap" */
 
@@ -588,15 +588,15 @@ out:
  */
 static void case_lowmem_only(struct hm_case *c)
 {
-	struct page **pages = kcalloc(LOWMEM_PAGES, sizeof(*pages), GFP_KERNEL);
-	struct hm_range_entry ent[LOWMEM_PAGES];
+	struct page **pages = kcalloc(LOWMEM_ONLY_PAGES, sizeof(*pages), GFP_KERNEL);
+	struct hm_range_entry ent[LOWMEM_ONLY_PAGES];
 	unsigned int i, high = 0;
 	void *va;
 
 	hm_case_expect(c, pages != NULL, "out of memory");
 	if (!pages)
 		return;
-	for (i = 0; i < LOWMEM_PAGES; i++) {
+	for (i = 0; i < LOWMEM_ONLY_PAGES; i++) {
 		pages[i] = alloc_page(GFP_KERNEL);
 		hm_case_expect(c, pages[i] != NULL, "alloc_page %u failed", i);
 		if (!pages[i])
@@ -605,30 +605,30 @@ static void case_lowmem_only(struct hm_case *c)
 			high++;
 	}
 	hm_case_expect(c, high == 0, "%u highmem pages from GFP_KERNEL", high);
-	va = vmap(pages, LOWMEM_PAGES, VM_MAP, PAGE_KERNEL);
+	va = vmap(pages, LOWMEM_ONLY_PAGES, VM_MAP, PAGE_KERNEL);
 	hm_case_expect(c, va != NULL, "vmap failed");
 	if (!va)
 		goto out;
-	expect_area(c, va, pages, LOWMEM_PAGES);
-	for (i = 0; i < LOWMEM_PAGES; i++)
+	expect_area(c, va, pages, LOWMEM_ONLY_PAGES);
+	for (i = 0; i < LOWMEM_ONLY_PAGES; i++)
 		*(u32 *)page_va(va, i) = PATTERN ^ i;
-	for (i = 0; i < LOWMEM_PAGES; i++)
+	for (i = 0; i < LOWMEM_ONLY_PAGES; i++)
 		hm_case_expect(c, *(u32 *)page_address(pages[i]) == (PATTERN ^ i),
 			       "page %u reads %#x through the direct map", i,
 			       *(u32 *)page_address(pages[i]));
-	fill_entries(ent, va, pages, LOWMEM_PAGES);
+	fill_entries(ent, va, pages, LOWMEM_ONLY_PAGES);
 
-	check_range(c, ent, LOWMEM_PAGES, HM_PROT_KERNEL, "vmap aliases 4K PTEs");
+	check_range(c, ent, LOWMEM_ONLY_PAGES, HM_PROT_KERNEL, "vmap aliases 4K PTEs");
 	checkpoint_one(c, HM_EXPECT_MAPPED, page_address(pages[0]), page_to_pfn(pages[0]),
 		       HM_PROT_ANY, HM_WHERE_LOWMEM, 0, 0, "direct map of page 0");
-	check_guard(c, va, LOWMEM_PAGES, "guard page unmapped");
+	check_guard(c, va, LOWMEM_ONLY_PAGES, "guard page unmapped");
 
 	vunmap(va);
-	check_range_unmapped(c, ent, LOWMEM_PAGES, "aliases 0 after vunmap");
+	check_range_unmapped(c, ent, LOWMEM_ONLY_PAGES, "aliases 0 after vunmap");
 	checkpoint_one(c, HM_EXPECT_MAPPED, page_address(pages[0]), page_to_pfn(pages[0]),
 		       HM_PROT_ANY, HM_WHERE_LOWMEM, 0, 0, "direct map after vunmap");
 out:
-	free_page_array(pages, LOWMEM_PAGES);
+	free_page_array(pages, LOWMEM_ONLY_PAGES);
 }
 
 /* VM_MAP_PUT_PAGES: the area owns pages and array; vfree() unmaps and frees them. */
