@@ -6,7 +6,6 @@ it on every normal path. The transcript of every record goes to gdb-mi.log.
 """
 
 import json
-import re
 import signal
 import subprocess
 import time
@@ -16,9 +15,9 @@ from typing import Any
 from pygdbmi.gdbcontroller import GdbController
 
 from .errors import GdbError
+from .kernel_target import parse_xp
 from .procutil import pdeathsig_argv
 
-XP_LINE = re.compile(r"^([0-9a-fA-F]+):\s+((?:0x[0-9a-fA-F]+\s*)+)$")
 
 
 class Gdb:
@@ -132,17 +131,7 @@ class Gdb:
         """Physical memory through the monitor's `xp` (gdb's own physical reads wrap at
         4 GiB on i386); size must be a multiple of 8."""
         words = max(1, size // 8)
-        text = self.monitor(f"xp /{words}gx {addr:#x}")
-        out = bytearray()
-        for line in text.splitlines():
-            m = XP_LINE.match(line.strip())
-            if m:
-                for w in m.group(2).split():
-                    out += int(w, 16).to_bytes(8, "little")
-        if len(out) < size:
-            raise GdbError(f"monitor xp at {addr:#x} returned {text[:120]!r}",
-                           "read gdb-mi.log in the run directory")
-        return bytes(out[:size])
+        return parse_xp(self.monitor(f"xp /{words}gx {addr:#x}"), size)
 
     def interrupt(self, timeout: float = 30.0) -> dict[str, Any]:
         """Stop the running guest (all vCPUs); returns the *stopped payload.

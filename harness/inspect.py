@@ -61,7 +61,7 @@ from .pte import decode_entry, format_flags
 # re-exported: callers use inspect.* for the reports and the target reading
 from .inspect_model import Report  # noqa: E402,F401
 from .kernel_target import (  # noqa: E402,F401
-    CR4_PAE, PMD_MASK_2LEVEL, SYMBOL_LINE, XP_LINE, SymbolMissing, compute_layout_2level,
+    CR4_PAE, SYMBOL_LINE, XP_LINE, SymbolMissing,
     count_expr, offset_expr, parse_symbol, parse_xp, read_layout)
 from .layout import LayoutInputs  # noqa: E402,F401
 

@@ -11,13 +11,12 @@ import re
 from typing import Protocol
 
 from .errors import GdbError, HarnessError
-from .layout import PAGE_SIZE, VMALLOC_OFFSET, Layout, LayoutInputs, compute_layout
+from .layout import PAGE_SIZE, Layout, LayoutInputs, compute_layout
 from .pagewalk import Walk, walk
 
 CR4_PAE = 1 << 5
 PTR = 4                       # sizeof(void *) and sizeof(unsigned long) on i386
 PFN_4G = 0x100000
-PMD_MASK_2LEVEL = ~((1 << 22) - 1) & 0xFFFFFFFF   # PMD folded into the 4 MiB PGD
 MAX_LIST = 100_000            # a corrupt kernel list must not make us loop forever
 VM_FLAGS = ((0x1, "IOREMAP"), (0x2, "ALLOC"), (0x4, "MAP"), (0x8, "USERMAP"),
             (0x10, "DMA_COHERENT"), (0x20, "UNINITIALIZED"), (0x40, "NO_GUARD"),
@@ -173,22 +172,6 @@ class Kernel:
         return pfn >= self.lowmem_pfns()
 
 
-def compute_layout_2level(i: LayoutInputs) -> Layout:
-    """compute_layout() for a non-PAE kernel (HIGHMEM4G): the same pgtable_32_areas.h
-    formulas with PMD_MASK = the 4 MiB PGD mask (the PMD level is folded)."""
-    fixaddr_tot_start = i.fixaddr_top - (i.end_of_fixed_addresses << 12)
-    cea_pages = i.nr_cpus * -(-i.cpu_entry_area_size // PAGE_SIZE)
-    cea_base = (fixaddr_tot_start - PAGE_SIZE * (cea_pages + 1)) & PMD_MASK_2LEVEL
-    pkmap_base = (((cea_base - PAGE_SIZE) & PMD_MASK_2LEVEL) - PAGE_SIZE) & PMD_MASK_2LEVEL
-    return Layout(
-        page_offset=i.page_offset, high_memory=i.high_memory,
-        vmalloc_start=i.high_memory + VMALLOC_OFFSET, vmalloc_end=pkmap_base - 2 * PAGE_SIZE,
-        pkmap_base=pkmap_base, last_pkmap=i.last_pkmap, cpu_entry_area_base=cea_base,
-        fixaddr_tot_start=fixaddr_tot_start, fixaddr_top=i.fixaddr_top,
-        fix_kmap_begin=i.fix_kmap_begin, fix_kmap_end=i.fix_kmap_end,
-        km_max_idx=i.km_max_idx, nr_cpus=i.nr_cpus)
-
-
 def read_layout(k: Kernel) -> Layout:
     """The layout from the live kernel. PAGE_OFFSET too: high_memory is
     __va(highstart_pfn << PAGE_SHIFT) (init_32.c 6.12:646), so it is their difference."""
@@ -204,7 +187,7 @@ def read_layout(k: Kernel) -> Layout:
         nr_cpus=k.value(count_expr("__per_cpu_offset")),
         cpu_entry_area_size=k.value(size_expr("struct cpu_entry_area")),
         last_pkmap=k.value(count_expr("pkmap_count")))
-    return compute_layout(inputs) if k.pae else compute_layout_2level(inputs)
+    return compute_layout(inputs, pae=k.pae)
 
 
 # -- report types -----------------------------------------------------------------------

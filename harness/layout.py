@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 PAGE_SIZE = 4096
 PMD_MASK_PAE = ~((1 << 21) - 1) & 0xFFFFFFFF
+PMD_MASK_2LEVEL = ~((1 << 22) - 1) & 0xFFFFFFFF  # non-PAE: the PMD is folded into the PGD
 VMALLOC_OFFSET = 8 << 20
 KM_MAX_IDX_DEBUG = 33  # 16 without DEBUG_KMAP_LOCAL (asm-generic/kmap_size.h)
 
@@ -122,14 +123,16 @@ class Layout:
         return d
 
 
-def compute_layout(i: LayoutInputs) -> Layout:
-    """pgtable_32_areas.h, PAE: CPU_ENTRY_AREA_BASE below the fixmap, LDT below that, the
-    PKMAP PMD below that, VMALLOC_END two pages below PKMAP_BASE."""
+def compute_layout(i: LayoutInputs, pae: bool = True) -> Layout:
+    """pgtable_32_areas.h: CPU_ENTRY_AREA_BASE below the fixmap, LDT below that, the PKMAP
+    PMD below that, VMALLOC_END two pages below PKMAP_BASE. PMD_MASK is 2 MiB with PAE and
+    4 MiB without (HIGHMEM4G: the PMD level is folded)."""
+    pmd_mask = PMD_MASK_PAE if pae else PMD_MASK_2LEVEL
     fixaddr_tot_start = i.fixaddr_top - (i.end_of_fixed_addresses << 12)
     cea_pages = i.nr_cpus * -(-i.cpu_entry_area_size // PAGE_SIZE)
-    cea_base = (fixaddr_tot_start - PAGE_SIZE * (cea_pages + 1)) & PMD_MASK_PAE
-    ldt_base = (cea_base - PAGE_SIZE) & PMD_MASK_PAE
-    pkmap_base = (ldt_base - PAGE_SIZE) & PMD_MASK_PAE
+    cea_base = (fixaddr_tot_start - PAGE_SIZE * (cea_pages + 1)) & pmd_mask
+    ldt_base = (cea_base - PAGE_SIZE) & pmd_mask
+    pkmap_base = (ldt_base - PAGE_SIZE) & pmd_mask
     return Layout(
         page_offset=i.page_offset, high_memory=i.high_memory,
         vmalloc_start=i.high_memory + VMALLOC_OFFSET, vmalloc_end=pkmap_base - 2 * PAGE_SIZE,

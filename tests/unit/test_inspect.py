@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from harness import inspect
+from harness.layout import compute_layout
 from harness.inspect import addr_expr, count_expr, offset_expr, size_expr, value_expr
 from harness.inspect_cli import GDB_COMMANDS, gdb_argv, parse_hold_lines
 from tests.unit.fakemem import FakePhysMem
@@ -288,7 +289,7 @@ def test_layout_2level_masks_with_4_mib():
         page_offset=PAGE_OFFSET, high_memory=0xF75FE000, fixaddr_top=0xFFFFF000,
         fix_kmap_begin=68, fix_kmap_end=131, end_of_fixed_addresses=1025, km_max_idx=16,
         nr_cpus=4, cpu_entry_area_size=176128, last_pkmap=1024)
-    lay = inspect.compute_layout_2level(inputs)
+    lay = compute_layout(inputs, pae=False)
     assert lay.cpu_entry_area_base == 0xFF800000        # (0xffbfe000 - 173 pages) & 4 MiB
     assert lay.pkmap_base == 0xFF000000 and lay.vmalloc_end == 0xFEFFE000
 
