@@ -1,6 +1,8 @@
 """The `highmem` command line. `highmem run` is the main job (what `make run` calls)."""
 
 import argparse
+import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -34,6 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     lab.append = args.append
     opts = RunOptions(lab=lab, suite=suite)
     run_dir = new_run_dir()
+    (run_dir / "reproduce.txt").write_text(
+        f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *sys.argv[1:]])}\n")
     try:
         result = run(opts, run_dir)
     except (HarnessError, KeyboardInterrupt):

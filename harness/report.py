@@ -4,6 +4,7 @@ Written to the terminal, report.txt and report.json in the run's artifacts direc
 """
 
 import json
+import shlex
 from typing import TYPE_CHECKING
 
 from . import ktap
@@ -114,6 +115,8 @@ def write_json(path, result: "RunResult") -> None:  # type: ignore[no-untyped-de
         "layout": result.layout.to_json() if result.layout else None,
         "modules": [{
             "name": m.name, "params": m.params, "passed": m.passed, "reasons": m.reasons(),
+            "reproduce": shlex.join(["highmem", "run", "--module", m.name]
+                                    + (["--param", f"{m.name}:{m.params}"] if m.params else [])),
             "insmod_rc": m.insmod_rc, "seconds": m.seconds, "gdb_seconds": m.gdb_seconds,
             "checkpoints": [{"cpu": s.cpu, "label": s.expect.label, "kind": s.expect.kind,
                              "checks": [c.to_json() for c in s.checks]} for s in m.stops],
