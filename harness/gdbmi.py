@@ -7,7 +7,6 @@ it on every normal path. The transcript of every record goes to gdb-mi.log.
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from pygdbmi.gdbcontroller import GdbController
 
 from .errors import GdbError
 from .kernel_target import parse_xp
-from .procutil import pdeathsig_argv
+from .procutil import pdeathsig_argv, stop
 
 
 
@@ -151,13 +150,7 @@ class Gdb:
 
     def close(self, timeout: float = 5.0) -> None:
         """End gdb: SIGTERM, then SIGKILL after `timeout` (pygdbmi's exit() waits forever)."""
-        proc = self.mi.gdb_process
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
+        if self.mi.gdb_process is not None:
+            stop(self.mi.gdb_process, timeout)
         self.mi.gdb_process = None
         self.log.close()

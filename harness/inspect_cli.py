@@ -32,7 +32,7 @@ from .gdbmi import Gdb
 from .image import MODULE_DIR_IN_GUEST
 from .lab import Lab
 from .paths import REPO, new_run_dir
-from .procutil import die_with_parent
+from .procutil import die_with_parent, stop
 from .progress import Phases, say
 
 HOLD = "hm_hold"
@@ -160,13 +160,7 @@ def run_interactive(argv: list[str], cwd: Path, console: pexpect.spawn | None,
             "stopping gdb (raise it with --max-seconds)")
         return -1
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=GDB_QUIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=GDB_QUIT_SECONDS)
+        stop(proc, GDB_QUIT_SECONDS)
         signal.signal(signal.SIGINT, old)
 
 

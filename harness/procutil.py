@@ -6,6 +6,7 @@ PR_SET_PDEATHSIG makes the kernel SIGKILL the child when the harness dies, even 
 
 import ctypes
 import signal
+import subprocess
 
 PR_SET_PDEATHSIG = 1
 
@@ -19,3 +20,15 @@ def die_with_parent() -> None:
 def pdeathsig_argv(argv: list[str]) -> list[str]:
     """Prefix for children we cannot give a preexec_fn (pygdbmi spawns gdb itself)."""
     return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
+
+
+def stop(proc: "subprocess.Popen[bytes] | subprocess.Popen[str]", timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
