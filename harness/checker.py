@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 from . import checkpoint as cp
 from .gdbmi import Gdb
-from .layout import Layout, LayoutInputs, compute_layout
-from .pagewalk import walk
+from .kernel_target import CR4_PAE, Kernel
+from .layout import Layout
+from .mi_target import MiTarget
 
-CR4_PAE = 1 << 5
 GPA = re.compile(r"gpa:\s*(0x[0-9a-fA-F]+)")
 
 
@@ -31,49 +31,11 @@ class Stop:
         return all(c.passed for c in self.checks)
 
 
-class PhysPages:
-    """Physical memory of one stop, read a 4 KiB page at a time through `xp` and kept:
-    a range checkpoint walks many PTEs of the same PTE page."""
-
-    def __init__(self, gdb: Gdb) -> None:
-        self.gdb = gdb
-        self.pages: dict[int, bytes] = {}
-
-    def read(self, addr: int, size: int) -> bytes:
-        out = b""
-        while size > 0:
-            base, off = addr & ~0xFFF, addr & 0xFFF
-            if base not in self.pages:
-                self.pages[base] = self.gdb.read_phys(base, 4096)
-            n = min(size, 4096 - off)
-            out += self.pages[base][off:off + n]
-            addr, size = addr + n, size - n
-        return out
-
-
-def read_layout(gdb: Gdb, page_offset: int) -> Layout:
-    """The live kernel's layout inputs, through gdb and vmlinux's DWARF."""
-    v = gdb.int_value
-    return compute_layout(LayoutInputs(
-        page_offset=page_offset,
-        high_memory=v("(unsigned long)high_memory"),
-        fixaddr_top=v("(unsigned long)__FIXADDR_TOP"),
-        fix_kmap_begin=v("(int)FIX_KMAP_BEGIN"),
-        fix_kmap_end=v("(int)FIX_KMAP_END"),
-        end_of_fixed_addresses=v("(int)__end_of_fixed_addresses"),
-        km_max_idx=v("sizeof(((struct task_struct *)0)->kmap_ctrl.pteval) / sizeof(pte_t)"),
-        nr_cpus=v("sizeof(__per_cpu_offset) / sizeof(__per_cpu_offset[0])"),
-        cpu_entry_area_size=v("sizeof(struct cpu_entry_area)"),
-        last_pkmap=v("sizeof(pkmap_count) / sizeof(pkmap_count[0])"),
-    ))
-
-
 class Checker:
     """Judges checkpoints for one attached gdb session."""
 
-    def __init__(self, gdb: Gdb, page_offset: int = 0xC0000000) -> None:
+    def __init__(self, gdb: Gdb) -> None:
         self.gdb = gdb
-        self.page_offset = page_offset
         self.masks: cp.KernelMasks | None = None
         self.layout: Layout | None = None
 
@@ -89,7 +51,7 @@ class Checker:
 
     def kernel_layout(self) -> Layout:
         if self.layout is None:
-            self.layout = read_layout(self.gdb, self.page_offset)
+            self.layout = Kernel(MiTarget(self.gdb)).layout
         return self.layout
 
     def qemu_translate(self, va: int) -> int | None:
@@ -121,8 +83,7 @@ class Checker:
 
     def judge(self, e: cp.Expect) -> list[cp.PteCheck]:
         masks, layout = self.kernel_masks(), self.kernel_layout()
-        cr3 = self.gdb.int_value("(unsigned long)$cr3")
-        phys = PhysPages(self.gdb)
+        kernel = Kernel(MiTarget(self.gdb))  # this stop's CPU: CR3, and table pages read once
         if e.kind in ("range", "range_unmapped"):
             raw = self.gdb.read_virt(e.entries, e.count * cp.RANGE_ENTRY.size) if e.count else b""
             targets = cp.parse_range(raw, e.count)
@@ -131,7 +92,7 @@ class Checker:
             targets, kind = [(e.va, e.pfn)], e.kind
         checks = []
         for i, (va, pfn) in enumerate(targets):
-            w = walk(cr3, va, phys.read, pae=masks.pae)
+            w = kernel.walk(va)
             label = e.label if len(targets) == 1 else f"{e.label}[{i}]"
             c = cp.judge_entry(label, kind, va, pfn, e.prot_flags, w, masks,
                                self.qemu_translate(va), any_prot=e.prot == cp.PROT_ANY)

@@ -27,10 +27,11 @@ from . import inspect
 from .build import KernelBuild
 from .commands import add_lab_args, lab_options
 from .console import SerialShell
-from .errors import GdbError, GuestError, HarnessError
+from .errors import GuestError, HarnessError
 from .gdbmi import Gdb
 from .image import MODULE_DIR_IN_GUEST
 from .lab import Lab
+from .mi_target import MiTarget
 from .paths import REPO, new_run_dir
 from .procutil import die_with_parent, stop
 from .progress import Phases, say
@@ -40,41 +41,6 @@ GDB_COMMANDS = REPO / "harness" / "gdb_commands.py"
 HOLD_LINE = re.compile(r"hm_hold: (?P<kind>[\w\[\] ]+?) va=(?P<va>0x[0-9a-f]+) "
                        r"pfn=(?P<pfn>0x[0-9a-f]+)")
 GDB_QUIT_SECONDS = 10.0
-
-
-class MiTarget:
-    """harness.inspect's target over the harness's MI gdb. The guest must be stopped."""
-
-    def __init__(self, gdb: Gdb, cpu: int | None = None) -> None:
-        self.gdb, self.cpu = gdb, cpu
-
-    def int_value(self, expr: str) -> int:
-        try:
-            return self.gdb.int_value(expr)
-        except GdbError as e:
-            if e.what.startswith("gdb: "):          # gdb could not evaluate it (no timeout)
-                raise inspect.SymbolMissing(e.what) from None
-            raise
-        except ValueError as e:                     # e.g. "<optimized out>"
-            raise inspect.SymbolMissing(f"{expr}: {e}") from None
-
-    def read_phys(self, addr: int, size: int) -> bytes:
-        return self.gdb.read_phys(addr, size)
-
-    def read_virt(self, addr: int, size: int) -> bytes:
-        return self.gdb.read_virt(addr, size)
-
-    def symbol(self, addr: int) -> str | None:
-        _, stream = self.gdb.cmd(f'-interpreter-exec console "info symbol {addr:#x}"')
-        return inspect.parse_symbol("".join(stream))
-
-    @property
-    def cr3(self) -> int:
-        return self.gdb.int_value("(unsigned long)$cr3")
-
-    @property
-    def cr4(self) -> int:
-        return self.gdb.int_value("(unsigned long)$cr4")
 
 
 @contextlib.contextmanager

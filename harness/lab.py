@@ -7,7 +7,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kconfig_check
 from .build import KernelBuild, build_kernel
 from .checker import Checker
 from .console import SerialShell
@@ -40,7 +39,7 @@ class LabOptions:
 class GuestSession:
     """A booted guest with a shell, hm_checkpoint loaded, and gdb attached and running."""
 
-    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path, page_offset: int,
+    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path,
                  attach: bool = True) -> None:
         """attach=False leaves QEMU's gdbstub free for another debugger (`highmem gdb`):
         then there is no `gdb`/`checker`, and hm_checkpoint.ko is not loaded."""
@@ -58,7 +57,7 @@ class GuestSession:
             self.gdb = self.stack.enter_context(Gdb(kb.vmlinux, run_dir / "gdb-mi.log"))
             core = load_core(self.shell)
             self.gdb.attach(self.qemu.gdb_socket)  # the guest stops here
-            self.checker = Checker(self.gdb, page_offset)
+            self.checker = Checker(self.gdb)
             self.checker.kernel_masks()  # read while stopped
             self.checker.kernel_layout()
             arm(self.gdb, core)
@@ -104,16 +103,13 @@ class Lab:
             initrd = build_image(self.kernel.build_dir, kos)
         self.qemu_cfg = QemuConfig(kernel=self.kernel.vmlinux, initrd=initrd, memory=opts.memory,
                                    smp=opts.smp, accel=opts.accel, append=opts.append)
-        self.page_offset = int(kconfig_check.parse_config(self.kernel.config.read_text())
-                               .get("CONFIG_PAGE_OFFSET", "0xC0000000"), 0)
 
     def guest(self, attach: bool = True) -> GuestSession:
         """The booted guest (booted now if needed); attach=False: no MI gdb (see
         GuestSession), for a session that hands the gdbstub to an interactive gdb."""
         if self.session is None:
             with self.phases.phase("boot"):
-                s = GuestSession(self.qemu_cfg, self.kernel, self.run_dir, self.page_offset,
-                                 attach=attach)
+                s = GuestSession(self.qemu_cfg, self.kernel, self.run_dir, attach=attach)
                 self.session = s
                 self.meminfo = s.meminfo
                 say(f"  booted ({s.qemu.accel}) in {s.qemu.boot_seconds:.1f} s: HighTotal "
