@@ -18,7 +18,6 @@ from .kernel_target import parse_xp
 from .procutil import pdeathsig_argv, stop
 
 
-
 class Gdb:
     """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
 
@@ -41,7 +40,11 @@ class Gdb:
         self.close()
 
     def _read(self, timeout: float) -> list[dict[str, Any]]:
-        recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
+        try:
+            recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
+        except (OSError, ValueError) as e:
+            raise GdbError(f"gdb is not running ({e})",
+                           "read gdb-mi.log in the run directory") from None
         for r in recs:
             self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
         return recs
@@ -51,7 +54,11 @@ class Gdb:
         self.token += 1
         tok = self.token
         self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
-        self.mi.write(f"{tok}{command}", read_response=False)
+        try:
+            self.mi.write(f"{tok}{command}", read_response=False)
+        except (OSError, ValueError) as e:  # gdb is gone (e.g. after QEMU exited)
+            raise GdbError(f"gdb is not running ({e})",
+                           "read gdb-mi.log in the run directory") from None
         deadline = time.monotonic() + (timeout or self.timeout)
         stream: list[str] = []
         result: dict[str, Any] | None = None
@@ -117,6 +124,22 @@ class Gdb:
             raise GdbError(f"read {len(data)} of {size} bytes at {addr:#x}",
                            "the address is not mapped in the stopped CPU's page tables")
         return data
+
+    def thread_pcs(self) -> dict[int, int]:
+        """{cpu: program counter} of every vCPU (gdb's thread N is CPU N-1); stopped guest."""
+        r, _ = self.cmd("-thread-info")
+        out = {}
+        for t in r["payload"].get("threads", []):
+            try:
+                out[int(t["id"]) - 1] = int(t["frame"]["addr"], 16)
+            except (KeyError, ValueError, TypeError):
+                continue
+        return out
+
+    def transcript_size(self) -> int:
+        """Bytes in gdb-mi.log so far (per-module slices of the transcript start here)."""
+        self.log.flush()
+        return self.log.tell()
 
     def write_virt(self, addr: int, data: bytes) -> None:
         self.cmd(f"-data-write-memory-bytes {addr:#x} {data.hex()}")

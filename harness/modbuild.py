@@ -4,6 +4,7 @@ the user's directory) gets no build litter and each kernel has its own objects.
 """
 
 import hashlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,8 @@ from .build import KernelBuild, build_lock, compiler
 from .errors import BuildError
 from .paths import MODULES_DIR
 from .progress import say
+
+CORE = "hm_checkpoint"
 
 
 def _sync(src: Path, dst: Path) -> None:
@@ -26,8 +29,8 @@ def _sync(src: Path, dst: Path) -> None:
 
 
 def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
-                  extra_symbols: Path | None = None) -> list[Path]:
-    """Run `make M=` for one module directory; returns the .ko files it produced.
+                  extra_symbols: Path | None = None) -> tuple[list[Path], dict[str, str]]:
+    """Run `make M=` for one module directory: (the .ko files, {module: why not built}).
 
     A user's directory gets `-I modules/` (for hm_checkpoint.h) and our Module.symvers (for
     hm_checkpoint()) so it can call the checkpoint API without copying anything.
@@ -41,21 +44,73 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
         return _make_modules(kb, src, work, extra_symbols)
 
 
-def _make_modules(kb: KernelBuild, src: Path, work: Path,
-                  extra_symbols: Path | None) -> list[Path]:
+OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
+COMPILER_ERROR = re.compile(r"^(\S+:\d+:\d+: (?:fatal )?error: .*|ERROR: modpost: .*)$", re.M)
+
+
+def module_names(src: Path) -> list[str]:
+    """The modules a directory's Kbuild (or Makefile) lists in obj-m, in order."""
+    text = "".join(f.read_text(errors="replace") for f in (src / "Kbuild", src / "Makefile")
+                   if f.exists())
+    return [w[:-2] for m in OBJ_M.finditer(text) for w in m.group(1).split()
+            if w.endswith(".o")]
+
+
+def first_error(log_text: str) -> str:
+    """The compiler's (or modpost's) first error line of a build log."""
+    m = COMPILER_ERROR.search(log_text)
+    if m:
+        return m.group(1).strip()
+    lines = [x for x in log_text.splitlines() if x.strip()]
+    return lines[-1].strip() if lines else "(empty build log)"
+
+
+def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
+          only: str | None = None) -> tuple[int, Path]:
     argv = ["make", "-C", str(kb.build_dir), f"M={work}", "ARCH=i386", f"CC={compiler()}",
             f"KCFLAGS=-I{MODULES_DIR}", "modules"]
     if extra_symbols is not None:
         argv.append(f"KBUILD_EXTRA_SYMBOLS={extra_symbols}")
+    if only is not None:  # a command-line obj-m overrides the Kbuild's list
+        argv.append(f"obj-m={only}.o")
     log = work / "build.log"
     with log.open("w") as f:
         r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=600)
-    if r.returncode != 0:
-        say(log.read_text(errors="replace")[-2000:])
-        raise BuildError(f"building the modules in {src} failed", f"read {log}")
-    kos = sorted(work.glob("*.ko"))
-    say(f"  modules: {', '.join(k.name for k in kos)}")
-    return kos
+    return r.returncode, log
+
+
+def _make_modules(kb: KernelBuild, src: Path, work: Path,
+                  extra_symbols: Path | None) -> tuple[list[Path], dict[str, str]]:
+    """All modules of the directory in one make; if that fails, each one on its own, so a
+    module that does not compile fails alone: ({.ko}, {module name: first error})."""
+    rc, log = _make(kb, work, extra_symbols)
+    failures: dict[str, str] = {}
+    if rc != 0:
+        say(f"  building {src} failed: building its modules one by one (log: {log})")
+        kos: list[Path] = []
+        for name in module_names(src):  # hm_checkpoint is first in modules/Kbuild
+            one = _only_dir(work, name)
+            _sync(src, one)
+            rc1, log1 = _make(kb, one, extra_symbols, only=name)
+            ko = one / f"{name}.ko"
+            if rc1 == 0 and ko.exists():
+                kos.append(ko)
+                if name == CORE:  # the others link against its hm_checkpoint()
+                    extra_symbols = one / "Module.symvers"
+            elif name == CORE:
+                raise BuildError(f"{CORE}.ko does not build against this kernel: "
+                                 f"{first_error(log1.read_text(errors='replace'))}",
+                                 f"read {log1}")
+            else:
+                failures[name] = f"{first_error(log1.read_text(errors='replace'))} (log: {log1})"
+        if not kos and not failures:
+            raise BuildError(f"building the modules in {src} failed: "
+                             f"{first_error(log.read_text(errors='replace'))}", f"read {log}")
+    else:
+        kos = sorted(work.glob("*.ko"))
+    say(f"  modules: {', '.join(k.name for k in kos)}"
+        + (f"; not built: {', '.join(failures)}" if failures else ""))
+    return kos, failures
 
 
 def _work_dir(kb: KernelBuild, src: Path) -> Path:
@@ -65,5 +120,14 @@ def _work_dir(kb: KernelBuild, src: Path) -> Path:
     return kb.build_dir / "hm-modules" / f"{real.name}-{tag}"
 
 
+def _only_dir(work: Path, name: str) -> Path:
+    return work.parent / f"{work.name}-only-{name}"
+
+
 def symvers(kb: KernelBuild) -> Path:
-    return _work_dir(kb, MODULES_DIR) / "Module.symvers"
+    """hm_checkpoint's Module.symvers (from the whole-directory build, or its own)."""
+    work = _work_dir(kb, MODULES_DIR)
+    whole, alone = work / "Module.symvers", _only_dir(work, CORE) / "Module.symvers"
+    if alone.exists() and (not whole.exists() or alone.stat().st_mtime > whole.stat().st_mtime):
+        return alone
+    return whole

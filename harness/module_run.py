@@ -1,82 +1,34 @@
-"""Stage 10, module: load a test module in the guest with gdb watching hm_checkpoint().
+"""Module stage: load one test module in the guest with gdb watching hm_checkpoint(), and
+turn whatever happens into a ModuleResult — a crash, a hang or a malformed checkpoint is a
+result, never an exception.
 
 Order: insmod hm_checkpoint.ko, look its address up in /proc/kallsyms, attach gdb (this
 stops the guest), put a hardware breakpoint there, resume, then insmod the test module over
 the serial console. While insmod runs, every stop is a checkpoint: `Checker` judges it and
-the guest is resumed. gdb is the only owner of run control here.
+the guest is resumed. gdb is the only owner of run control here. One deadline (the spec's
+timeout) covers insmod and the time stopped at checkpoints.
 """
 
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import ktap
-from .checker import Checker, Stop
-from .console import SerialShell
-from .errors import GuestError
+from .checker import Checker, CheckpointTimeout
+from .console import ConsoleLog, SerialShell
+from .errors import GdbError, GuestError
+from .failure import Failure, crash_summary, last_line, nearest_symbol, panic_line
 from .gdbmi import Gdb
 from .image import MODULE_DIR_IN_GUEST
 from .progress import Ticker
-from .suite import ModuleSpec, missing_expected, unexpected_trouble
+from .results import ModuleResult, Stop
+from .suite import ModuleSpec
 
 CORE = "hm_checkpoint"
-
-
-@dataclass
-class ModuleResult:
-    spec: ModuleSpec
-    insmod_rc: int
-    insmod_out: str
-    dmesg: str
-    stops: list[Stop] = field(default_factory=list)
-    suites: list[ktap.Suite] = field(default_factory=list)
-    gdb_seconds: float = 0.0
-    seconds: float = 0.0
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def params(self) -> str:
-        return self.spec.params
-
-    @property
-    def pte_checks(self) -> int:
-        return sum(len(s.checks) for s in self.stops)
-
-    @property
-    def cases(self) -> list[ktap.Case]:
-        """KTAP cases; with an expected crash, the cases it cut short count as XFAIL."""
-        out = [c for s in self.suites for c in s.cases]
-        if self.spec.crashes and not self.missing_expected():
-            for c in out:
-                if c.status == "CRASHED":
-                    c.status, c.directive = "XFAIL", "expected: " + "; ".join(self.spec.expect_log)
-        return out
-
-    def missing_expected(self) -> list[str]:
-        return missing_expected(self.spec, self.dmesg)
-
-    def reasons(self) -> list[str]:
-        """Why this module run failed; empty when it passed."""
-        why = []
-        cases = self.cases
-        if not cases:
-            why.append("no KTAP results in the kernel log")
-        why += [f"KTAP case {c.name}: {c.status}" for c in cases
-                if c.status not in ("PASS", "SKIP", "XFAIL")]
-        why += [f"checkpoint {s.expect.label}: FAIL" for s in self.stops if not s.passed]
-        if self.insmod_rc != 0 and not self.spec.crashes:
-            why.append(f"insmod exited {self.insmod_rc}: {self.insmod_out[-120:]}")
-        why += [f"expected in the kernel log, not found: {p}" for p in self.missing_expected()]
-        why += [f"unexpected kernel message: {t}"
-                for t in unexpected_trouble(self.spec, self.dmesg)]
-        return why
-
-    @property
-    def passed(self) -> bool:
-        return not self.reasons()
+CRASH_GRACE_S = 5.0      # after an oops on the console: time for insmod to be killed
+PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 
 
 def load_core(shell: SerialShell) -> int:
@@ -96,44 +48,178 @@ def arm(gdb: Gdb, breakpoint_addr: int) -> None:
     gdb.resume()
 
 
-def run_module(shell: SerialShell, gdb: Gdb, checker: Checker, spec: ModuleSpec,
+def insmod_line(spec: ModuleSpec) -> str:
+    """The guest's shell line; every parameter word quoted (a value may hold spaces)."""
+    words = shlex.split(spec.params) if spec.params else []
+    return shlex.join([
+        "insmod", f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
+
+
+@dataclass
+class Guest:
+    """What one module run needs of the booted guest. `remote`: a command over SSH with a
+    timeout (another channel than the serial console, for a guest whose console is busy);
+    `alive`: is QEMU still running."""
+
+    shell: SerialShell
+    gdb: Gdb
+    checker: Checker
+    console: ConsoleLog
+    remote: Callable[[str, float], tuple[int, str, str]]
+    alive: Callable[[], bool]
+
+
+@dataclass
+class _Watch:
+    """State of one module run while insmod is in flight."""
+
+    spec: ModuleSpec
+    t0: float = field(default_factory=time.monotonic)
+    stops: list[Stop] = field(default_factory=list)
+    gdb_seconds: float = 0.0
+    crash_line: str | None = None
+    crash_seen_at: float = 0.0
+
+    @property
+    def deadline(self) -> float:
+        return self.t0 + self.spec.timeout
+
+
+def run_module(g: Guest, spec: ModuleSpec,
                on_stop: Callable[[Stop], None] | None = None) -> ModuleResult:
-    """insmod one test module with gdb attached and running; unload it afterwards."""
-    t0 = time.monotonic()
-    name, timeout = spec.name, spec.timeout
-    shell.check("dmesg -c >/dev/null")
-    token = shell.start(f"insmod {MODULE_DIR_IN_GUEST}/{name}.ko {spec.params}".strip())
-    stops: list[Stop] = []
-    gdb_seconds = 0.0
+    """insmod one test module with gdb attached and running; unload it afterwards.
+    Returns a result whatever the kernel does; GuestError/GdbError only escape when the
+    guest is unusable before the module starts."""
+    g.shell.check("dmesg -c >/dev/null")
+    w = _Watch(spec)
+    token = g.shell.start(insmod_line(spec))
     ticker = Ticker(spec.title, every=2.0)
-    deadline = t0 + timeout
-    while True:
-        stopped = gdb.wait_stopped(timeout=0.2)
-        if stopped is not None:
-            if stopped.get("reason") != "breakpoint-hit":
-                raise GuestError(f"the guest stopped unexpectedly: {stopped.get('reason')}",
-                                 "read gdb-mi.log and console.log in the run directory")
-            g0 = time.monotonic()
-            stop = checker.handle_stop(stopped)
-            gdb.resume()
-            gdb_seconds += time.monotonic() - g0
-            if stop is not None:
-                stops.append(stop)
-                if on_stop:
-                    on_stop(stop)
-            continue
-        res = shell.poll(token, timeout=0.05)
-        if res is not None:
-            break
-        if time.monotonic() > deadline:
-            raise GuestError(f"insmod {name} did not finish within {timeout:.0f} s",
-                             "read console.log in the run directory; raise --timeout")
-        ticker.update(f"{len(stops)} checkpoints")
-    ticker.done()
+    try:
+        res, failure = _follow(g, w, token, ticker, on_stop)
+    finally:
+        ticker.done()
+    if failure is not None:
+        dmesg = _probe_dmesg(g)
+        if failure.kind == "crash" and "oops in" not in failure.cause:
+            detail = crash_summary(dmesg) or crash_summary(g.console.text())
+            if detail:
+                failure = Failure("crash", f"{failure.cause}: {detail}")
+        return _result(w, -1, "", dmesg, failure)
     rc, out = res
-    _, dmesg = shell.run("dmesg")
+    try:
+        _, dmesg = g.shell.run("dmesg", timeout=30)
+    except GuestError:
+        dmesg = _probe_dmesg(g)
+    crash = crash_summary(dmesg)
+    if rc != 0 and crash and not spec.crashes:
+        failure = Failure("crash", f"oops in {spec.name}: {crash}")
+    elif rc != 0 and not spec.crashes:
+        failure = Failure("insmod", f"insmod {spec.name} exited {rc}: {out.strip()[-160:]}")
     if rc == 0:
-        shell.run(f"rmmod {name}")
-    return ModuleResult(spec=spec, insmod_rc=rc, insmod_out=out, dmesg=dmesg,
-                        stops=stops, suites=ktap.parse_ktap(dmesg), gdb_seconds=gdb_seconds,
-                        seconds=time.monotonic() - t0)
+        try:
+            g.shell.run(f"rmmod {spec.name}", timeout=30)
+        except GuestError:
+            failure = Failure("hang", f"rmmod {spec.name} did not return within 30 s")
+    return _result(w, rc, out, dmesg, failure)
+
+
+def _result(w: _Watch, rc: int, out: str, dmesg: str, failure: Failure | None) -> ModuleResult:
+    return ModuleResult(spec=w.spec, insmod_rc=rc, insmod_out=out, dmesg=dmesg, stops=w.stops,
+                        suites=ktap.parse_ktap(dmesg), gdb_seconds=w.gdb_seconds,
+                        seconds=time.monotonic() - w.t0, failure=failure)
+
+
+def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
+            on_stop: Callable[[Stop], None] | None
+            ) -> tuple[tuple[int, str] | None, Failure | None]:
+    """Serve checkpoints until insmod ends; ((rc, output), None) or (None, failure)."""
+    name = w.spec.name
+    while True:
+        try:
+            stopped = g.gdb.wait_stopped(timeout=0.2)
+            if stopped is not None:
+                failure = _serve_stop(g, w, stopped, on_stop)
+                if failure is not None:
+                    return None, failure
+                continue
+            res = g.shell.poll(token, timeout=0.05)
+        except GdbError as e:
+            return None, _dead_or(g, w, Failure("hang", f"gdb stopped answering while "
+                                                f"{name} ran: {e.what}"))
+        except GuestError:
+            return None, _dead_or(g, w, Failure("crash", f"the guest's console closed while "
+                                                f"{name} ran"))
+        if res is not None:
+            return res, None
+        now = time.monotonic()
+        line = g.console.new_crash()
+        if line and w.crash_line is None:
+            w.crash_line, w.crash_seen_at = line, now
+        if w.crash_line and now > w.crash_seen_at + CRASH_GRACE_S:
+            return None, Failure("crash", f"oops in {name}: {w.crash_line}; insmod did not "
+                                 f"return within {CRASH_GRACE_S:.0f} s of it")
+        if now > w.deadline:
+            return None, _hang(g, w)
+        ticker.update(f"{len(w.stops)} checkpoints")
+
+
+def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
+                on_stop: Callable[[Stop], None] | None) -> Failure | None:
+    reason = stopped.get("reason")
+    if reason != "breakpoint-hit":
+        return _dead_or(g, w, Failure("crash", f"the guest stopped unexpectedly while "
+                                      f"{w.spec.name} ran: {reason}"))
+    g0 = time.monotonic()
+    try:
+        stop = g.checker.handle_stop(stopped, len(w.stops) + 1, w.deadline)
+    except CheckpointTimeout as e:
+        w.stops.append(e.stop)
+        w.gdb_seconds += time.monotonic() - g0
+        g.gdb.resume()
+        return Failure("hang", f"{w.spec.name} did not finish within {w.spec.timeout:.0f} s "
+                       f"(time at checkpoints included): {e}")
+    g.gdb.resume()
+    w.gdb_seconds += time.monotonic() - g0
+    if stop is not None:
+        w.stops.append(stop)
+        if on_stop:
+            on_stop(stop)
+    return None
+
+
+def _dead_or(g: Guest, w: _Watch, failure: Failure) -> Failure:
+    """If QEMU is gone, the failure is a crash with the panic line of the console."""
+    if g.alive():
+        return failure
+    text = g.console.text()
+    why = panic_line(text) or crash_summary(text) or f"last console line: {last_line(text)}"
+    return Failure("crash", f"QEMU exited while {w.spec.name} ran: {why}")
+
+
+def _hang(g: Guest, w: _Watch) -> Failure:
+    """The module overran its timeout: say where each CPU is, from gdb and kallsyms."""
+    where = ""
+    try:
+        g.gdb.interrupt(timeout=PROBE_TIMEOUT_S)
+        pcs = g.gdb.thread_pcs()
+        g.gdb.resume()
+        _, syms, _ = g.remote(f"grep -w '\\[{w.spec.name}\\]' /proc/kallsyms; "
+                              "grep -w '[tT]' /proc/kallsyms | grep -v '\\['", PROBE_TIMEOUT_S)
+        where = "; " + ", ".join(f"CPU{cpu} at {nearest_symbol(pc, syms) or hex(pc)}"
+                                 for cpu, pc in sorted(pcs.items()))
+    except (GdbError, GuestError):
+        pass
+    last = last_line(g.console.text())
+    return _dead_or(g, w, Failure(
+        "hang", f"insmod {w.spec.name} did not return within {w.spec.timeout:.0f} s "
+        f"(time at checkpoints included); last console line: {last!r}{where}"))
+
+
+def _probe_dmesg(g: Guest) -> str:
+    """The kernel log of a guest that may be wedged: over SSH, with a short deadline."""
+    if not g.alive():
+        return ""
+    try:
+        return g.remote("dmesg", PROBE_TIMEOUT_S)[1]
+    except GuestError:
+        return ""

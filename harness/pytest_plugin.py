@@ -25,9 +25,9 @@ import pytest
 from .build import KernelBuild
 from .errors import HarnessError
 from .lab import GuestSession, Lab, LabOptions
-from .module_run import ModuleResult
 from .paths import DEFAULT_SOURCE, artifacts_root, new_run_dir
 from .progress import Phases
+from .results import ModuleResult
 from .suite import ModuleSpec
 from .suitefile import load_suite
 
@@ -131,9 +131,35 @@ class SuiteFile(pytest.File):
             extra = _opt(self.config, "config")
             if not extra:
                 self.config.option.highmem_config = ",".join(configs)
+        yield BootItem.from_parent(self, name="boot")
         for spec in specs:
             name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
             yield ModuleCollector.from_parent(self, name=name, spec=spec, dirs=dirs)
+
+
+class BootItem(pytest.Item):
+    """The boots of the guest (run while modules were collected): a kernel that does not
+    boot, or warns while booting, is a failing test of its own."""
+
+    def runtest(self) -> None:
+        lab = _state(self.config).lab
+        if lab is None or not lab.boots:
+            pytest.skip("no guest was booted")
+        why = [r for b in lab.boots for r in b.reasons()]
+        for b in lab.boots:
+            if b.artifacts is not None:
+                self.user_properties.append((f"boot-{b.number}", str(b.artifacts)))
+        if why:
+            tails = [f"  | {x}" for b in lab.boots for x in b.console_tail]
+            raise CaseFailure("\n".join(why + tails))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, "boot"
 
 
 class ModuleCollector(pytest.Collector):
@@ -164,6 +190,10 @@ class KtapCaseItem(pytest.Item):
         super().__init__(**kw)
         self.result, self.case = result, case
 
+    def setup(self) -> None:
+        if self.result.artifacts is not None:
+            self.user_properties.append(("artifacts", str(self.result.artifacts)))
+
     def runtest(self) -> None:
         status = self.case.status
         if status == "SKIP":
@@ -175,6 +205,8 @@ class KtapCaseItem(pytest.Item):
 
     def _failure(self) -> str:
         lines = [f"KTAP case {self.case.name}: {self.case.status}"]
+        if self.result.failure is not None:
+            lines.append(f"  module: {self.result.failure.line}")
         lines += [f"  # {d.lstrip('# ')}" for d in self.case.diagnostics]
         for stop in self.result.stops:
             if stop.expect.label.startswith(self.case.name) or \
@@ -202,9 +234,10 @@ class KernelLogItem(KtapCaseItem):
     def runtest(self) -> None:
         in_cases = bool(self.result.cases)  # the module folded checkpoint verdicts into cases
         why = [r for r in self.result.reasons() if not r.startswith("KTAP case")
-               and not (in_cases and r.startswith("checkpoint "))]
+               and not (in_cases and r.startswith("checkpoint ") and " of " not in r)]
         if why:
-            raise CaseFailure("\n".join(why))
+            where = (f"\nartifacts: {self.result.artifacts}" if self.result.artifacts else "")
+            raise CaseFailure("\n".join(why) + where)
 
 
 class CaseFailure(Exception):

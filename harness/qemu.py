@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,17 @@ from pathlib import Path
 import pexpect
 
 from .errors import BootError
+from .failure import CRASH, last_line, panic_line
 from .paths import cache_dir
 from .procutil import die_with_parent
 from .progress import Ticker, say
+from .sockdir import make_sockdir, sweep_stale
 from .ssh import free_port
 
 READY = "HIGHMEM-HARNESS-READY"
 CPU = "qemu32,+pse36,+nx"
 KVM_LIVENESS_SECONDS = 6.0
+BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,13 @@ class Qemu:
     def __init__(self, cfg: QemuConfig, run_dir: Path) -> None:
         self.cfg = cfg
         self.run_dir = run_dir
-        self.sockdir = Path(tempfile.mkdtemp(prefix="hm-", dir="/tmp"))
-        (run_dir / "sockets").symlink_to(self.sockdir)
+        sweep_stale()
+        self.sockdir = make_sockdir()
+        link = run_dir / "sockets"  # the current guest's (a reboot replaces the link)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(self.sockdir)
+        self.crash_line: str | None = None  # an oops/BUG seen while booting
         self.child: pexpect.spawn | None = None
         self.accel = ""
         self.argv: list[str] = []
@@ -149,7 +156,13 @@ class Qemu:
                 "falling back to TCG (remembered for this host)")
             return "tcg"
 
+    def alive(self) -> bool:
+        return self.child is not None and self.child.isalive()
+
     def _wait_ready(self, t0: float) -> None:
+        """Up to the ready marker. A panic or QEMU's exit ends the wait at once; an oops or
+        BUG ends it BOOT_CRASH_GRACE_S later unless the marker comes (then the boot's own
+        log reports it)."""
         assert self.child is not None
         ticker = Ticker("boot", every=1.0)
         deadline = t0 + self.cfg.boot_timeout
@@ -157,25 +170,41 @@ class Qemu:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
+                if self.crash_line:
+                    self._boot_failed(f"the kernel crashed while booting: {self.crash_line}")
                 self._boot_failed(f"no ready marker within {self.cfg.boot_timeout:.0f} s "
                                   f"(last console line: {last!r})")
             try:
-                i = self.child.expect([READY + r"[^\r\n]*", r"[^\r\n]+\r?\n",
-                                       r"Kernel panic[^\r\n]*"], timeout=min(left, 1.0))
+                i = self.child.expect([READY + r"[^\r\n]*", r"[^\r\n]*\r?\n"],
+                                      timeout=min(left, 1.0))
             except pexpect.TIMEOUT:
                 ticker.update(last)
                 continue
             except pexpect.EOF:
-                self._boot_failed(f"QEMU exited during boot (last console line: {last!r})")
+                text = self.console_text()
+                why = panic_line(text) or self.crash_line
+                self._boot_failed(f"the kernel panicked while booting: {why}" if why else
+                                  f"QEMU exited during boot (last output: {last_line(text)!r})")
             if i == 0:
                 break
-            if i == 2:
-                self._boot_failed(f"the guest kernel panicked: {self.child.after.strip()!r}")
             line = str(self.child.after).strip()
             if line:
                 last = line[:100]
+            crash = CRASH.search(line)
+            if crash and self.crash_line is None:
+                self.crash_line = crash.group(0).strip()
+                deadline = min(deadline, time.monotonic() + BOOT_CRASH_GRACE_S)
+            if line.startswith("Kernel panic"):
+                deadline = min(deadline, time.monotonic() + 2.0)  # QEMU exits now
             ticker.update(last)
         ticker.done()
+
+    def console_text(self) -> str:
+        self._log.flush()
+        try:
+            return (self.run_dir / "console.log").read_text(errors="replace")
+        except OSError:
+            return ""
 
     def _boot_failed(self, what: str) -> None:
         self.close()

@@ -8,9 +8,9 @@ import shlex
 from typing import TYPE_CHECKING
 
 from . import ktap
-from .checker import Stop
 from .checkpoint import PteCheck
-from .module_run import ModuleResult
+from .failure import Failure
+from .results import BootResult, ModuleResult, Stop
 
 if TYPE_CHECKING:
     from .run import RunResult
@@ -29,6 +29,10 @@ def checkpoint_rows(stops: list[Stop]) -> list[str]:
     rows = [f"  {'checkpoint':<55} {'cpu':>3} {'VA':>10}  {'PTE':<18}  {'flags':<16} "
             f"{'PFN':>9}  result"]
     for s in stops:
+        if s.error is not None:
+            rows.append(f"  checkpoint {s.index} {'':<44} {s.cpu:>3} {s.expect.va:#010x}  "
+                        f"malformed: {s.error}")
+            continue
         shown = s.checks
         if len(s.checks) > MAX_RANGE_ROWS:  # a range: first, last, and every failure
             bad = [c for c in s.checks if not c.passed]
@@ -43,12 +47,41 @@ def checkpoint_rows(stops: list[Stop]) -> list[str]:
 
 
 def module_section(m: ModuleResult) -> list[str]:
-    lines = [f"Module {m.spec.title}", *checkpoint_rows(m.stops)]
+    lines = [f"Module {m.spec.title}"]
+    if m.stops:
+        lines += checkpoint_rows(m.stops)
     for c in m.cases:
         extra = f"  # {c.directive}" if c.directive else ""
         lines.append(f"  KTAP {c.name}: {c.status}{extra}")
     lines += [f"  ! {r}" for r in m.reasons()]
+    if m.artifacts is not None and not m.passed:
+        lines.append(f"  artifacts: {m.artifacts}")
     return lines
+
+
+def boot_section(boots: list[BootResult]) -> list[str]:
+    """The `boot` item: every boot of the run, with the cause and console tail of a
+    failed one and the kernel's own warnings of a booted one."""
+    if not boots:
+        return []
+    lines = ["Boot"]
+    for b in boots:
+        verdict = "PASS" if b.passed else "FAIL"
+        lines.append(f"  boot {b.number}: {b.seconds:.1f} s  {verdict}")
+        lines += [f"  ! {r}" for r in b.reasons()]
+        if b.failure is not None:
+            lines.append("  console (last lines):")
+            lines += [f"    | {x[:150]}" for x in b.console_tail]
+        if b.artifacts is not None and not b.passed:
+            lines.append(f"  artifacts: {b.artifacts}")
+    return lines
+
+
+def _verdict(m: ModuleResult) -> str:
+    if m.passed:
+        return "PASS"
+    return {"not-run": "NOT RUN", "build": "NO BUILD"}.get(
+        m.failure.kind if m.failure else "", "FAIL")
 
 
 def _counts(cases: list[ktap.Case]) -> dict[str, int]:
@@ -66,7 +99,8 @@ def summary_table(modules: list[ModuleResult]) -> list[str]:
         n = _counts(m.cases)
         lines.append(f"  {m.spec.title[:34]:<34} {len(m.cases):>5} {n['PASS']:>4} "
                      f"{n['FAIL'] + n['CRASHED']:>4} {n['XFAIL']:>5} {n['SKIP']:>4} "
-                     f"{m.pte_checks:>6} {m.seconds:>7.1f}  {'PASS' if m.passed else 'FAIL'}")
+                     f"{m.pte_checks:>6} {m.seconds:>7.1f}  {_verdict(m)}"
+                     + (f" ({m.failure.kind})" if m.failure and m.ran else ""))
     return lines
 
 
@@ -83,7 +117,7 @@ def totals_line(modules: list[ModuleResult]) -> str:
 
 
 def format_report(result: "RunResult") -> str:
-    lines: list[str] = []
+    lines: list[str] = boot_section(result.boots)
     for m in result.modules:
         lines += module_section(m)
     lines += summary_table(result.modules)
@@ -103,13 +137,30 @@ def format_report(result: "RunResult") -> str:
             f"FIX_KMAP_BEGIN {lo.fix_kmap_begin}, KM_MAX_IDX {lo.km_max_idx} "
             f"(DEBUG_KMAP_LOCAL {'on' if lo.debug_kmap_local else 'off'})")
     lines.append(result.phases.format())
-    lines.append(f"Verdict: {'PASS' if result.passed else 'FAIL'} (artifacts: {result.run_dir})")
+    bad = [m for m in result.modules if not m.passed]
+    if result.interrupted:
+        lines.append("Interrupted: the modules marked NOT RUN did not run")
+    failed_boot = not all(b.passed for b in result.boots)
+    why = ", ".join(x for x in (f"{len(bad)} of {len(result.modules)} modules failed"
+                                if bad else "", "boot failed" if failed_boot else "") if x)
+    lines.append(f"Verdict: {'PASS' if result.passed else 'FAIL'}"
+                 + (f" ({why})" if why else "") + f" (artifacts: {result.run_dir})")
     return "\n".join(lines)
+
+
+def _failure_json(f: "Failure | None") -> dict[str, str] | None:
+    return {"kind": f.kind, "cause": f.cause, "line": f.line} if f else None
 
 
 def write_json(path, result: "RunResult") -> None:  # type: ignore[no-untyped-def]
     data = {
         "passed": result.passed,
+        "interrupted": result.interrupted,
+        "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
+                   "reasons": b.reasons(), "failure": _failure_json(b.failure),
+                   "console_tail": b.console_tail,
+                   "artifacts": str(b.artifacts) if b.artifacts else None}
+                  for b in result.boots],
         "meminfo_kB": result.meminfo,
         "phases_s": result.phases.times,
         "layout": result.layout.to_json() if result.layout else None,
@@ -117,8 +168,11 @@ def write_json(path, result: "RunResult") -> None:  # type: ignore[no-untyped-de
             "name": m.name, "params": m.params, "passed": m.passed, "reasons": m.reasons(),
             "reproduce": shlex.join(["highmem", "run", "--module", m.name]
                                     + (["--param", f"{m.name}:{m.params}"] if m.params else [])),
+            "status": _verdict(m), "failure": _failure_json(m.failure),
+            "artifacts": str(m.artifacts) if m.artifacts else None,
             "insmod_rc": m.insmod_rc, "seconds": m.seconds, "gdb_seconds": m.gdb_seconds,
-            "checkpoints": [{"cpu": s.cpu, "label": s.expect.label, "kind": s.expect.kind,
+            "checkpoints": [{"cpu": s.cpu, "index": s.index, "label": s.expect.label,
+                             "kind": s.expect.kind, "error": s.error,
                              "checks": [c.to_json() for c in s.checks]} for s in m.stops],
             "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
                      for c in m.cases],

@@ -13,9 +13,9 @@ from pathlib import Path
 from . import report
 from .lab import Lab, LabOptions
 from .layout import Layout
-from .module_run import ModuleResult
 from .paths import new_run_dir
 from .progress import Phases, say
+from .results import BootResult, ModuleResult, not_run
 from .suite import ModuleSpec
 
 
@@ -32,10 +32,13 @@ class RunResult:
     meminfo: dict[str, int]
     phases: Phases
     layout: Layout | None = None
+    boots: list[BootResult] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return bool(self.modules) and all(m.passed for m in self.modules)
+        return (bool(self.modules) and not self.interrupted
+                and all(m.passed for m in self.modules) and all(b.passed for b in self.boots))
 
 
 def _deps_seconds() -> float | None:
@@ -59,8 +62,14 @@ def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
         for spec in opts.suite:
             result.modules.append(lab.run_spec(spec))
             result.meminfo, result.layout = lab.meminfo, lab.layout
+    except KeyboardInterrupt:
+        result.interrupted = True
+        say("interrupted: stopping QEMU and gdb; the report lists what did not run")
     finally:
         lab.close()
+        result.boots = lab.boots
+        for spec in opts.suite[len(result.modules):]:
+            result.modules.append(not_run(spec, "the run was interrupted before this module"))
         report.write_json(run_dir / "report.json", result)
     return result
 
