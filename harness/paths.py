@@ -1,14 +1,20 @@
 """Where things live: the cache (kernel sources, builds, images) and per-run artifacts."""
 
 import os
+import re
 import time
 from pathlib import Path
+
+from .errors import HarnessError
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES_DIR = REPO / "modules"
 CONFIGS_DIR = REPO / "kernel-configs"
 IMAGES_DIR = REPO / "images"
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.12.tar.xz")
+# what new_run_dir() names its directories: TAG-YYYYmmdd-HHMMSS-N (run, build, boot, ssh,
+# pytest, gdb, pte, kmaps, vmaps, layout)
+RUN_DIR_NAME = re.compile(r"[a-z]+-\d{8}-\d{6}-\d+")
 
 
 def cache_dir() -> Path:
@@ -29,16 +35,35 @@ def new_run_dir(tag: str = "run") -> Path:
     """A fresh per-run directory: logs, sockets, reports. Kept after the run, pass or fail.
 
     Unix socket paths are limited to 108 bytes, so sockets go to a short directory under
-    /tmp that is linked from here (see qemu.py).
+    /tmp that is linked from here (see qemu.py). Raises HarnessError (not OSError) when
+    $HIGHMEM_ARTIFACTS cannot hold it.
     """
     root = artifacts_root()
-    root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        d = root / f"{tag}-{stamp}-{n}"
-        try:
-            d.mkdir()
-            return d
-        except FileExistsError:
-            continue
-    raise RuntimeError("could not create a run directory")
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"HIGHMEM_ARTIFACTS directory {root} is a file, not a directory",
+                           "remove that file, or set HIGHMEM_ARTIFACTS to a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            d = root / f"{tag}-{stamp}-{n}"
+            try:
+                d.mkdir()
+                return d
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise HarnessError(f"cannot create a run directory in HIGHMEM_ARTIFACTS directory "
+                           f"{root}: {e.strerror or e}",
+                           "set HIGHMEM_ARTIFACTS to a directory you can write to") from None
+    raise HarnessError(f"cannot create a run directory in {root}: {tag}-{stamp}-0 to -999 "
+                       "all exist", "remove old run directories with `highmem clean`")
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The directories new_run_dir() made directly in `root`: real directories named
+    TAG-YYYYmmdd-HHMMSS-N, no symlinks, nothing else. What `highmem clean` removes."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if RUN_DIR_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())

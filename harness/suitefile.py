@@ -20,7 +20,7 @@ import yaml
 
 from .errors import HarnessError
 from .paths import MODULES_DIR, REPO
-from .suite import ModuleSpec
+from .suite import ModuleSpec, params_problem
 
 TOP_KEYS = {"modules": "list", "configs": "list of fragment names", "timeout": "seconds",
             "description": "text"}
@@ -73,11 +73,16 @@ def _strings(path: Path, node: yaml.Node, key: str) -> tuple[str, ...]:
 def _pairs(path: Path, node: yaml.Node, keys: dict[str, str], where: str):  # type: ignore[no-untyped-def]
     if not isinstance(node, yaml.MappingNode):
         raise _err(path, node, f"{where} must be a mapping", f"write keys: {', '.join(keys)}")
+    seen: dict[str, yaml.Node] = {}
     for k, v in node.value:
         key = str(k.value)
         if key not in keys:
             raise _err(path, k, f"unknown key '{key}' in {where}",
                        f"use one of: {', '.join(keys)}")
+        if key in seen:
+            raise _err(path, k, f"duplicate key '{key}' (first on line "
+                       f"{seen[key].start_mark.line + 1})", f"keep one '{key}:' in {where}")
+        seen[key] = k
         yield key, k, v
 
 
@@ -88,6 +93,10 @@ def _module(path: Path, node: yaml.Node, timeout: float) -> tuple[ModuleSpec, Pa
             f[key] = _strings(path, v, key)
         else:
             f[key] = _scalar(path, v, key, MODULE_KEYS[key])
+        problem = params_problem(str(f[key])) if key == "params" else None
+        if problem:
+            raise _err(path, v, f"'params': {problem}",
+                       "write space-separated KEY=VALUE words, e.g. params: which=order n=3")
     if "name" not in f:
         raise _err(path, node, "a module entry has no 'name'", "add name: <module>")
     name = str(f["name"])
@@ -104,13 +113,28 @@ def _module(path: Path, node: yaml.Node, timeout: float) -> tuple[ModuleSpec, Pa
     return spec, mdir
 
 
-def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str, Path]]:
-    """(specs, extra Kconfig fragments, {module name: user directory}) of a suite file."""
+def _read(path: Path) -> str:
+    """The text of a suite file; SuiteError if it is a directory, unreadable or not UTF-8."""
+    if path.is_dir():
+        yamls = sorted(p.name for p in path.glob("*.yaml"))
+        raise SuiteError(f"suite file {path} is a directory",
+                         f"pass a YAML file in it ({', '.join(yamls)})" if yamls
+                         else "pass a YAML file, e.g. suites/default.yaml")
     try:
-        root = yaml.compose(path.read_text())
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x})",
+                         "save the suite file as UTF-8") from None
     except OSError as e:
         raise SuiteError(f"cannot read suite file {path}: {e.strerror}",
                          "pass an existing YAML file, e.g. suites/default.yaml") from None
+
+
+def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str, Path]]:
+    """(specs, extra Kconfig fragments, {module name: user directory}) of a suite file."""
+    try:
+        root = yaml.compose(_read(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""

@@ -1,6 +1,9 @@
 """Suite selection and the expected-BUG/WARN verdicts, on recorded kernel log lines."""
 
-from harness.suite import ModuleSpec, missing_expected, select, unexpected_trouble
+import pytest
+
+from harness.suite import (ModuleSpec, SelectionError, missing_expected, params_problem, select,
+                           unexpected_trouble)
 from harness.suitefile import DEFAULT_SUITE_FILE, load_suite
 
 DEFAULT_SUITE = load_suite(DEFAULT_SUITE_FILE)[0]
@@ -40,3 +43,44 @@ def test_select():
     assert len(one) == 1 and one[0].crashes and one[0].expect_log
     mine = select(DEFAULT_SUITE, ["my_mod"], {"my_mod": "x=1"}, 60)
     assert mine == (ModuleSpec("my_mod", "x=1", timeout=60),)
+
+
+def test_select_keeps_the_order_of_module_options():
+    names = ["vmap_suite", "my_mod", "kmap_local_misuse", "kmap_local_basic", "vmap_suite"]
+    run = select(DEFAULT_SUITE, names, {})
+    assert [s.name for s in run] == ["vmap_suite", "my_mod", "kmap_local_misuse",
+                                     "kmap_local_misuse", "kmap_local_basic"]
+
+
+def test_param_for_a_module_not_in_the_run():
+    with pytest.raises(SelectionError) as e:
+        select(DEFAULT_SUITE, ["kmap_suite", "vmap_suite"], {"kmap_local_basic": "mutate=pfn"})
+    assert e.value.what == ("--param for kmap_local_basic, which is not in this run "
+                            "(the run has: kmap_suite, vmap_suite)")
+    assert e.value.fix.startswith("add --module kmap_local_basic")
+    with pytest.raises(SelectionError, match="the run has: kmap_local_basic, kmap_local_suite"):
+        select(DEFAULT_SUITE, [], {"my_mod": "x=1"})
+
+
+@pytest.mark.parametrize("params", ["a=1", "a=1 b=2", 'label="a b"', "arr=1,2,3", "x=", ""])
+def test_good_params(params):
+    assert params_problem(params) is None
+
+
+@pytest.mark.parametrize("params,what", [
+    ("depth", "'depth' in 'depth' is not KEY=VALUE"),
+    ("a=1;reboot", "';' in 'a=1;reboot' is not KEY=VALUE"),
+    ("a=1 | b=2", "'|' in"),
+    ("a=1 && reboot", "'&&' in"),
+    ("a=`id`", "holds $ or `"),
+    ("a=$HOME", "holds $ or `"),
+    ('a="open', "does not split into words"),
+    ("1a=2", "is not KEY=VALUE"),
+    ("=2", "is not KEY=VALUE"),
+])
+def test_bad_params(params, what):
+    assert what in (params_problem(params) or "")
+    with pytest.raises(SelectionError) as e:
+        select(DEFAULT_SUITE, ["kmap_suite"], {"kmap_suite": params})
+    assert e.value.what.startswith(f"--param kmap_suite:{params}: ")
+    assert "\n" not in e.value.what and "KEY=VALUE" in e.value.fix

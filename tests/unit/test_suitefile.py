@@ -42,6 +42,15 @@ modules:
     ("modules:\n  - name: kmap_local_basic\n    expect: ['(unclosed']\n", 3, "not a regular"),
     ("modules:\n  - name: [a\n", 3, "not valid YAML"),
     ("colour: red\nmodules:\n  - name: kmap_local_basic\n", 1, "unknown key 'colour'"),
+    ("timeout: 1\nmodules:\n  - name: kmap_local_basic\ntimeout: 2\n", 4,
+     "duplicate key 'timeout' (first on line 1)"),
+    ("modules:\n  - name: kmap_local_basic\n    params: a=1\n    params: b=2\n", 4,
+     "duplicate key 'params' (first on line 3)"),
+    ("modules:\n  - {name: kmap_local_basic, name: kmap_suite}\n", 2, "duplicate key 'name'"),
+    ("modules:\n  - name: kmap_local_basic\n    params: a=1; reboot\n", 3,
+     "'params': ';' in 'a=1; reboot' is not KEY=VALUE"),
+    ("modules:\n  - name: kmap_local_basic\n    params: depth\n", 3, "is not KEY=VALUE"),
+    ("modules:\n  - name: kmap_local_basic\n    params: x=$(id)\n", 3, "holds $"),
 ])
 def test_mistakes_name_file_and_line(tmp_path, text, line, what):
     p = write(tmp_path, text)
@@ -55,3 +64,29 @@ def test_mistakes_name_file_and_line(tmp_path, text, line, what):
 def test_missing_file(tmp_path):
     with pytest.raises(SuiteError, match="cannot read suite file"):
         load_suite(tmp_path / "nope.yaml")
+
+
+def test_not_utf8_names_file_and_line(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_bytes(b"modules:\n  - name: kmap_local_basic\n# caf\xe9\n")
+    with pytest.raises(SuiteError) as e:
+        load_suite(p)
+    assert e.value.what == f"{p}:3: not UTF-8 text (byte 0xe9)"
+    assert "UTF-8" in e.value.fix
+
+
+def test_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("")
+    with pytest.raises(SuiteError) as e:
+        load_suite(tmp_path)
+    assert e.value.what == f"suite file {tmp_path} is a directory"
+    assert e.value.fix == "pass a YAML file in it (a.yaml)"
+
+
+def test_quoted_params_are_kept_as_written(tmp_path):
+    specs, _, _ = load_suite(write(tmp_path, """\
+modules:
+  - name: kmap_local_basic
+    params: 'mutate=pfn label="a b"'
+"""))
+    assert specs[0].params == 'mutate=pfn label="a b"'

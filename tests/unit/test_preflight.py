@@ -1,0 +1,184 @@
+"""Preflight checks on their own: sizes, CPU counts, tools, directories, module names."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import paths, preflight
+from harness.errors import HarnessError
+from harness.preflight import (HostError, UsageError, check_memory, check_modules, check_smp,
+                               check_smp_value, check_timeout, check_tools, check_writable_dir,
+                               format_memory, parse_memory)
+from harness.suite import ModuleSpec
+
+
+def one_line_each(e: HarnessError) -> None:
+    assert e.what and e.fix and "\n" not in e.what and "\n" not in e.fix
+
+
+@pytest.mark.parametrize("text,mib", [("8G", 8192), ("8192M", 8192), ("8192", 8192),
+                                      ("6g", 6144), ("5.5G", 5632), ("4194304K", 4096),
+                                      (" 8G ", 8192), ("1T", 1024 * 1024), (".5g", 512)])
+def test_parse_memory_like_qemu(text, mib):
+    assert parse_memory(text) == mib
+
+
+@pytest.mark.parametrize("text", ["lots", "0", "0G", "-8G", "", "8GB", "8 G", "1.5K", "8G8"])
+def test_parse_memory_refuses_garbage(text):
+    with pytest.raises(UsageError, match="is not a positive memory size") as e:
+        parse_memory(text)
+    one_line_each(e.value)
+
+
+def test_format_memory():
+    assert format_memory(8192) == "8G" and format_memory(5000) == "5000M"
+    assert parse_memory(format_memory(5632)) == 5632
+
+
+@pytest.mark.parametrize("text,mib", [("4G", 4096), ("4096", 4096), ("64G", 65536),
+                                      ("8G", 8192)])
+def test_memory_in_range(text, mib):
+    assert check_memory(text) == mib
+
+
+@pytest.mark.parametrize("text,what", [("3G", "less than 4 GiB"), ("4095M", "less than 4 GiB"),
+                                       ("65G", "more than 64 GiB"), ("1T", "more than 64 GiB")])
+def test_memory_out_of_range(text, what):
+    with pytest.raises(UsageError, match=what) as e:
+        check_memory(text)
+    assert "between 4G and 64G" in e.value.fix
+    one_line_each(e.value)
+
+
+@pytest.mark.parametrize("smp", [0, -1])
+def test_smp_must_be_positive(smp):
+    with pytest.raises(UsageError, match=f"--smp {smp} is not"):
+        check_smp_value(smp)
+
+
+def test_smp_against_kernel_config():
+    config = "CONFIG_SMP=y\nCONFIG_NR_CPUS_RANGE_END=8\nCONFIG_NR_CPUS=4\n"
+    check_smp(4, config)
+    with pytest.raises(UsageError, match="--smp 5 is more than the kernel's CONFIG_NR_CPUS=4") \
+            as e:
+        check_smp(5, config)
+    assert "--smp 4 or less" in e.value.fix
+    one_line_each(e.value)
+    with pytest.raises(UsageError, match="CONFIG_NR_CPUS=1"):
+        check_smp(2, "# CONFIG_SMP is not set\n")
+    check_smp(64, "CONFIG_HIGHMEM64G=y\n")  # no CPU count in the text: nothing to check
+    with pytest.raises(UsageError):
+        check_smp(0, config)
+
+
+@pytest.mark.parametrize("t", [0.0, -1.0, float("nan"), float("inf")])
+def test_timeout_must_be_positive(t):
+    with pytest.raises(UsageError, match="--timeout"):
+        check_timeout(t)
+
+
+def test_timeout_none_or_positive_is_fine():
+    check_timeout(None)
+    check_timeout(0.5)
+
+
+def test_tools_missing_are_named_together(monkeypatch):
+    monkeypatch.setattr(preflight.shutil, "which",
+                        lambda n: None if n in ("gdb", "setpriv") else f"/usr/bin/{n}")
+    check_tools(["make", "gcc"])
+    with pytest.raises(HostError) as e:
+        check_tools(preflight.RUN_TOOLS)
+    assert e.value.what == "not found on PATH: gdb, setpriv"
+    assert "make deps" in e.value.fix and "util-linux" in e.value.fix
+    one_line_each(e.value)
+
+
+def test_writable_dir_is_created(tmp_path):
+    d = tmp_path / "a" / "b"
+    check_writable_dir(d, "HIGHMEM_ARTIFACTS")
+    assert d.is_dir() and list(d.iterdir()) == []  # the probe file is gone
+
+
+def test_writable_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(HostError, match=f"HIGHMEM_CACHE directory {f} is a file") as e:
+        check_writable_dir(f, "HIGHMEM_CACHE")
+    one_line_each(e.value)
+
+
+def test_writable_dir_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("")
+    d = tmp_path / "file" / "sub"
+    with pytest.raises(HostError, match=f"cannot be created: {tmp_path / 'file'} is a file") \
+            as e:
+        check_writable_dir(d, "HIGHMEM_ARTIFACTS")
+    assert "HIGHMEM_ARTIFACTS" in e.value.fix
+    one_line_each(e.value)
+
+
+def test_writable_dir_without_write_access(tmp_path, monkeypatch):
+    monkeypatch.setattr(preflight.os, "access", lambda p, mode: Path(p) != tmp_path)
+    with pytest.raises(HostError, match="is not writable: Permission denied") as e:
+        check_writable_dir(tmp_path, "HIGHMEM_ARTIFACTS")
+    one_line_each(e.value)
+
+
+def test_writable_dir_on_a_read_only_filesystem(tmp_path, monkeypatch):
+    def refuse(path: Path) -> None:
+        raise OSError(30, "Read-only file system")
+    monkeypatch.setattr(preflight, "_probe", refuse)
+    with pytest.raises(HostError, match="is not writable: Read-only file system"):
+        check_writable_dir(tmp_path, "HIGHMEM_CACHE")
+
+
+def test_new_run_dir_raises_harness_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    for root, what in [(tmp_path / "file", "is a file"),
+                       (tmp_path / "file" / "sub", "cannot create a run directory")]:
+        monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(root))
+        with pytest.raises(HarnessError, match=what) as e:
+            paths.new_run_dir()
+        one_line_each(e.value)
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path / "ok"))
+    assert paths.new_run_dir("boot").name.startswith("boot-")
+
+
+def test_run_dirs_are_only_what_new_run_dir_makes(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path))
+    made = paths.new_run_dir("gdb")
+    (tmp_path / "run-notes").mkdir()
+    (tmp_path / "run-20240101-120000-0.txt").write_text("")
+    os.symlink(made, tmp_path / "ssh-20240101-120000-0")
+    assert paths.run_dirs(tmp_path) == [made]
+    assert paths.run_dirs(tmp_path / "nope") == []
+
+
+def specs(*names: str) -> tuple[ModuleSpec, ...]:
+    return tuple(ModuleSpec(n) for n in names)
+
+
+def test_modules_that_exist(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "my_test.c").write_text("")
+    (mine / "helper.c").write_text("")
+    check_modules(["kmap_suite", "my_test", "helper", "kmap_local_basic"],
+                  specs("kmap_suite", "my_test"), {"my_test": mine}, Path("s.yaml"))
+
+
+def test_unknown_module_lists_what_exists(tmp_path):
+    with pytest.raises(UsageError) as e:
+        check_modules(["kmap_suit", "nope"], specs("kmap_suite"), {}, Path("suites/x.yaml"))
+    assert e.value.what.startswith("unknown --module 'kmap_suit', 'nope': not an entry of x.yaml")
+    assert e.value.fix.startswith("did you mean kmap_suite? use one of: kmap_suite, ")
+    assert "vmap_suite" in e.value.fix and "hm_checkpoint" not in e.value.fix
+    one_line_each(e.value)
+
+
+def test_available_modules_order(tmp_path):
+    (tmp_path / "b.c").write_text("")
+    (tmp_path / "a.c").write_text("")
+    (tmp_path / "hm_checkpoint.c").write_text("")
+    assert preflight.available_modules(specs("b", "z"), {}, tmp_path) == ["b", "z", "a"]
