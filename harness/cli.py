@@ -88,6 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"artifacts kept in {run_dir}", file=sys.stderr)
         raise
     print_report(result)
+    if result.interrupted:
+        return 130
     return 0 if result.passed else 1
 
 

@@ -27,6 +27,7 @@ from .meminfo import check_highmem, parse_meminfo
 from .modbuild import build_modules, symvers
 from .module_run import Guest, arm, load_core, run_module
 from .paths import DEFAULT_SOURCE
+from .preflight import check_smp
 from .progress import Phases, say
 from .qemu import Qemu, QemuConfig
 from .results import BootResult, ModuleResult, boot_messages, not_run
@@ -118,6 +119,7 @@ class Lab:
             say(f"  Linux {source.version_str} from {source.tree}")
             build_dir = configure(source, resolve_fragments(opts.configs))
             shutil.copy(build_dir / ".config", run_dir / "kernel.config")
+            check_smp(opts.smp, (build_dir / ".config").read_text(errors="replace"))
         with phases.phase("build"):
             self.kernel = build_kernel(source, build_dir)
             kos, self.build_failures = build_modules(self.kernel)

@@ -203,8 +203,7 @@ def _hang(g: Guest, w: _Watch) -> Failure:
         g.gdb.interrupt(timeout=PROBE_TIMEOUT_S)
         pcs = g.gdb.thread_pcs()
         g.gdb.resume()
-        _, syms, _ = g.remote(f"grep -w '\\[{w.spec.name}\\]' /proc/kallsyms; "
-                              "grep -w '[tT]' /proc/kallsyms | grep -v '\\['", PROBE_TIMEOUT_S)
+        _, syms, _ = g.remote("grep ' [tT] ' /proc/kallsyms", PROBE_TIMEOUT_S)
         where = "; " + ", ".join(f"CPU{cpu} at {nearest_symbol(pc, syms) or hex(pc)}"
                                  for cpu, pc in sorted(pcs.items()))
     except (GdbError, GuestError):
