@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from . import commands, inspect_cli
-from .errors import HarnessError
+from .errors import HarnessError, Terminated
 from .paths import artifacts_root, cache_dir, new_run_dir, run_dirs
 from .preflight import (BUILD_TOOLS, RUN_TOOLS, check_memory, check_modules, check_smp_value,
                         check_timeout, check_tools, check_writable_dir, format_memory)
@@ -32,10 +32,6 @@ def _params(items: list[str]) -> dict[str, str]:
                                "write e.g. --param kmap_local_basic:mutate=pfn")
         out[mod] = (out.get(mod, "") + " " + kv).strip()
     return out
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: QEMU and gdb are stopped on the way out."""
 
 
 class HarnessParser(argparse.ArgumentParser):
@@ -89,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     print_report(result)
     if result.interrupted:
-        return 130
+        return 143 if result.interrupted == "SIGTERM" else 130
     return 0 if result.passed else 1
 
 

@@ -35,3 +35,8 @@ class GuestError(HarnessError):
 
 class GdbError(HarnessError):
     """gdb failed, or did not answer in time."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: QEMU and gdb are stopped on the way out (cli.main
+    turns the signal into this exception)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import report
+from .errors import Terminated
 from .lab import Lab, LabOptions
 from .layout import Layout
 from .paths import new_run_dir
@@ -33,7 +34,7 @@ class RunResult:
     phases: Phases
     layout: Layout | None = None
     boots: list[BootResult] = field(default_factory=list)
-    interrupted: bool = False
+    interrupted: str = ""  # "SIGINT" or "SIGTERM" when the run was cut short
 
     @property
     def passed(self) -> bool:
@@ -62,8 +63,8 @@ def run(opts: RunOptions, run_dir: Path | None = None) -> RunResult:
         for spec in opts.suite:
             result.modules.append(lab.run_spec(spec))
             result.meminfo, result.layout = lab.meminfo, lab.layout
-    except KeyboardInterrupt:
-        result.interrupted = True
+    except KeyboardInterrupt as e:
+        result.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         say("interrupted: stopping QEMU and gdb; the report lists what did not run")
     finally:
         lab.close()
