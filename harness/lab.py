@@ -199,6 +199,8 @@ class Lab:
         else:
             m = self._run_on_guest(spec, mdir)
         m.artifacts = mdir
+        m.ended_s = time.monotonic() - self.phases.started
+        m.started_s = m.started_s or m.ended_s
         (mdir / "dmesg.txt").write_text(m.dmesg)
         (mdir / "result.txt").write_text("\n".join(m.reasons() or ["PASS"]) + "\n")
         say(f"  {spec.title}: {len(m.cases)} cases, {m.pte_checks} PTE assertions, "
@@ -214,6 +216,7 @@ class Lab:
                            f"{b.failure.cause if b and b.failure else '?'})")
         console = ConsoleLog(self.run_dir / "console.log")
         gdb_mark = s.gdb.transcript_size()
+        started = time.monotonic() - self.phases.started  # the guest is up: insmod next
         with self.phases.phase("module"):
             try:
                 m = run_module(s.module_guest(console), spec)
@@ -226,11 +229,13 @@ class Lab:
                 m = ModuleResult(spec=spec, failure=Failure(
                     "harness", f"internal error of the harness: {type(e).__name__}: {e} "
                     f"(traceback in {mdir / 'traceback.txt'}; please report it)"))
+        m.started_s = started
         self.phases.times["module"] -= m.gdb_seconds
         self.phases.add("gdb checks", m.gdb_seconds)
         (mdir / "console.log").write_text(console.text())
         (mdir / "gdb-mi.log").write_text(_slice(self.run_dir / "gdb-mi.log", gdb_mark))
-        if m.failure is not None or spec.crashes or m.insmod_rc != 0:
+        damaged = any(r.startswith("unexpected kernel message") for r in m.reasons())
+        if m.failure is not None or spec.crashes or m.insmod_rc != 0 or damaged:
             say("  the guest will be booted again before the next module (the kernel may "
                 "be damaged)")
             self.close()

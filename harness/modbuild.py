@@ -45,6 +45,7 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
 
 
 OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
+ASSIGNMENT = re.compile(r"^\s*[A-Za-z0-9_.-]+\s*[:+?]?=")  # name-y, ccflags-y, ... (no rules)
 COMPILER_ERROR = re.compile(r"^(\S+:\d+:\d+: (?:fatal )?error: .*|ERROR: modpost: .*)$", re.M)
 
 
@@ -65,14 +66,11 @@ def first_error(log_text: str) -> str:
     return lines[-1].strip() if lines else "(empty build log)"
 
 
-def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
-          only: str | None = None) -> tuple[int, Path]:
+def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None) -> tuple[int, Path]:
     argv = ["make", "-C", str(kb.build_dir), f"M={work}", "ARCH=i386", f"CC={compiler()}",
             f"KCFLAGS=-I{MODULES_DIR}", "modules"]
     if extra_symbols is not None:
         argv.append(f"KBUILD_EXTRA_SYMBOLS={extra_symbols}")
-    if only is not None:  # a command-line obj-m overrides the Kbuild's list
-        argv.append(f"obj-m={only}.o")
     log = work / "build.log"
     with log.open("w") as f:
         r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=600)
@@ -91,7 +89,8 @@ def _make_modules(kb: KernelBuild, src: Path, work: Path,
         for name in module_names(src):  # hm_checkpoint is first in modules/Kbuild
             one = _only_dir(work, name)
             _sync(src, one)
-            rc1, log1 = _make(kb, one, extra_symbols, only=name)
+            _kbuild_for_one(src, one, name)
+            rc1, log1 = _make(kb, one, extra_symbols)
             ko = one / f"{name}.ko"
             if rc1 == 0 and ko.exists():
                 kos.append(ko)
@@ -102,7 +101,8 @@ def _make_modules(kb: KernelBuild, src: Path, work: Path,
                                  f"{first_error(log1.read_text(errors='replace'))}",
                                  f"read {log1}")
             else:
-                failures[name] = f"{first_error(log1.read_text(errors='replace'))} (log: {log1})"
+                err = first_error(log1.read_text(errors="replace")).replace(f"{one}/", f"{src}/")
+                failures[name] = f"{err} (log: {log1})"
         if not kos and not failures:
             raise BuildError(f"building the modules in {src} failed: "
                              f"{first_error(log.read_text(errors='replace'))}", f"read {log}")
@@ -118,6 +118,16 @@ def _work_dir(kb: KernelBuild, src: Path) -> Path:
     real = src.resolve()
     tag = hashlib.sha256(str(real).encode()).hexdigest()[:8]
     return kb.build_dir / "hm-modules" / f"{real.name}-{tag}"
+
+
+def _kbuild_for_one(src: Path, one: Path, name: str) -> None:
+    """A Kbuild for `name` alone: obj-m := name.o, the directory's other lines kept (a
+    composite module's name-y lines, flags)."""
+    text = "".join(f.read_text(errors="replace") for f in (src / "Kbuild", src / "Makefile")
+                   if f.exists())
+    rest = [line for line in text.splitlines()
+            if ASSIGNMENT.match(line) and not OBJ_M.match(line)]
+    (one / "Kbuild").write_text("\n".join([f"obj-m := {name}.o", *rest]) + "\n")
 
 
 def _only_dir(work: Path, name: str) -> Path:

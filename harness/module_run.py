@@ -71,7 +71,7 @@ class Guest:
 
 @dataclass
 class _Watch:
-    """State of one module run while insmod is in flight."""
+    """State of one module run while insmod (then rmmod) is in flight."""
 
     spec: ModuleSpec
     t0: float = field(default_factory=time.monotonic)
@@ -79,6 +79,8 @@ class _Watch:
     gdb_seconds: float = 0.0
     crash_line: str | None = None
     crash_seen_at: float = 0.0
+    command: str = "insmod"
+    dmesg: str | None = None     # read while diagnosing a hang (the guest may be wedged)
 
     @property
     def deadline(self) -> float:
@@ -87,39 +89,36 @@ class _Watch:
 
 def run_module(g: Guest, spec: ModuleSpec,
                on_stop: Callable[[Stop], None] | None = None) -> ModuleResult:
-    """insmod one test module with gdb attached and running; unload it afterwards.
-    Returns a result whatever the kernel does; GuestError/GdbError only escape when the
-    guest is unusable before the module starts."""
+    """insmod one test module with gdb attached and running, then rmmod it (checkpoints
+    in module_exit are served too). Returns a result whatever the kernel does;
+    GuestError/GdbError only escape when the guest is unusable before the module starts."""
     g.shell.check("dmesg -c >/dev/null")
     w = _Watch(spec)
-    token = g.shell.start(insmod_line(spec))
     ticker = Ticker(spec.title, every=2.0)
     try:
-        res, failure = _follow(g, w, token, ticker, on_stop)
+        res, failure = _follow(g, w, g.shell.start(insmod_line(spec)), ticker, on_stop)
+        rc, out = res if res is not None else (-1, "")
+        if failure is None and rc == 0:
+            w.command = "rmmod"
+            _, failure = _follow(g, w, g.shell.start(f"rmmod {spec.name}"), ticker, on_stop)
     finally:
         ticker.done()
     if failure is not None:
-        dmesg = _probe_dmesg(g)
-        if failure.kind == "crash" and "oops in" not in failure.cause:
-            detail = crash_summary(dmesg) or crash_summary(g.console.text())
-            if detail:
-                failure = Failure("crash", f"{failure.cause}: {detail}")
-        return _result(w, -1, "", dmesg, failure)
-    rc, out = res
+        dmesg = w.dmesg if w.dmesg is not None else _probe_dmesg(g)
+        detail = crash_summary(dmesg) or crash_summary(g.console.text())
+        if failure.kind == "crash" and detail and detail.split(";")[0] not in failure.cause:
+            failure = Failure("crash", f"{failure.cause}: {detail}")
+        return _result(w, rc, out, dmesg, failure)
     try:
         _, dmesg = g.shell.run("dmesg", timeout=30)
     except GuestError:
         dmesg = _probe_dmesg(g)
     crash = crash_summary(dmesg)
-    if rc != 0 and crash and not spec.crashes:
-        failure = Failure("crash", f"oops in {spec.name}: {crash}")
+    if crash and not spec.crashes:
+        when = "" if rc != 0 else " (insmod returned; the kernel oopsed after or at rmmod)"
+        failure = Failure("crash", f"oops in {spec.name}{when}: {crash}")
     elif rc != 0 and not spec.crashes:
         failure = Failure("insmod", f"insmod {spec.name} exited {rc}: {out.strip()[-160:]}")
-    if rc == 0:
-        try:
-            g.shell.run(f"rmmod {spec.name}", timeout=30)
-        except GuestError:
-            failure = Failure("hang", f"rmmod {spec.name} did not return within 30 s")
     return _result(w, rc, out, dmesg, failure)
 
 
@@ -132,7 +131,7 @@ def _result(w: _Watch, rc: int, out: str, dmesg: str, failure: Failure | None) -
 def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
             on_stop: Callable[[Stop], None] | None
             ) -> tuple[tuple[int, str] | None, Failure | None]:
-    """Serve checkpoints until insmod ends; ((rc, output), None) or (None, failure)."""
+    """Serve checkpoints until the command ends; ((rc, output), None) or (None, failure)."""
     name = w.spec.name
     while True:
         try:
@@ -145,10 +144,10 @@ def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
             res = g.shell.poll(token, timeout=0.05)
         except GdbError as e:
             return None, _dead_or(g, w, Failure("hang", f"gdb stopped answering while "
-                                                f"{name} ran: {e.what}"))
+                                                f"{w.command} {name} ran: {e.what}"))
         except GuestError:
             return None, _dead_or(g, w, Failure("crash", f"the guest's console closed while "
-                                                f"{name} ran"))
+                                                f"{w.command} {name} ran"))
         if res is not None:
             return res, None
         now = time.monotonic()
@@ -156,11 +155,11 @@ def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
         if line and w.crash_line is None:
             w.crash_line, w.crash_seen_at = line, now
         if w.crash_line and now > w.crash_seen_at + CRASH_GRACE_S:
-            return None, Failure("crash", f"oops in {name}: {w.crash_line}; insmod did not "
-                                 f"return within {CRASH_GRACE_S:.0f} s of it")
+            return None, Failure("crash", f"oops in {name}: {w.crash_line}; {w.command} did "
+                                 f"not return within {CRASH_GRACE_S:.0f} s of it")
         if now > w.deadline:
             return None, _hang(g, w)
-        ticker.update(f"{len(w.stops)} checkpoints")
+        ticker.update(f"{w.command}, {len(w.stops)} checkpoints")
 
 
 def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
@@ -197,7 +196,8 @@ def _dead_or(g: Guest, w: _Watch, failure: Failure) -> Failure:
 
 
 def _hang(g: Guest, w: _Watch) -> Failure:
-    """The module overran its timeout: say where each CPU is, from gdb and kallsyms."""
+    """The module overran its timeout: the last kernel message, and where each CPU is
+    (gdb's program counters named from /proc/kallsyms)."""
     where = ""
     try:
         g.gdb.interrupt(timeout=PROBE_TIMEOUT_S)
@@ -208,10 +208,12 @@ def _hang(g: Guest, w: _Watch) -> Failure:
                                  for cpu, pc in sorted(pcs.items()))
     except (GdbError, GuestError):
         pass
-    last = last_line(g.console.text())
+    w.dmesg = _probe_dmesg(g)
+    last = (f"last kernel message: {last_line(w.dmesg)!r}" if w.dmesg.strip() else
+            f"last console line: {last_line(g.console.text())!r}")
     return _dead_or(g, w, Failure(
-        "hang", f"insmod {w.spec.name} did not return within {w.spec.timeout:.0f} s "
-        f"(time at checkpoints included); last console line: {last!r}{where}"))
+        "hang", f"{w.command} {w.spec.name} did not return within {w.spec.timeout:.0f} s "
+        f"(time at checkpoints included); {last}{where}"))
 
 
 def _probe_dmesg(g: Guest) -> str:

@@ -44,8 +44,9 @@ class QemuConfig:
 
 
 def kernel_cmdline(extra: str = "") -> str:
-    # panic=-1 + -no-reboot: a panic ends QEMU at once instead of hanging the run
-    base = "console=ttyS0 nokaslr panic=-1"
+    # panic=-1 + -no-reboot: a panic ends QEMU at once instead of hanging the run;
+    # log_buf_len: a chatty module must not push its KTAP header out of dmesg
+    base = "console=ttyS0 nokaslr panic=-1 log_buf_len=1M"
     return f"{base} {extra}".strip()
 
 

@@ -171,6 +171,7 @@ def write_json(path, result: "RunResult") -> None:  # type: ignore[no-untyped-de
             "status": _verdict(m), "failure": _failure_json(m.failure),
             "artifacts": str(m.artifacts) if m.artifacts else None,
             "insmod_rc": m.insmod_rc, "seconds": m.seconds, "gdb_seconds": m.gdb_seconds,
+            "started_s": round(m.started_s, 2), "ended_s": round(m.ended_s, 2),
             "checkpoints": [{"cpu": s.cpu, "index": s.index, "label": s.expect.label,
                              "kind": s.expect.kind, "error": s.error,
                              "checks": [c.to_json() for c in s.checks]} for s in m.stops],

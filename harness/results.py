@@ -49,6 +49,8 @@ class ModuleResult:
     seconds: float = 0.0
     failure: Failure | None = None
     artifacts: Path | None = None
+    started_s: float = 0.0      # since the run started (a reboot before it included)
+    ended_s: float = 0.0
 
     @property
     def name(self) -> str:
@@ -91,7 +93,7 @@ class ModuleResult:
         cases = self.cases
         if not cases and self.failure is None:
             why.append("no KTAP results in the kernel log")
-        why += [f"KTAP case {c.name}: {c.status}" for c in cases
+        why += [f"KTAP case {c.name or f'#{c.number} (never reported)'}: {c.status}" for c in cases
                 if c.status not in ("PASS", "SKIP", "XFAIL")]
         why += [f"checkpoint {s.index} of {self.name}: {s.error}" for s in self.stops
                 if s.error is not None]

@@ -120,12 +120,13 @@ def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, st
         check_params(p, f"--param {m}:{p}")
     out: list[ModuleSpec] = []
     for s in base:
-        if s.name in params:
+        merged = s.name in params  # several entries of one module become one with --param
+        if merged:
             p = params[s.name]
             s = next((d for d in suite if d.name == s.name and d.params == p),
                      ModuleSpec(s.name, p))
         s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes,
                        s.timeout if timeout is None else timeout, s.allow_log)
-        if s not in out:
+        if not (merged and s in out):  # a suite may repeat an entry on purpose
             out.append(s)
     return tuple(out)

@@ -1,5 +1,6 @@
 """The whole `make run` path for real, and proofs that its checks can fail."""
 
+import json
 import os
 import signal
 import subprocess
@@ -70,8 +71,11 @@ def _ours(sockdir: str) -> str:
     return "\n".join(line for line in p.stdout.splitlines() if "pgrep" not in line)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupt_leaves_no_qemu_or_gdb(tmp_path, sig):
+    """Ctrl-C and SIGTERM: QEMU and gdb stopped, the report written with the module marked
+    not run, exit 130/143. kill -9: QEMU dies with us (PDEATHSIG), and the next start
+    sweeps the socket directory we could not remove."""
     env = dict(os.environ, HIGHMEM_ARTIFACTS=str(tmp_path))
     p = subprocess.Popen([*HIGHMEM, "run", "--accel", "tcg", *BASIC], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -93,4 +97,13 @@ def test_interrupt_leaves_no_qemu_or_gdb(tmp_path, sig):
             break
         time.sleep(0.1)
     assert not _ours(str(sock)), "QEMU or gdb outlived the harness"
-    assert (next(tmp_path.glob("run-*")) / "console.log").stat().st_size > 0
+    run_dir = next(tmp_path.glob("run-*"))
+    assert (run_dir / "console.log").stat().st_size > 0
+    if sig == signal.SIGKILL:
+        from harness.sockdir import sweep_stale
+        assert sock in sweep_stale(sock.parent) and not sock.exists()
+        return
+    assert p.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]
+    assert not sock.exists()
+    rep = json.loads((run_dir / "report.json").read_text())
+    assert rep["interrupted"] and rep["modules"][0]["status"] == "NOT RUN"
