@@ -57,7 +57,7 @@ def test_every_healthy_module_after_a_bad_one_passed(catalogue_run):
     (0, "crash", ["oops in cat_null_deref", "NULL pointer dereference",
                   "EIP cat_null_deref_init"]),
     (2, "crash", ["oops in cat_bug_on", "kernel BUG at"]),
-    (3, "hang", ["insmod cat_spin did not return within 15 s", "last console line",
+    (3, "hang", ["insmod cat_spin did not return within 15 s", "last kernel message",
                  "cat_spin_init"]),
     (5, "hang", ["insmod cat_sleep did not return within 15 s"]),
     (9, "hang", ["cat_huge_range did not finish within 20 s", "time at checkpoints",
