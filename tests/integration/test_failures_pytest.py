@@ -31,9 +31,8 @@ def test_failing_modules_are_failing_items(tmp_path, request):
     assert failed == sorted(["cat_null_deref::cat_null_deref_store",
                              "cat_null_deref::kernel_log", "cat_spin::cat_spin_loop",
                              "cat_spin::kernel_log", "cat_no_compile::kernel_log"]), failed
-    assert "cat_healthy::cat_healthy_kmap_local" in passed and "pytest_suite.yaml::boot" in \
-        [f"{c.get('classname', '').rsplit('.', 1)[-1]}::{c.get('name')}" for c in cases.values()
-         if c.find("failure") is None]
+    assert "cat_healthy::cat_healthy_kmap_local" in passed
+    assert "yaml::boot" in passed  # classname "...pytest_suite.yaml": the boot item passed
     text = {k: ET.tostring(c, encoding="unicode") for k, c in cases.items()}
     assert "oops in cat_null_deref" in text["cat_null_deref::kernel_log"]
     assert "did not return within 10 s" in text["cat_spin::kernel_log"]
