@@ -8,10 +8,12 @@
  *
  * The struct is read as raw bytes by the harness (harness/checkpoint.py): its layout is an
  * ABI. Change HM_CP_VERSION with it. i386, little endian, sizeof == 112.
+ * tests/unit/test_abi.py compiles these structs against the Python mirror, field by field.
  */
 #ifndef HM_CHECKPOINT_H
 #define HM_CHECKPOINT_H
 
+#include <linux/build_bug.h>
 #include <linux/types.h>
 #include <linux/mm_types.h>
 
@@ -53,6 +55,9 @@ enum hm_cp_verdict {
 #define HM_CHECK_CONTENT	0x1	/* the u64 at phys pfn << PAGE_SHIFT equals content */
 #define HM_CHECK_PKMAP_COUNT	0x2	/* pkmap_count[PKMAP_NR(va)] equals aux */
 
+/* struct hm_expect.label: the checkpoint's name in the report, NUL included. */
+#define HM_LABEL_LEN	56
+
 struct hm_range_entry {
 	u32 va;
 	u32 pad;
@@ -73,8 +78,11 @@ struct hm_expect {
 	u64 content;		/*  40: with HM_CHECK_CONTENT */
 	u32 flags;		/*  48: HM_CHECK_* */
 	u32 aux;		/*  52: with HM_CHECK_PKMAP_COUNT: the expected count */
-	char label[56];		/*  56: short name shown in the report */
+	char label[HM_LABEL_LEN];	/*  56: short name shown in the report */
 } __packed;			/* 112 bytes */
+
+static_assert(sizeof(struct hm_range_entry) == 16);
+static_assert(sizeof(struct hm_expect) == 112);
 
 /* Stops the guest under the harness; returns the harness's verdict. */
 u32 hm_checkpoint(struct hm_expect *e);

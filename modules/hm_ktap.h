@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Tiny KTAP v1 printer for highmem-harness test modules, plus the case bookkeeping that
- * folds the harness's checkpoint verdicts into each case's result.
+ * Tiny KTAP v1 printer for highmem-harness test modules, the case bookkeeping that folds
+ * the harness's checkpoint verdicts into each case's result, and the suite runner: a suite
+ * is a table of cases, one line each (struct hm_suite_case), run by hm_run_suite().
  */
 #ifndef HM_KTAP_H
 #define HM_KTAP_H
@@ -67,18 +68,58 @@ static inline void hm_case_end(struct hm_case *c)
 		pr_info("ok %d %s\n", c->number, c->name);
 }
 
+/* One case of a suite: its KTAP name and the function that runs it. */
+struct hm_suite_case {
+	const char *name;
+	void (*run)(struct hm_case *c);
+};
+
 /*
- * Case-labelled checkpoints: the label is "<case name>: <what>" (at most 55 characters),
- * and the verdict is folded into the case.
+ * A suite: its cases in KTAP order (the case at index i is number i + 1). The hooks may be
+ * NULL: init runs after the KTAP header and before the first case (its diagnostics belong
+ * to the suite), case_ready before each case (false ends the case without running it, so
+ * it should say why with hm_case_expect()), exit after the last case.
+ */
+struct hm_suite {
+	const char *name;
+	const struct hm_suite_case *cases;
+	int ncases;
+	void (*init)(void);
+	bool (*case_ready)(struct hm_case *c);
+	void (*exit)(void);
+};
+
+/* The KTAP header, then each case run and ended in table order. */
+static inline void hm_run_suite(const struct hm_suite *s)
+{
+	int i;
+
+	hm_ktap_header(s->name, s->ncases);
+	if (s->init)
+		s->init();
+	for (i = 0; i < s->ncases; i++) {
+		struct hm_case c = { .name = s->cases[i].name, .number = i + 1 };
+
+		if (!s->case_ready || s->case_ready(&c))
+			s->cases[i].run(&c);
+		hm_case_end(&c);
+	}
+	if (s->exit)
+		s->exit();
+}
+
+/*
+ * Case-labelled checkpoints: the label is "<case name>: <what>", cut to HM_LABEL_LEN - 1
+ * characters (buf holds HM_LABEL_LEN bytes), and the verdict is folded into the case.
  */
 static inline __printf(3, 4) char *hm_mklabel(char *buf, struct hm_case *c, const char *fmt, ...)
 {
 	va_list args;
 	int n;
 
-	n = scnprintf(buf, 56, "%s: ", c->name);
+	n = scnprintf(buf, HM_LABEL_LEN, "%s: ", c->name);
 	va_start(args, fmt);
-	vscnprintf(buf + n, 56 - n, fmt, args);
+	vscnprintf(buf + n, HM_LABEL_LEN - n, fmt, args);
 	va_end(args);
 	return buf;
 }
@@ -86,7 +127,7 @@ static inline __printf(3, 4) char *hm_mklabel(char *buf, struct hm_case *c, cons
 static inline void hm_cp_slot(struct hm_case *c, const void *va, unsigned long pfn, int cpu, int depth,
 		    const char *what)
 {
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	hm_mklabel(label, c, "%s", what);
 	hm_case_checkpoint(c, hm_expect_slot(label, va, pfn, cpu, depth), label);
@@ -94,7 +135,7 @@ static inline void hm_cp_slot(struct hm_case *c, const void *va, unsigned long p
 
 static inline void hm_cp_unmapped(struct hm_case *c, const void *va, const char *what)
 {
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	hm_mklabel(label, c, "%s", what);
 	hm_case_checkpoint(c, hm_expect_unmapped(label, va), label);
@@ -105,7 +146,7 @@ static inline void hm_cp_slot_content(struct hm_case *c, const void *va, unsigne
 			    int depth, u64 content, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	e.prot = HM_PROT_KERNEL;
 	e.va = (u32)(unsigned long)va;

@@ -15,8 +15,6 @@
 #include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
-#include <linux/irq_work.h>
-#include <linux/jiffies.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/mman.h>
@@ -29,11 +27,9 @@
 #include <linux/workqueue.h>
 #include <asm/kmap_size.h>
 #include "hm_checkpoint.h"
+#include "hm_context.h"
 #include "hm_ktap.h"
 #include "hm_pages.h"
-
-#define SUITE		"kmap_atomic_suite"
-#define NCASES		11
 
 /* addresses are printed raw: they are what the tests are about */
 #define VA(p)		((unsigned long)(p))
@@ -58,6 +54,17 @@ static struct page *lo(int i)
 	return blk_below + i;
 }
 
+static void find_blocks(void)
+{
+	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
+}
+
+static void free_blocks(void)
+{
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+}
+
+/* Before each case: the blocks are there, or the case fails unrun. */
 static bool have_blocks(struct hm_case *c)
 {
 	hm_case_expect(c, blk_above && blk_below,
@@ -65,7 +72,6 @@ static bool have_blocks(struct hm_case *c)
 		       !!blk_above, !!blk_below);
 	return blk_above && blk_below;
 }
-
 
 /* Inside kmap_atomic: no preemption, no page faults. */
 static void expect_atomic(struct hm_case *c, const char *where)
@@ -105,13 +111,23 @@ static void test_one(struct hm_case *c, struct page *page)
 	expect_not_atomic(c, "after");
 }
 
+static void test_above_4g(struct hm_case *c)
+{
+	test_one(c, hi(0));
+}
+
+static void test_below_4g(struct hm_case *c)
+{
+	test_one(c, lo(0));
+}
+
 /* 3: nested kmap_atomic: each level a slot and one more preempt/pagefault count. */
 static void test_nested(struct hm_case *c)
 {
 	int pc0 = preempt_count(), pf0 = current->pagefault_disabled;
 	struct hm_range_entry ent[NEST];
 	void *va[NEST];
-	char what[32], label[56];
+	char what[32], label[HM_LABEL_LEN];
 	int cpu = -1, i;
 
 	for (i = 0; i < NEST; i++) {
@@ -154,63 +170,21 @@ static void test_nested(struct hm_case *c)
 }
 
 /* 4: a kmap_atomic in hardirq context stacks on top of the interrupted task's. */
-struct irq_ctx {
-	struct irq_work work;
-	struct hm_case *c;
-	struct page *q;
-	struct hm_range_entry task_map;
-	int irq_cpu;
-	bool hardirq;
-	void *va;
-};
-
-static void irq_map_fn(struct irq_work *w)
+static void *map_atomic(struct page *page)
 {
-	struct irq_ctx *x = container_of(w, struct irq_ctx, work);
-	struct hm_case *c = x->c;
-	int cpu = smp_processor_id();
-	void *va;
-
-	x->irq_cpu = cpu;
-	x->hardirq = in_hardirq();
-	hm_cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
-		"irq: task's d0 live");
-	va = kmap_atomic(x->q);
-	x->va = va;
-	*(u64 *)va = PATTERN;
-	hm_cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
-	kunmap_atomic(va);
-	hm_cp_unmapped(c, va, "irq: own map unmapped");
+	return kmap_atomic(page);
 }
+
+static void unmap_atomic(void *va)
+{
+	kunmap_atomic(va);
+}
+
+static const struct hm_map_ops atomic_ops = { .map = map_atomic, .unmap = unmap_atomic };
 
 static void test_irq(struct hm_case *c)
 {
-	struct irq_ctx x = { .c = c, .q = lo(100), .irq_cpu = -1 };
-	struct page *p = hi(100);
-	unsigned long end;
-	void *va;
-	int cpu;
-
-	init_irq_work(&x.work, irq_map_fn);
-	va = kmap_atomic(p);
-	cpu = smp_processor_id();
-	x.task_map.va = (u32)(unsigned long)va;
-	x.task_map.pad = 0;
-	x.task_map.pfn = page_to_pfn(p);
-	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 mapped");
-	irq_work_queue(&x.work);
-	/* irq_work_sync() may sleep: poll while atomic, sync after the unmap */
-	end = jiffies + 30 * HZ;
-	while (irq_work_is_busy(&x.work) && time_before(jiffies, end))
-		cpu_relax();
-	hm_case_expect(c, !irq_work_is_busy(&x.work), "irq_work still busy after 30 s");
-	hm_case_expect(c, x.irq_cpu == cpu, "irq ran on cpu %d, task on %d", x.irq_cpu, cpu);
-	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
-	hm_case_expect(c, x.va && x.va != va, "irq map at %#lx, task's at %#lx", VA(x.va), VA(va));
-	hm_cp_slot(c, va, page_to_pfn(p), cpu, 0, "task d0 after irq");
-	kunmap_atomic(va);
-	hm_cp_unmapped(c, va, "task d0 unmapped");
-	irq_work_sync(&x.work);
+	hm_case_irq_stacks(c, &atomic_ops, hi(100), lo(100));
 }
 
 /* 5: a lowmem page: page_address(), no slot pushed, but still atomic. */
@@ -219,7 +193,7 @@ static void test_lowmem(struct hm_case *c)
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
 	struct page *page = alloc_page(GFP_KERNEL);
 	struct page *probe = hi(200);
-	char label[56];
+	char label[HM_LABEL_LEN];
 	void *va, *va2;
 	int cpu;
 
@@ -468,69 +442,32 @@ static void test_no_sched(struct hm_case *c)
 	work_on_cpu(x.cpu, sched_a_fn, &x);
 }
 
+static const struct hm_suite_case cases[] = {
+	{ "kmap_atomic_above_4g", test_above_4g },
+	{ "kmap_atomic_below_4g", test_below_4g },
+	{ "kmap_atomic_nested", test_nested },
+	{ "kmap_atomic_irq", test_irq },
+	{ "kmap_atomic_lowmem", test_lowmem },
+	{ "kmap_atomic_mixed_local", test_mixed },
+	{ "kmap_atomic_cpu1", test_cpu1 },
+	{ "kmap_atomic_content", test_content },
+	{ "kmap_atomic_pfn", test_pfn },
+	{ "kmap_atomic_no_pagefault", test_no_pagefault },
+	{ "kmap_atomic_no_sched", test_no_sched },
+};
+
+static const struct hm_suite suite = {
+	.name = "kmap_atomic_suite",
+	.cases = cases,
+	.ncases = ARRAY_SIZE(cases),
+	.init = find_blocks,
+	.case_ready = have_blocks,
+	.exit = free_blocks,
+};
+
 static int __init kmap_atomic_suite_init(void)
 {
-	struct hm_case c[NCASES] = {
-		{ .name = "kmap_atomic_above_4g" },
-		{ .name = "kmap_atomic_below_4g" },
-		{ .name = "kmap_atomic_nested" },
-		{ .name = "kmap_atomic_irq" },
-		{ .name = "kmap_atomic_lowmem" },
-		{ .name = "kmap_atomic_mixed_local" },
-		{ .name = "kmap_atomic_cpu1" },
-		{ .name = "kmap_atomic_content" },
-		{ .name = "kmap_atomic_pfn" },
-		{ .name = "kmap_atomic_no_pagefault" },
-		{ .name = "kmap_atomic_no_sched" },
-	};
-	int i;
-
-	hm_ktap_header(SUITE, NCASES);
-	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
-	for (i = 0; i < NCASES; i++) {
-		c[i].number = i + 1;
-		if (!have_blocks(&c[i])) {
-			hm_case_end(&c[i]);
-			continue;
-		}
-		switch (i + 1) {
-		case 1:
-			test_one(&c[i], hi(0));
-			break;
-		case 2:
-			test_one(&c[i], lo(0));
-			break;
-		case 3:
-			test_nested(&c[i]);
-			break;
-		case 4:
-			test_irq(&c[i]);
-			break;
-		case 5:
-			test_lowmem(&c[i]);
-			break;
-		case 6:
-			test_mixed(&c[i]);
-			break;
-		case 7:
-			test_cpu1(&c[i]);
-			break;
-		case 8:
-			test_content(&c[i]);
-			break;
-		case 9:
-			test_pfn(&c[i]);
-			break;
-		case 10:
-			test_no_pagefault(&c[i]);
-			break;
-		case 11:
-			test_no_sched(&c[i]);
-			break;
-		}
-		hm_case_end(&c[i]);
-	}
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+	hm_run_suite(&suite);
 	return 0;
 }
 

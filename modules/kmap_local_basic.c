@@ -30,12 +30,13 @@ module_param(mutate, charp, 0444);
 MODULE_PARM_DESC(mutate, "make the module lie to the harness: pfn | leak | nx | slot");
 
 static int nblocks;	/* blocks allocated while looking for the two pages */
+static struct page *p_above, *p_below;	/* highmem pages above / below 4 GiB */
 
 static void test_map_unmap(struct hm_case *c, struct page *page)
 {
 	unsigned long pfn;
 	u32 *va;
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	hm_case_expect(c, page != NULL, "no such highmem page among %d blocks", nblocks);
 	if (!page)
@@ -75,21 +76,42 @@ static void test_map_unmap(struct hm_case *c, struct page *page)
 	}
 }
 
+static void case_above_4g(struct hm_case *c)
+{
+	test_map_unmap(c, p_above);
+}
+
+static void case_below_4g(struct hm_case *c)
+{
+	test_map_unmap(c, p_below);
+}
+
+static void find_blocks(void)
+{
+	nblocks = hm_find_blocks(HM_BLOCK_ORDER, &p_above, &p_below);
+}
+
+static void free_blocks(void)
+{
+	hm_free_blocks(HM_BLOCK_ORDER, p_above, p_below);
+}
+
+static const struct hm_suite_case cases[] = {
+	{ "kmap_local_above_4g", case_above_4g },
+	{ "kmap_local_below_4g", case_below_4g },
+};
+
+static const struct hm_suite suite = {
+	.name = "kmap_local_basic",
+	.cases = cases,
+	.ncases = ARRAY_SIZE(cases),
+	.init = find_blocks,
+	.exit = free_blocks,
+};
+
 static int __init kmap_local_basic_init(void)
 {
-	struct hm_case above = { .name = "kmap_local_above_4g", .number = 1 };
-	struct hm_case below = { .name = "kmap_local_below_4g", .number = 2 };
-	struct page *p_above, *p_below;
-
-	hm_ktap_header("kmap_local_basic", 2);
-	nblocks = hm_find_blocks(HM_BLOCK_ORDER, &p_above, &p_below);
-
-	test_map_unmap(&above, p_above);
-	hm_case_end(&above);
-	test_map_unmap(&below, p_below);
-	hm_case_end(&below);
-
-	hm_free_blocks(HM_BLOCK_ORDER, p_above, p_below);
+	hm_run_suite(&suite);
 	return 0;
 }
 

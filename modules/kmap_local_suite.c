@@ -18,8 +18,6 @@
 #include <linux/err.h>
 #include <linux/gfp.h>
 #include <linux/highmem.h>
-#include <linux/irq_work.h>
-#include <linux/jiffies.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
 #include <linux/preempt.h>
@@ -31,11 +29,9 @@
 #include <linux/workqueue.h>
 #include <asm/kmap_size.h>
 #include "hm_checkpoint.h"
+#include "hm_context.h"
 #include "hm_ktap.h"
 #include "hm_pages.h"
-
-#define SUITE		"kmap_local_suite"
-#define NCASES		16
 
 /* addresses are printed raw: they are what the tests are about */
 #define VA(p)		((unsigned long)(p))
@@ -61,6 +57,17 @@ static struct page *lo(int i)
 	return blk_below + i;
 }
 
+static void find_blocks(void)
+{
+	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
+}
+
+static void free_blocks(void)
+{
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+}
+
+/* Before each case: the blocks are there, or the case fails unrun. */
 static bool have_blocks(struct hm_case *c)
 {
 	hm_case_expect(c, blk_above && blk_below,
@@ -68,7 +75,6 @@ static bool have_blocks(struct hm_case *c)
 		       !!blk_above, !!blk_below);
 	return blk_above && blk_below;
 }
-
 
 static bool migration_disabled(void)
 {
@@ -100,12 +106,22 @@ static void test_one(struct hm_case *c, struct page *page)
 	hm_cp_unmapped(c, va, "unmapped");
 }
 
+static void test_above_4g(struct hm_case *c)
+{
+	test_one(c, hi(0));
+}
+
+static void test_below_4g(struct hm_case *c)
+{
+	test_one(c, lo(0));
+}
+
 /* 3: the deepest nesting allowed, then LIFO unmap with the remaining maps checked. */
 static void test_nest_max(struct hm_case *c)
 {
 	struct hm_range_entry ent[MAX_DEPTH];
 	void *va[MAX_DEPTH];
-	char what[32], label[56];
+	char what[32], label[HM_LABEL_LEN];
 	int cpu = -1, i, j;
 
 	pr_info("# %s: KM_MAX_IDX %d, max depth %d\n", c->name, KM_MAX_IDX, MAX_DEPTH);
@@ -152,7 +168,7 @@ static void test_lowmem(struct hm_case *c)
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
 	struct page *page = alloc_page(GFP_KERNEL);
 	struct page *probe;
-	char label[56];
+	char label[HM_LABEL_LEN];
 	void *va, *va2;
 	int cpu;
 
@@ -226,7 +242,7 @@ static int sched_b_fn(void *arg)
 {
 	struct sched_ctx *x = arg;
 	struct hm_case *c = x->c;
-	char label[56];
+	char label[HM_LABEL_LEN];
 	void *vb;
 
 	x->b_ran = true;
@@ -258,7 +274,7 @@ static void test_sched(struct hm_case *c, int na)
 	struct page *pa[2] = { hi(300), hi(301) };
 	struct task_struct *b;
 	void *va[2];
-	char label[56];
+	char label[HM_LABEL_LEN];
 	int i;
 
 	init_completion(&x.done);
@@ -296,6 +312,16 @@ static void test_sched(struct hm_case *c, int na)
 		hm_mklabel(label, c, "A: d%d unmapped", i);
 		hm_case_checkpoint(c, hm_expect_unmapped(label, va[i]), label);
 	}
+}
+
+static void test_sched_one(struct hm_case *c)
+{
+	test_sched(c, 1);
+}
+
+static void test_sched_nested(struct hm_case *c)
+{
+	test_sched(c, 2);
 }
 
 /* 7: the first kmap_local slot of CPU 0 and is_kmap_addr(). */
@@ -451,7 +477,7 @@ static void test_two_pages(struct hm_case *c)
 {
 	struct page *p = hi(700), *q = lo(700);
 	struct hm_range_entry ent[2];
-	char label[56];
+	char label[HM_LABEL_LEN];
 	u64 *a, *b;
 	int cpu;
 
@@ -560,150 +586,54 @@ static void test_migrate(struct hm_case *c)
 }
 
 /* 16: an interrupt's kmap_local stacks on top of the interrupted task's maps. */
-struct irq_ctx {
-	struct irq_work work;
-	struct hm_case *c;
-	struct page *q;
-	struct hm_range_entry task_map;
-	int cpu;
-	int irq_cpu;
-	bool hardirq;
-	void *va;
-};
-
-static void irq_map_fn(struct irq_work *w)
+static void *map_local(struct page *page)
 {
-	struct irq_ctx *x = container_of(w, struct irq_ctx, work);
-	struct hm_case *c = x->c;
-	int cpu = smp_processor_id();
-	void *va;
-
-	x->irq_cpu = cpu;
-	x->hardirq = in_hardirq();
-	hm_cp_slot(c, (void *)(unsigned long)x->task_map.va, x->task_map.pfn, cpu, 0,
-		"irq: task's d0 live");
-	va = kmap_local_page(x->q);
-	x->va = va;
-	*(u64 *)va = PATTERN;
-	hm_cp_slot(c, va, page_to_pfn(x->q), cpu, 1, "irq: own map d1");
-	kunmap_local(va);
-	hm_cp_unmapped(c, va, "irq: own map unmapped");
+	return kmap_local_page(page);
 }
+
+static void unmap_local(void *va)
+{
+	kunmap_local(va);
+}
+
+static const struct hm_map_ops local_ops = { .map = map_local, .unmap = unmap_local };
 
 static void test_irq(struct hm_case *c)
 {
-	struct irq_ctx x = { .c = c, .q = lo(980), .irq_cpu = -1 };
-	struct page *p = hi(980);
-	unsigned long end;
-	void *va;
-
-	init_irq_work(&x.work, irq_map_fn);
-	va = kmap_local_page(p);
-	x.cpu = smp_processor_id();
-	x.task_map.va = (u32)(unsigned long)va;
-	x.task_map.pad = 0;
-	x.task_map.pfn = page_to_pfn(p);
-	hm_cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 mapped");
-	/* No preemption until the work ran: the interrupt must land on this task. */
-	preempt_disable();
-	irq_work_queue(&x.work);
-	end = jiffies + 30 * HZ;
-	while (irq_work_is_busy(&x.work) && time_before(jiffies, end))
-		cpu_relax();
-	preempt_enable();
-	irq_work_sync(&x.work);
-	hm_case_expect(c, x.irq_cpu == x.cpu, "irq ran on cpu %d, task on %d",
-		       x.irq_cpu, x.cpu);
-	hm_case_expect(c, x.hardirq, "callback not in hardirq context");
-	hm_case_expect(c, x.va && x.va != va, "irq map at %#lx, task's at %#lx", VA(x.va), VA(va));
-	hm_cp_slot(c, va, page_to_pfn(p), x.cpu, 0, "task d0 after irq");
-	kunmap_local(va);
-	hm_cp_unmapped(c, va, "task d0 unmapped");
+	hm_case_irq_stacks(c, &local_ops, hi(980), lo(980));
 }
+
+static const struct hm_suite_case cases[] = {
+	{ "kmap_local_above_4g", test_above_4g },
+	{ "kmap_local_below_4g", test_below_4g },
+	{ "kmap_local_nest_max", test_nest_max },
+	{ "kmap_local_lowmem", test_lowmem },
+	{ "kmap_local_content", test_content },
+	{ "kmap_local_sched", test_sched_one },
+	{ "kmap_local_is_kmap_addr_cpu0", test_is_kmap_addr_cpu0 },
+	{ "kmap_local_cpu1", test_cpu1 },
+	{ "kmap_local_folio", test_folio },
+	{ "kmap_local_pfn", test_pfn },
+	{ "kmap_local_two_pages", test_two_pages },
+	{ "kmap_local_reuse", test_reuse },
+	{ "kmap_local_unmap_offset", test_unmap_offset },
+	{ "kmap_local_migrate", test_migrate },
+	{ "kmap_local_sched_nested", test_sched_nested },
+	{ "kmap_local_irq", test_irq },
+};
+
+static const struct hm_suite suite = {
+	.name = "kmap_local_suite",
+	.cases = cases,
+	.ncases = ARRAY_SIZE(cases),
+	.init = find_blocks,
+	.case_ready = have_blocks,
+	.exit = free_blocks,
+};
 
 static int __init kmap_local_suite_init(void)
 {
-	struct hm_case c[NCASES] = {
-		{ .name = "kmap_local_above_4g" },
-		{ .name = "kmap_local_below_4g" },
-		{ .name = "kmap_local_nest_max" },
-		{ .name = "kmap_local_lowmem" },
-		{ .name = "kmap_local_content" },
-		{ .name = "kmap_local_sched" },
-		{ .name = "kmap_local_is_kmap_addr_cpu0" },
-		{ .name = "kmap_local_cpu1" },
-		{ .name = "kmap_local_folio" },
-		{ .name = "kmap_local_pfn" },
-		{ .name = "kmap_local_two_pages" },
-		{ .name = "kmap_local_reuse" },
-		{ .name = "kmap_local_unmap_offset" },
-		{ .name = "kmap_local_migrate" },
-		{ .name = "kmap_local_sched_nested" },
-		{ .name = "kmap_local_irq" },
-	};
-	int i;
-
-	hm_ktap_header(SUITE, NCASES);
-	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
-	for (i = 0; i < NCASES; i++) {
-		c[i].number = i + 1;
-		if (!have_blocks(&c[i])) {
-			hm_case_end(&c[i]);
-			continue;
-		}
-		switch (i + 1) {
-		case 1:
-			test_one(&c[i], hi(0));
-			break;
-		case 2:
-			test_one(&c[i], lo(0));
-			break;
-		case 3:
-			test_nest_max(&c[i]);
-			break;
-		case 4:
-			test_lowmem(&c[i]);
-			break;
-		case 5:
-			test_content(&c[i]);
-			break;
-		case 6:
-			test_sched(&c[i], 1);
-			break;
-		case 7:
-			test_is_kmap_addr_cpu0(&c[i]);
-			break;
-		case 8:
-			test_cpu1(&c[i]);
-			break;
-		case 9:
-			test_folio(&c[i]);
-			break;
-		case 10:
-			test_pfn(&c[i]);
-			break;
-		case 11:
-			test_two_pages(&c[i]);
-			break;
-		case 12:
-			test_reuse(&c[i]);
-			break;
-		case 13:
-			test_unmap_offset(&c[i]);
-			break;
-		case 14:
-			test_migrate(&c[i]);
-			break;
-		case 15:
-			test_sched(&c[i], 2);
-			break;
-		case 16:
-			test_irq(&c[i]);
-			break;
-		}
-		hm_case_end(&c[i]);
-	}
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+	hm_run_suite(&suite);
 	return 0;
 }
 

@@ -48,6 +48,11 @@ static void find_blocks(void)
 		blk_below ? page_to_pfn(blk_below) : 0);
 }
 
+static void free_blocks(void)
+{
+	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+}
+
 /* A fresh highmem page (never kmapped by this module) above or below 4 GiB. */
 static struct page *page_above(void)
 {
@@ -87,7 +92,7 @@ static void pk_check_content(struct hm_case *c, u16 kind, const void *va, struct
 			     int count, u32 flags, u64 content, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(kind);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	snprintf(label, sizeof(label), "%s: %s", c->name, what);
 	e.prot = HM_PROT_KERNEL;
@@ -109,7 +114,7 @@ static void pk_check(struct hm_case *c, u16 kind, const void *va, struct page *p
 static void range_check(struct hm_case *c, struct hm_range_entry *ent, u32 n, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_RANGE);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	snprintf(label, sizeof(label), "%s: %s", c->name, what);
 	e.prot = HM_PROT_KERNEL;
@@ -305,7 +310,7 @@ static void case_wrap(struct hm_case *c)
 		       n_addr_left);
 	hm_case_expect(c, n_unm >= WRAP_MIN_STALE, "only %d flushed slots", n_unm);
 	if (n_unm) {
-		char label[56];
+		char label[HM_LABEL_LEN];
 
 		snprintf(label, sizeof(label), "%s: %d flushed slots unmapped", c->name, n_unm);
 		hm_case_checkpoint(c, hm_expect_range_unmapped(label, ent, n_unm), label);
@@ -393,7 +398,7 @@ static void case_lowmem(struct hm_case *c)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
-	char label[56];
+	char label[HM_LABEL_LEN];
 	void *va;
 
 	hm_case_expect(c, page != NULL, "alloc_page(GFP_KERNEL) failed");
@@ -538,12 +543,7 @@ static void case_remap(struct hm_case *c)
 	pk_check(c, HM_EXPECT_STALE, va2, page, 1, "stale again, count 1");
 }
 
-struct suite_case {
-	const char *name;
-	void (*run)(struct hm_case *c);
-};
-
-static const struct suite_case cases[] = {
+static const struct hm_suite_case cases[] = {
 	{ "kmap_above_4g", case_above_4g },
 	{ "kmap_twice", case_twice },
 	{ "kmap_below_4g", case_below_4g },
@@ -556,19 +556,17 @@ static const struct suite_case cases[] = {
 	{ "kmap_remap", case_remap },
 };
 
+static const struct hm_suite suite = {
+	.name = "kmap_suite",
+	.cases = cases,
+	.ncases = ARRAY_SIZE(cases),
+	.init = find_blocks,
+	.exit = free_blocks,
+};
+
 static int __init kmap_suite_init(void)
 {
-	int i;
-
-	hm_ktap_header("kmap_suite", ARRAY_SIZE(cases));
-	find_blocks();
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct hm_case c = { .name = cases[i].name, .number = i + 1 };
-
-		cases[i].run(&c);
-		hm_case_end(&c);
-	}
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
+	hm_run_suite(&suite);
 	return 0;
 }
 

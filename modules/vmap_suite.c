@@ -42,7 +42,7 @@ static void checkpoint_one(struct hm_case *c, u16 kind, const void *va, u64 pfn,
 			   u32 where, u32 flags, u64 content, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(kind);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	snprintf(label, sizeof(label), "%s: %s", c->name, what);
 	e.prot = prot;
@@ -74,7 +74,7 @@ static void check_range(struct hm_case *c, struct hm_range_entry *ent, unsigned 
 			u32 prot, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_RANGE);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	snprintf(label, sizeof(label), "%s: %s", c->name, what);
 	e.prot = prot;
@@ -89,7 +89,7 @@ static void check_range_unmapped(struct hm_case *c, struct hm_range_entry *ent,
 				 unsigned int n, const char *what)
 {
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_RANGE_UNMAPPED);
-	char label[56];
+	char label[HM_LABEL_LEN];
 
 	snprintf(label, sizeof(label), "%s: %s", c->name, what);
 	e.count = n;
@@ -667,12 +667,7 @@ fail:
 	kvfree(pages);
 }
 
-struct suite_case {
-	const char *name;
-	void (*run)(struct hm_case *c);
-};
-
-static const struct suite_case cases[] = {
+static const struct hm_suite_case cases[] = {
 	{ "vmap_1_page", case_vmap_1 },
 	{ "vmap_16_pages", case_vmap_16 },
 	{ "vmap_512_pages", case_vmap_512 },
@@ -687,17 +682,15 @@ static const struct suite_case cases[] = {
 	{ "vmap_put_pages", case_put_pages },
 };
 
+static const struct hm_suite suite = {
+	.name = "vmap_suite",
+	.cases = cases,
+	.ncases = ARRAY_SIZE(cases),
+};
+
 static int __init vmap_suite_init(void)
 {
-	int i;
-
-	hm_ktap_header("vmap_suite", ARRAY_SIZE(cases));
-	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		struct hm_case c = { .name = cases[i].name, .number = i + 1 };
-
-		cases[i].run(&c);
-		hm_case_end(&c);
-	}
+	hm_run_suite(&suite);
 	return 0;
 }
 
