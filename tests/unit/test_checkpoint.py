@@ -4,8 +4,8 @@ import struct
 
 import pytest
 
-from harness import checkpoint as cp
-from harness.pagewalk import walk_pae
+from harness.core import checkpoint as cp
+from harness.core.pagewalk import walk_pae
 from tests.unit.fakemem import FakePhysMem
 
 MASKS = cp.KernelMasks(default_kernel_pte_mask=(1 << 64) - 1, supported_pte_mask=(1 << 64) - 1)
@@ -98,7 +98,7 @@ def test_stale_is_checked_like_mapped():
 
 def test_struct_layout_matches_header():
     """modules/hm_checkpoint.h documents the offsets; keep them in step."""
-    from harness.paths import MODULES_DIR
+    from harness.core.repo import MODULES_DIR
     header = (MODULES_DIR / "hm_checkpoint.h").read_text()
     assert "/*  32: written by the harness" in header and cp.VERDICT_OFFSET == 32
     assert "/* 112 bytes */" in header and "/*  56: short name" in header

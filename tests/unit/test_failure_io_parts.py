@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-from harness.console import ConsoleLog
-from harness.modbuild import first_error, module_names
-from harness.sockdir import OWNER, make_sockdir, owner_alive, sweep_stale
+from harness.stages.console_log import ConsoleLog
+from harness.stages.modbuild import first_error, module_names
+from harness.stages.sockdir import OWNER, make_sockdir, owner_alive, sweep_stale
 
 
 def test_sockdir_is_private_and_owned(tmp_path):
