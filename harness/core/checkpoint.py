@@ -1,4 +1,4 @@
-"""Stage 8, checkpoint (pure): read a module's `struct hm_expect` and judge page walks
+"""Checkpoint stage, pure: read a module's `struct hm_expect` and judge page walks
 against it. The C side is modules/hm_checkpoint.h (HM_CP_VERSION 1); this file mirrors it.
 
 Nothing here does I/O: `checker.py` fetches bytes and walks through gdb, then calls

@@ -1,4 +1,5 @@
-"""Software page-table walks for x86-32 over a physical-memory reader.
+"""Page-walk stage, pure: software page-table walks for x86-32 over a physical-memory
+reader.
 
 ``read_phys(addr, size) -> bytes`` returns ``size`` bytes of guest physical
 memory (little endian).  Two formats are supported, Linux 6.1-6.14:

@@ -1,4 +1,4 @@
-"""Decode and compare x86-32 page-table entries (pure logic, no I/O).
+"""Page-walk stage, pure: decode and compare x86-32 page-table entries (no I/O).
 
 Covers ``pte_t``/``pmd_t`` as 64-bit values with CONFIG_X86_PAE
 (``pteval_t`` is u64, arch/x86/include/asm/pgtable-3level_types.h) and as

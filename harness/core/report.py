@@ -1,4 +1,4 @@
-"""Report (pure formatting): per-checkpoint PTE rows, a summary table, memory, layout,
+"""Report stage, pure formatting: per-checkpoint PTE rows, a summary table, memory, layout,
 phase times, from a RunResult. run.py writes it to the terminal and report.txt, and
 report.json next to it.
 """

@@ -1,6 +1,6 @@
-"""Results as data (pure): a checkpoint stop, a module run, a boot, a whole run, and the
-rules that decide whether each passed and what `highmem run` exits with. The report,
-report.json, JUnit and the pytest plugin all read these; nothing here does I/O.
+"""Verdict stage, pure: results as data — a checkpoint stop, a module run, a boot, a whole
+run — and the rules that decide whether each passed and what `highmem run` exits with. The
+report, report.json, JUnit and the pytest plugin all read these; nothing here does I/O.
 """
 
 from dataclasses import dataclass, field, replace

@@ -1,4 +1,4 @@
-"""Stage 3, build: bzImage, modules, vmlinux and scripts_gdb (vmlinux-gdb.py), with ccache.
+"""Build stage: bzImage, modules, vmlinux and scripts_gdb (vmlinux-gdb.py), with ccache.
 
 A stamp in the build directory (.hm-built, JSON) records the source identity that was built
 and the artifacts it produced (vmlinux size and sha256, bzImage size); when both match, the

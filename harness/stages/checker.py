@@ -1,4 +1,4 @@
-"""Stage 9, page walk at a stop: the harness side of hm_checkpoint().
+"""Checkpoint stage, the I/O at a stop: the harness side of hm_checkpoint().
 
 At a hardware breakpoint on hm_checkpoint() (i386 -mregparm=3: EAX = struct hm_expect *),
 read the expectation, read CR3/CR4 of the CPU that stopped, walk its page tables with

@@ -1,4 +1,4 @@
-"""Stage 7, guest channel: a root shell on the serial console, driven with pexpect.
+"""Guest channel stage: a root shell on the serial console, driven with pexpect.
 
 Each command ends with an `echo` of a numbered marker carrying `$?`, so the exit code comes
 back exactly and output is cut at the right place. The guest's /init sets the console

@@ -1,4 +1,4 @@
-"""Stage 4, image: the guest initramfs (busybox-static:i386 + images/init + test modules).
+"""Image stage: the guest initramfs (busybox-static:i386 + images/init + test modules).
 
 Written by the kernel's own usr/gen_init_cpio from a spec (so /dev/console exists without
 root), then gzip-compressed (the fragment enables CONFIG_RD_GZIP).

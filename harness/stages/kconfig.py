@@ -1,4 +1,4 @@
-"""Stage 2, config: tinyconfig + our fragments, merged by the kernel's own merge_config.sh.
+"""Config stage: tinyconfig + our fragments, merged by the kernel's own merge_config.sh.
 
 After `olddefconfig`, every option a fragment asked for must have survived (like
 kunit_tool's "Not all Kconfig options selected in kunitconfig were in the generated

@@ -1,4 +1,4 @@
-"""Stage 5, modules: build our test modules (modules/) or a user's out of tree, against the
+"""Modules stage: build our test modules (modules/) or a user's out of tree, against the
 kernel under test. Sources are copied into the build directory first, so the repository (or
 the user's directory) gets no build litter and each kernel has its own objects.
 """

@@ -1,4 +1,4 @@
-"""Stage 6, boot: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
+"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
 gdbstub and QMP on unix sockets in a per-run directory, never TCP.
 
 `-cpu qemu32,+pse36,+nx`: QEMU 7.2's default qemu32 has 32 physical address bits (a PTE

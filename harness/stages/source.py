@@ -1,4 +1,4 @@
-"""Stage 1, source: find or unpack the kernel tree and check its version.
+"""Source stage: find or unpack the kernel tree and check its version.
 
 A source is a directory holding a kernel tree, or a tarball (Debian's
 /usr/src/linux-source-6.12.tar.xz by default) unpacked once into the cache.

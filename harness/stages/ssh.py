@@ -1,4 +1,4 @@
-"""Guest channel over SSH: dropbear (Debian's dropbear-bin:i386) in the guest, paramiko here.
+"""Guest channel stage, over SSH: dropbear (Debian's dropbear-bin:i386) in the guest, paramiko here.
 
 QEMU user networking forwards 127.0.0.1:<free port> to the guest's port 22 (never 0.0.0.0).
 Keys are made per run and never written to the repository: the client key here with
