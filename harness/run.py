@@ -7,14 +7,15 @@ No I/O library is imported here: the unit tests drive run() with fake operations
 """
 
 import os
+import sys
 import time
 from pathlib import Path
 
 from .core import report
-from .core.errors import Terminated
+from .core.errors import HarnessError, Terminated
 from .core.options import RunOptions
 from .core.phases import Phases
-from .core.results import RunResult, not_run
+from .core.results import RunResult, exit_status, not_run
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
 from .stages.progress import say
@@ -63,3 +64,15 @@ def print_report(result: RunResult) -> str:
     (result.run_dir / "report.txt").write_text(text + "\n")
     print(text, flush=True)
     return text
+
+
+def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
+                   ops: Operations) -> int:
+    """`highmem run` once its options are checked: the run, the report, the exit status."""
+    try:
+        result = run(opts, suite, run_dir, ops)
+    except (HarnessError, KeyboardInterrupt):
+        print(f"artifacts kept in {run_dir}", file=sys.stderr)
+        raise
+    print_report(result)
+    return exit_status(result)

@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts, suite = checked_run(args)
     run_dir = new_run_dir()
     (run_dir / "reproduce.txt").write_text(
-        f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *sys.argv[1:]])}\n")
+        f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *args.argv])}\n")
     return int(load("commands", "run_suite")(opts, suite, run_dir))
 
 
@@ -291,6 +291,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for reproduce.txt
     except SystemExit as e:  # usage error (2) or --help (0); argparse printed it
         return e.code if isinstance(e.code, int) else 2
     with _sigterm_interrupts():

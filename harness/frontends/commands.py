@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pexpect
 
-from ..core.errors import GuestError, HarnessError
+from ..core.errors import GuestError
 from ..core.options import RunOptions
-from ..core.results import exit_status
 from ..core.suite import ModuleSpec
 from ..lab import Lab
 from ..operations import StageOperations, guest_session, stage_lab
-from ..run import print_report, run
+from ..run import run_and_report
 from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.ssh import load_access
@@ -31,15 +30,8 @@ from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_gues
 
 
 def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path) -> int:
-    """`highmem run` once cli.py has checked everything: the run, the report, the exit
-    status (core/results.py's exit_status)."""
-    try:
-        result = run(opts, suite, run_dir, StageOperations())
-    except (HarnessError, KeyboardInterrupt):
-        print(f"artifacts kept in {run_dir}", file=sys.stderr)
-        raise
-    print_report(result)
-    return exit_status(result)
+    """`highmem run` once cli.py has checked everything, with the real operations."""
+    return run_and_report(opts, suite, run_dir, StageOperations())
 
 
 def new_lab(args: argparse.Namespace, tag: str) -> tuple[Lab, Path]:

@@ -11,10 +11,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = REPO / "harness"
 IO_LIBRARIES = ("subprocess", "socket", "pexpect", "pygdbmi", "paramiko", "qemu")
-# besides core and kernel: the facade's policy and the CLI's parser need no I/O library
-# until they act, so the unit tests drive them without one
+# besides core and kernel: the facade's policy, the CLI's parser and the helpers they use
+# need no I/O library until they act, so the unit tests (test_orchestration.py with its
+# fakelab.py, test_cli_usage.py) drive them without one
 ALSO_WITHOUT_IO = ("harness.lab", "harness.run", "harness.frontends.cli",
-                   "harness.frontends.inspect_args")
+                   "harness.frontends.inspect_args", "harness.stages.host",
+                   "harness.stages.console_log", "harness.stages.paths", "tests.unit.fakelab")
 FACADE = ("harness.lab", "harness.operations", "harness.run")
 # what each layer may import (its own modules included); frontends may import anything
 MAY_IMPORT = {
