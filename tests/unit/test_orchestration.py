@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.options import RunOptions
+from harness.core.phases import Phases
 from harness.core.results import exit_status
+from harness.core.suite import ModuleSpec
 from harness.frontends import cli
+from harness.lab import Lab
 from harness.run import run, run_and_report
 from harness.stages import host
 from tests.unit.fakelab import INTERRUPT, FakeOperations
@@ -133,8 +137,6 @@ def test_a_module_that_does_not_build_is_a_result(highmem):
 
 
 def test_ctrl_c_reports_what_did_not_run(tmp_path):
-    from harness.core.options import RunOptions
-    from harness.core.suite import ModuleSpec
     ops = FakeOperations(tmp_path)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -145,3 +147,25 @@ def test_ctrl_c_reports_what_did_not_run(tmp_path):
         ["", "not-run", "not-run"]
     assert not ops.sessions[0].up  # QEMU and gdb stopped on the way out
     assert json.loads((run_dir / "report.json").read_text())["interrupted"] == "SIGINT"
+
+
+def test_the_lab_does_nothing_until_asked(tmp_path):
+    ops = FakeOperations(tmp_path)
+    lab = Lab(RunOptions(), tmp_path, Phases(), ops)
+    assert lab.built is None and ops.boots == 0 and not (tmp_path / "build").exists()
+    with pytest.raises(RuntimeError, match="prepare"):
+        lab.kernel
+    lab.prepare()
+    assert lab.kernel.build_dir == tmp_path / "build" and ops.boots == 0
+    assert (tmp_path / "kernel.config").read_text().startswith("CONFIG_X86_PAE=y")
+
+
+def test_an_attached_guest_is_never_one_without_gdb(tmp_path):
+    ops = FakeOperations(tmp_path)
+    lab = Lab(RunOptions(), tmp_path, Phases(), ops)
+    s = lab.boot(attach=False)  # `highmem boot`, `highmem gdb`: the gdbstub stays free
+    assert not s.attached and lab.layout is None
+    assert lab.boot(attach=True) is s and s.attached  # attached now, not booted again
+    assert ops.boots == 1 and lab.layout is not None
+    lab.close()
+    assert not s.up and lab.boot(attach=True).attached and ops.boots == 2
