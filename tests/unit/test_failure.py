@@ -1,5 +1,5 @@
-"""Causes read from kernel text (harness/failure.py), and the pass/fail rule of a module
-(harness/results.py), on recorded console and dmesg lines."""
+"""Causes read from kernel text (harness/core/failure.py), and the pass/fail rule of a module
+(harness/core/results.py), on recorded console and dmesg lines."""
 
 from pathlib import Path
 
