@@ -9,6 +9,8 @@ from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .suite import MODULE_TIMEOUT_S
+
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.12.tar.xz")
 ACCELS = ("auto", "kvm", "tcg")
 
@@ -48,7 +50,7 @@ class RunOptions:
     memory: str = _knob("8G", "memory", "guest RAM")
     smp: int = _knob(2, "smp", "guest CPUs", parse=int)
     timeout: float | None = _knob(None, "timeout", "seconds per module before the run fails "
-                                  "(default: the suite's, 300)", parse=float)
+                                  f"(default: the suite's, {MODULE_TIMEOUT_S:g})", parse=float)
     append: str = _knob("", "append", "extra kernel command line")
     # not a knob: the user module directories a suite file names (module name -> directory)
     module_dirs: dict[str, Path] = field(default_factory=dict)

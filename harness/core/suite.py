@@ -11,6 +11,7 @@ from .errors import HarnessError
 # kernel log lines that mean something went wrong, unless a spec expects them
 TROUBLE = re.compile(r"(WARNING: CPU: \d+ PID: \d+ at [^\n]+|kernel BUG at [^\n]+|BUG: [^\n]+|"
                      r"Oops: [^\n]+|general protection fault[^\n]*|Kernel panic[^\n]*)")
+MODULE_TIMEOUT_S = 300.0   # a module's timeout unless its suite file or --timeout says
 # one insmod parameter word: KEY=VALUE, KEY a C identifier (array values are comma lists)
 PARAM_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
 
@@ -30,7 +31,7 @@ class ModuleSpec:
     params: str = ""
     expect_log: tuple[str, ...] = ()
     crashes: bool = False
-    timeout: float = 300.0
+    timeout: float = MODULE_TIMEOUT_S
     allow_log: tuple[str, ...] = ()  # tolerated, not required: the aftermath of a crash
 
     @property

@@ -20,7 +20,7 @@ import yaml
 
 from .errors import HarnessError
 from .repo import MODULES_DIR, SUITES_DIR
-from .suite import ModuleSpec, params_problem
+from .suite import MODULE_TIMEOUT_S, ModuleSpec, params_problem
 
 TOP_KEYS = {"modules": "list", "configs": "list of fragment names", "timeout": "seconds",
             "description": "text"}
@@ -142,7 +142,7 @@ def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str,
                          "fix the YAML syntax (indentation, quotes, colons)") from None
     if root is None:
         raise SuiteError(f"{path}: the file is empty", "add a 'modules:' list")
-    timeout, configs, mods = 300.0, [], None
+    timeout, configs, mods = MODULE_TIMEOUT_S, [], None
     for key, _k, v in _pairs(path, root, TOP_KEYS, "the suite file"):
         if key == "timeout":
             timeout = float(_scalar(path, v, key, "number"))  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ pipeline's stages one at a time, each over a Lab with the real operations.
 `highmem boot` keeps an interactive serial console (Ctrl-] leaves and stops the guest) and
 writes $HIGHMEM_CACHE/guest.json (guest_record.py) so that `highmem ssh` reaches that guest;
 the SSH access file it names (private key, mode 0600) lives in the guest's 0700 socket
-directory under /tmp and goes with the guest. With no guest running, `highmem ssh` boots one for the
-command and stops it after.
+directory under /tmp and goes with the guest. With no guest running, `highmem ssh` boots one
+for the command and stops it after.
 """
 
 import argparse

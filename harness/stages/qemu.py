@@ -20,6 +20,7 @@ import pexpect
 
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
+from ..core.options import DEFAULTS
 from .paths import cache_dir
 from .procutil import die_with_parent
 from .progress import Ticker, say
@@ -35,9 +36,9 @@ BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker m
 class QemuConfig:
     kernel: Path                # vmlinux (PVH entry) or bzImage
     initrd: Path
-    memory: str = "8G"
-    smp: int = 2
-    accel: str = "auto"         # auto | kvm | tcg
+    memory: str = DEFAULTS.memory
+    smp: int = DEFAULTS.smp
+    accel: str = DEFAULTS.accel   # auto | kvm | tcg
     append: str = ""            # extra kernel command line
     boot_timeout: float = 120.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import SourceError
+from ..core.options import DEFAULT_SOURCE
 from .paths import cache_dir
 from .progress import say
 
@@ -54,7 +55,7 @@ def check_version(version: tuple[int, int, int], where: str) -> None:
             f"{where} is Linux {shown}: CONFIG_HIGHMEM64G was removed in 6.15, so an i386 "
             "kernel there uses at most 4 GiB and the 8 GiB highmem tests cannot run",
             "use a 6.1-6.14 tree (the default is Debian's linux-source-6.12): "
-            "make run RUN_ARGS='--source /usr/src/linux-source-6.12.tar.xz'",
+            f"make run RUN_ARGS='--source {DEFAULT_SOURCE}'",
         )
     if v < MIN_VERSION:
         raise SourceError(
@@ -207,7 +208,7 @@ def _check_tarball(path: Path) -> None:
     if fmt is None:
         raise SourceError(f"{path} is neither a kernel tree (a directory) nor a tar archive",
                           "pass --source with a kernel source directory or tarball, "
-                          "e.g. /usr/src/linux-source-6.12.tar.xz")
+                          f"e.g. {DEFAULT_SOURCE}")
 
 
 def _untar(tarball: Path, into: Path) -> None:
