@@ -14,6 +14,7 @@ boot() boots. This file imports no I/O library: the unit tests drive it without 
 
 from __future__ import annotations
 
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -113,9 +114,8 @@ class Lab:
             return
         with self.phases.phase("configure"):
             configured = self.ops.configure(self.opts, self.run_dir)
-            config = configured.config.read_text(errors="replace")
-            (self.run_dir / "kernel.config").write_text(config)
-            check_smp(self.opts.smp, config)
+            shutil.copy(configured.config, self.run_dir / "kernel.config")
+            check_smp(self.opts.smp, configured.config.read_text(errors="replace"))
         with self.phases.phase("build"):
             built = self.ops.build(configured, self.opts)
         with self.phases.phase("image"):
