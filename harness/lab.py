@@ -1,101 +1,84 @@
-"""The built kernel, image and modules, and a guest booted on demand: what `highmem run`
-and the pytest plugin share. Stages: source -> kconfig -> build -> image -> boot -> module.
+"""The Lab: the policy shared by `highmem run`, the other commands and the pytest plugin.
+Prepare once (configure, build, image), boot a guest on demand, run module specs on it.
 
 A kernel or module failure is a result here, never an exception: a module that does not
 build, a boot that panics, a module that oopses or hangs each end in a ModuleResult or
 BootResult, and the guest is booted again for the next module. Only errors of the user or
 the machine (bad source, missing tools, a kernel tree that does not build) raise.
+
+The Lab decides; an `Operations` object acts on the machine (operations.StageOperations
+runs the stages; tests/unit/test_orchestration.py passes a fake, as kunit_tool's tests
+swap its LinuxSourceTreeOperations). Nothing happens in the constructor: prepare() builds,
+boot() boots. This file imports no I/O library: the unit tests drive it without a VM.
 """
+
+from __future__ import annotations
 
 import shutil
 import time
 import traceback
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from .build import KernelBuild, build_kernel
-from .checker import Checker
-from .console import ConsoleLog, SerialShell
-from .errors import HarnessError
-from .failure import Failure, tail
-from .gdbmi import Gdb
-from .image import build_image
-from .kconfig import configure, resolve_fragments
-from .layout import Layout
-from .meminfo import check_highmem, parse_meminfo
-from .modbuild import build_modules, symvers
-from .module_run import Guest, arm, load_core, run_module
-from .paths import DEFAULT_SOURCE
-from .preflight import check_smp
-from .progress import Phases, say
-from .qemu import Qemu, QemuConfig
-from .results import BootResult, ModuleResult, boot_messages, not_run
-from .source import resolve_source
-from .ssh import start_sshd
-from .suite import ModuleSpec
+from .core.errors import HarnessError
+from .core.failure import Failure, tail
+from .core.layout import Layout
+from .core.meminfo import check_highmem
+from .core.options import RunOptions
+from .core.phases import Phases
+from .core.preflight import check_smp
+from .core.results import BootResult, ModuleResult, boot_messages, not_run
+from .core.suite import ModuleSpec
+from .stages.console_log import ConsoleLog
+from .stages.progress import say
+
+if TYPE_CHECKING:  # types only: importing stages.build would import subprocess
+    from .stages.build import KernelBuild
 
 
 @dataclass
-class LabOptions:
-    source: Path = DEFAULT_SOURCE
-    configs: list[str] = field(default_factory=list)
-    module_dirs: dict[str, Path] = field(default_factory=dict)  # user modules: name -> dir
-    accel: str = "auto"
-    memory: str = "8G"
-    smp: int = 2
-    append: str = ""
+class Built:
+    """What the build stage made: the kernel, the test modules (.ko), and the modules that
+    did not compile (name -> the compiler's first error)."""
 
-
-class GuestSession:
-    """A booted guest with a shell, hm_checkpoint loaded, and gdb attached and running."""
-
-    def __init__(self, cfg: QemuConfig, kb: KernelBuild, run_dir: Path,
-                 attach: bool = True) -> None:
-        """attach=False leaves QEMU's gdbstub free for another debugger (`highmem gdb`):
-        then there is no `gdb`/`checker`, and hm_checkpoint.ko is not loaded."""
-        self.stack = ExitStack()
-        self.boot_dmesg = ""
-        try:
-            self.qemu = self.stack.enter_context(Qemu(cfg, run_dir))
-            self.qemu.boot()
-            self.shell = SerialShell(self.qemu.child)
-            self.shell.sync()
-            self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
-            self.ssh = start_sshd(self.shell, self.qemu.ssh_port)
-            self.stack.callback(self.ssh.close)
-            self.boot_dmesg = self.ssh.run("dmesg", 30)[1]
-            if not attach:
-                return
-            self.gdb = self.stack.enter_context(Gdb(kb.vmlinux, run_dir / "gdb-mi.log"))
-            core = load_core(self.shell)
-            self.gdb.attach(self.qemu.gdb_socket)  # the guest stops here
-            self.checker = Checker(self.gdb)
-            self.checker.kernel_masks()  # read while stopped
-            self.checker.kernel_layout()
-            arm(self.gdb, core)
-        except BaseException:
-            self.stack.close()
-            raise
-
-    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
-        """A command in the guest over SSH: (exit code, stdout, stderr)."""
-        return self.ssh.run(cmd, timeout)
+    kernel: KernelBuild
+    kos: list[Path] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
 
     @property
-    def console(self) -> SerialShell:
-        """The serial console (boot log, panics); kernel messages interleave there."""
-        return self.shell
+    def names(self) -> set[str]:
+        return {k.stem for k in self.kos}
 
-    def dmesg(self) -> str:
-        return self.ssh.run("dmesg")[1]
 
-    def module_guest(self, console: ConsoleLog) -> Guest:
-        return Guest(shell=self.shell, gdb=self.gdb, checker=self.checker, console=console,
-                     remote=lambda cmd, t: self.ssh.run(cmd, t), alive=self.qemu.alive)
+class Session(Protocol):
+    """A booted guest as the Lab uses it (operations.GuestSession, or a test's fake)."""
 
-    def close(self) -> None:
-        self.stack.close()
+    meminfo: dict[str, int]
+    boot_dmesg: str
+    layout: Layout | None       # read when gdb attached
+
+    @property
+    def attached(self) -> bool: ...
+    @property
+    def accel(self) -> str: ...
+    @property
+    def boot_seconds(self) -> float: ...
+    def attach(self) -> None: ...
+    def alive(self) -> bool: ...
+    def gdb_mark(self) -> int: ...
+    def run_module(self, spec: ModuleSpec, console: ConsoleLog) -> ModuleResult: ...
+    def close(self) -> None: ...
+
+
+class Operations(Protocol):
+    """What the Lab asks of the machine, one call per stage (operations.StageOperations)."""
+
+    def configure(self, opts: RunOptions, run_dir: Path) -> KernelBuild: ...
+    def build(self, configured: KernelBuild, opts: RunOptions) -> Built: ...
+    def image(self, built: Built) -> Path: ...
+    def boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
+             run_dir: Path) -> Session: ...
 
 
 def _slug(text: str) -> str:
@@ -105,57 +88,74 @@ def _slug(text: str) -> str:
 class Lab:
     """Prepare once (configure, build, image); boot lazily; run module specs."""
 
-    def __init__(self, opts: LabOptions, run_dir: Path, phases: Phases) -> None:
-        self.opts, self.run_dir, self.phases = opts, run_dir, phases
-        self.session: GuestSession | None = None
+    def __init__(self, opts: RunOptions, run_dir: Path, phases: Phases,
+                 ops: Operations) -> None:
+        self.opts, self.run_dir, self.phases, self.ops = opts, run_dir, phases, ops
+        self.built: Built | None = None
+        self.initrd: Path | None = None
+        self.session: Session | None = None
         self.meminfo: dict[str, int] = {}
         self.layout: Layout | None = None
         self.boots: list[BootResult] = []
-        self.build_failures: dict[str, str] = {}
-        self.built: set[str] = set()
         self.nmodules = 0
-        with phases.phase("configure"):
-            source = resolve_source(opts.source)
-            say(f"  Linux {source.version_str} from {source.tree}")
-            build_dir = configure(source, resolve_fragments(opts.configs))
-            shutil.copy(build_dir / ".config", run_dir / "kernel.config")
-            check_smp(opts.smp, (build_dir / ".config").read_text(errors="replace"))
-        with phases.phase("build"):
-            self.kernel = build_kernel(source, build_dir)
-            kos, self.build_failures = build_modules(self.kernel)
-            for user_dir in sorted(set(opts.module_dirs.values())):
-                more, failed = build_modules(self.kernel, user_dir,
-                                             extra_symbols=symvers(self.kernel))
-                kos += more
-                self.build_failures.update(failed)
-            self.built = {k.stem for k in kos}
-        with phases.phase("image"):
-            initrd = build_image(self.kernel.build_dir, kos)
-        self.qemu_cfg = QemuConfig(kernel=self.kernel.vmlinux, initrd=initrd, memory=opts.memory,
-                                   smp=opts.smp, accel=opts.accel, append=opts.append)
+
+    @property
+    def kernel(self) -> KernelBuild:
+        """The built kernel (prepare() first)."""
+        if self.built is None:
+            raise RuntimeError("Lab.prepare() has not run")
+        return self.built.kernel
+
+    def prepare(self) -> None:
+        """Configure, build kernel and modules, make the image (once). Raises HarnessError
+        for what the user or the machine must fix (source, config, --smp, a kernel that
+        does not build); a test module that does not build is a result of its own."""
+        if self.built is not None:
+            return
+        with self.phases.phase("configure"):
+            configured = self.ops.configure(self.opts, self.run_dir)
+            shutil.copy(configured.config, self.run_dir / "kernel.config")
+            check_smp(self.opts.smp, configured.config.read_text(errors="replace"))
+        with self.phases.phase("build"):
+            built = self.ops.build(configured, self.opts)
+        with self.phases.phase("image"):
+            self.initrd = self.ops.image(built)
+        self.built = built
 
     @property
     def boot_failed(self) -> BootResult | None:
         return next((b for b in self.boots if b.failure is not None), None)
 
-    def guest(self, attach: bool = True) -> GuestSession:
-        """The booted guest (booted now if needed); attach=False: no MI gdb (see
-        GuestSession), for a session that hands the gdbstub to an interactive gdb.
+    def boot(self, attach: bool = True) -> Session:
+        """The guest, booted now if there is none. attach=True: with the harness's gdb
+        attached (attached now if the guest was booted without it) — never a guest without
+        gdb; attach=False leaves QEMU's gdbstub free (`highmem boot`, `highmem gdb`).
         Raises BootError (or another HarnessError) if it does not come up."""
+        self.prepare()
+        assert self.built is not None and self.initrd is not None
         if self.session is None:
             with self.phases.phase("boot"):
-                s = GuestSession(self.qemu_cfg, self.kernel, self.run_dir, attach=attach)
+                s = self.ops.boot(self.built.kernel, self.initrd, self.opts, self.run_dir)
                 self.session = s
                 self.meminfo = s.meminfo
-                say(f"  booted ({s.qemu.accel}) in {s.qemu.boot_seconds:.1f} s: HighTotal "
+                say(f"  booted ({s.accel}) in {s.boot_seconds:.1f} s: HighTotal "
                     f"{s.meminfo.get('HighTotal', 0)} kB, "
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
-                check_highmem(s.meminfo, self.opts.memory)
-                if attach:
-                    self.layout = s.checker.kernel_layout()
+                try:
+                    check_highmem(s.meminfo, self.opts.memory)
+                    if attach:
+                        s.attach()
+                        self.layout = s.layout
+                except BaseException:
+                    self.close()
+                    raise
+        elif attach and not self.session.attached:
+            with self.phases.phase("boot"):
+                self.session.attach()
+                self.layout = self.session.layout
         return self.session
 
-    def _boot(self) -> GuestSession | None:
+    def _boot_for_modules(self) -> Session | None:
         """Boot for the modules, recorded as a BootResult; None if the guest did not come
         up (then no later module boots again: the same kernel would fail the same way)."""
         if self.session is not None:
@@ -168,7 +168,7 @@ class Lab:
         console = ConsoleLog(self.run_dir / "console.log")
         t0 = time.monotonic()
         try:
-            s = self.guest()
+            s = self.boot()
             rec.messages = boot_messages(s.boot_dmesg)
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
         except HarnessError as e:
@@ -186,13 +186,15 @@ class Lab:
         """One module on the guest. Whatever happens becomes its result; the guest is
         rebooted before the next module if this one crashed, hung, failed to load, or was
         expected to crash."""
+        self.prepare()
+        assert self.built is not None
         self.nmodules += 1
         mdir = self.run_dir / "modules" / f"{self.nmodules:02d}-{_slug(spec.title)}"
         mdir.mkdir(parents=True, exist_ok=True)
-        if spec.name in self.build_failures:
+        if spec.name in self.built.failures:
             m = ModuleResult(spec=spec, failure=Failure(
-                "build", f"{spec.name} did not compile: {self.build_failures[spec.name]}"))
-        elif spec.name not in self.built:
+                "build", f"{spec.name} did not compile: {self.built.failures[spec.name]}"))
+        elif spec.name not in self.built.names:
             m = ModuleResult(spec=spec, failure=Failure(
                 "build", f"no {spec.name}.ko was built (is {spec.name}.o in obj-m of its "
                 "Kbuild?)"))
@@ -209,19 +211,19 @@ class Lab:
         return m
 
     def _run_on_guest(self, spec: ModuleSpec, mdir: Path) -> ModuleResult:
-        s = self._boot()
+        s = self._boot_for_modules()
         if s is None:
             b = self.boot_failed
             return not_run(spec, f"the guest did not boot (boot {b.number if b else '?'}: "
                            f"{b.failure.cause if b and b.failure else '?'})")
         console = ConsoleLog(self.run_dir / "console.log")
-        gdb_mark = s.gdb.transcript_size()
+        gdb_mark = s.gdb_mark()
         started = time.monotonic() - self.phases.started  # the guest is up: insmod next
         with self.phases.phase("module"):
             try:
-                m = run_module(s.module_guest(console), spec)
+                m = s.run_module(spec, console)
             except HarnessError as e:  # the guest was unusable before the module started
-                kind = "hang" if s.qemu.alive() else "crash"
+                kind = "hang" if s.alive() else "crash"
                 m = ModuleResult(spec=spec, failure=Failure(
                     kind, f"the guest did not answer before {spec.name} started: {e.what}"))
             except Exception as e:  # noqa: BLE001 - our bug: keep it, go on with the next

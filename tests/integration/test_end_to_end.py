@@ -100,7 +100,7 @@ def test_interrupt_leaves_no_qemu_or_gdb(tmp_path, sig):
     run_dir = next(tmp_path.glob("run-*"))
     assert (run_dir / "console.log").stat().st_size > 0
     if sig == signal.SIGKILL:
-        from harness.sockdir import sweep_stale
+        from harness.stages.sockdir import sweep_stale
         assert sock in sweep_stale(sock.parent) and not sock.exists()
         return
     assert p.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[sig]

@@ -16,12 +16,15 @@ import time
 import pexpect
 import pytest
 
-from harness import inspect
-from harness.inspect_cli import load_hold, parse_hold_lines, stopped_target
-from harness.lab import Lab, LabOptions
-from harness.progress import Phases
-from harness.pte import PAE_PFN_MASK, decode_entry
-from harness.qmp import hmp
+from harness.core.options import RunOptions
+from harness.core.pte import PAE_PFN_MASK, decode_entry
+from harness.frontends.inspect_args import parse_hold_lines
+from harness.frontends.inspect_cli import load_hold
+from harness.kernel import reports
+from harness.kernel.target import Kernel
+from harness.operations import guest_session, stage_lab
+from harness.stages.mi_target import stopped_target
+from harness.stages.qmp import hmp
 
 from .conftest import HIGHMEM, REPO
 
@@ -197,9 +200,9 @@ def tlb_flags(pte: int) -> str:
 def held_guest(request, tmp_path_factory):
     """A guest of our own with hm_hold loaded, spin=1: its kmap_local PTE stays present."""
     run_dir = tmp_path_factory.mktemp("oracle-run")
-    lab = Lab(LabOptions(accel=_accel(request)), run_dir, Phases())
+    lab = stage_lab(RunOptions(accel=_accel(request)), run_dir)
     try:
-        s = lab.guest(attach=True)
+        s = guest_session(lab, attach=True)
         held = parse_hold_lines(load_hold(s.shell, ["spin=1"]))
         yield s, held
     finally:
@@ -209,7 +212,7 @@ def held_guest(request, tmp_path_factory):
 def test_walker_agrees_with_qemu_info_tlb(held_guest):
     s, held = held_guest
     with stopped_target(s.gdb) as target:
-        k = inspect.Kernel(target)
+        k = Kernel(target)
         lay = k.layout
         qemu = parse_tlb(hmp(s.qemu.qmp_socket, "info tlb", target.cpu or 0))
         areas = {"PKMAP": range(lay.pkmap_base, lay.pkmap_va(lay.last_pkmap), 4096),
@@ -222,7 +225,7 @@ def test_walker_agrees_with_qemu_info_tlb(held_guest):
                 w = k.walk(va)
                 if w.phys is not None:
                     ours[name][va] = (w.phys, tlb_flags(w.pte or 0))
-        report = inspect.kmaps_report(target)
+        report = reports.kmaps_report(target)
     for name, vas in areas.items():
         theirs = {va: e for va, e in qemu.items() if va in vas}
         assert ours[name] == theirs, f"{name}: walker {ours[name]} vs info tlb {theirs}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import checkpoint as cp
+from harness.core import checkpoint as cp
 
 HEADER = Path(__file__).resolve().parents[2] / "modules" / "hm_checkpoint.h"
 

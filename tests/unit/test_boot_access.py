@@ -14,9 +14,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness import commands
-from harness.errors import GuestError
-from harness.ssh import GuestSSH, load_access, save_access
+from harness.core.errors import GuestError
+from harness.frontends import guest_record
+from harness.stages.ssh import GuestSSH, load_access, save_access
 
 HOST_KEY = paramiko.ECDSAKey.generate(bits=256)
 CLIENT_KEY = paramiko.ECDSAKey.generate(bits=256)
@@ -181,23 +181,23 @@ def started(pid: int) -> int:
 
 
 def record(cache: Path, pid: int, access: Path, **extra: object) -> Path:
-    path = cache / commands.STATE
+    path = cache / guest_record.STATE
     path.write_text(json.dumps({"pid": pid, "access": str(access), **extra}))
     return path
 
 
 def test_a_live_highmem_boot_is_found(cache, tmp_path, process):
-    access = tmp_path / commands.ACCESS_FILE
+    access = tmp_path / guest_record.ACCESS_FILE
     access.write_text("{}")
     pid = process("highmem")
-    record(cache, pid, access, started=commands._start_time(pid))
-    st = commands._running_guest()
+    record(cache, pid, access, started=guest_record.start_time(pid))
+    st = guest_record.running_guest()
     assert st is not None and st["pid"] == pid
 
 
 @pytest.mark.parametrize("case", ["dead", "foreign", "no_access", "reused_pid", "garbage"])
 def test_a_stale_record_is_ignored_and_removed(cache, tmp_path, process, capsys, case):
-    access = tmp_path / commands.ACCESS_FILE
+    access = tmp_path / guest_record.ACCESS_FILE
     access.write_text("{}")
     pid = process("sleeper" if case == "foreign" else "highmem")
     if case == "dead":
@@ -208,7 +208,7 @@ def test_a_stale_record_is_ignored_and_removed(cache, tmp_path, process, capsys,
     path = record(cache, int(pid), access, started="1" if case == "reused_pid" else None)
     if case == "garbage":
         path.write_text("{not json")
-    assert commands._running_guest() is None
+    assert guest_record.running_guest() is None
     assert not path.exists()
     if case != "garbage":
         assert not access.exists()  # a killed boot's leftover key goes too
@@ -216,13 +216,13 @@ def test_a_stale_record_is_ignored_and_removed(cache, tmp_path, process, capsys,
 
 
 def test_forget_removes_the_access_file_and_only_our_record(cache, tmp_path):
-    access = tmp_path / commands.ACCESS_FILE
+    access = tmp_path / guest_record.ACCESS_FILE
     access.write_text("{}")
     path = record(cache, os.getpid() + 1, access)
-    commands._forget_guest(access)
+    guest_record.forget_guest(access)
     assert not access.exists() and path.exists()  # another boot's record stays
-    commands._write_state({"pid": os.getpid(), "access": str(access)})
-    commands._forget_guest(None)
+    guest_record.write_state({"pid": os.getpid(), "access": str(access)})
+    guest_record.forget_guest(None)
     assert not path.exists()
 
 
@@ -235,19 +235,19 @@ class FakeSSH:
 def test_boot_publishes_into_a_0700_dir_and_cleans_up_on_interrupt(cache, tmp_path):
     sockdir = tmp_path / "hm-sock"
     sockdir.mkdir(mode=0o755)
-    access = sockdir / commands.ACCESS_FILE
+    access = sockdir / guest_record.ACCESS_FILE
     try:
-        commands._publish_guest(FakeSSH(), sockdir, access, {"run_dir": str(tmp_path)})
+        guest_record.publish_guest(FakeSSH(), sockdir, access, {"run_dir": str(tmp_path)})
         assert stat.S_IMODE(sockdir.stat().st_mode) == 0o700
         assert stat.S_IMODE(access.stat().st_mode) == 0o600
-        st = json.loads((cache / commands.STATE).read_text())
+        st = json.loads((cache / guest_record.STATE).read_text())
         assert st["pid"] == os.getpid() and st["access"] == str(access)
         raise KeyboardInterrupt  # what SIGTERM becomes in the cli
     except KeyboardInterrupt:
         pass
     finally:
-        commands._forget_guest(access)
-    assert not access.exists() and not (cache / commands.STATE).exists()
+        guest_record.forget_guest(access)
+    assert not access.exists() and not (cache / guest_record.STATE).exists()
 
 
 def test_only_whole_argv_words_name_highmem():
@@ -256,8 +256,8 @@ def test_only_whole_argv_words_name_highmem():
     q = subprocess.Popen(["/home/u/.venv/bin/highmem", "60"], executable="/bin/sleep")
     try:
         started(p.pid), started(q.pid)
-        assert not commands._is_highmem_process(p.pid)
-        assert commands._is_highmem_process(q.pid)
+        assert not guest_record.is_highmem_process(p.pid)
+        assert guest_record.is_highmem_process(q.pid)
     finally:
         for proc in (p, q):
             proc.kill()

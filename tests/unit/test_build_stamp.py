@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import build
-from harness.build import KernelBuild, StepEstimate
-from harness.source import KernelSource
+from harness.stages import build
+from harness.stages.build import KernelBuild, StepEstimate
+from harness.stages.source import KernelSource
 
 TAR = KernelSource(tree=Path("/nonexistent"), version=(6, 12, 7), identity="tar:k:1:2")
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness import checkpoint as cp
-from harness.pagewalk import walk_pae
+from harness.core import checkpoint as cp
+from harness.core.pagewalk import walk_pae
 from tests.unit.fakemem import FakePhysMem
 
 MASKS = cp.KernelMasks(default_kernel_pte_mask=(1 << 64) - 1, supported_pte_mask=(1 << 64) - 1)

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from harness import cli, preflight
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.frontends import cli
+from harness.stages import host
 
 REACHED = "reached new_run_dir"
 
@@ -19,12 +20,13 @@ def isolated(tmp_path, monkeypatch):
     """Artifacts and cache in tmp_path; all tools present; a run stops at new_run_dir()."""
     monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(preflight.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(host.shutil, "which", lambda name: f"/usr/bin/{name}")
 
-    def stop(tag: str = "run"):
+    def stop(*args, **kwargs):
         raise HarnessError(REACHED, "(test)")
     monkeypatch.setattr(cli, "new_run_dir", stop)
-    monkeypatch.setattr(cli.commands, "new_run_dir", stop)
+    # the subcommands that build or boot: never imported here, stopped where they would start
+    monkeypatch.setattr(cli, "load", lambda module, name: stop)
 
 
 def house_form(capsys, argv: list[str]) -> tuple[str, str]:
@@ -89,7 +91,8 @@ def test_option_values(capsys, argv, what):
 
 def test_memory_is_passed_on_in_one_form(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli.commands, "cmd_build", lambda a: seen.setdefault("m", a.memory) and 0)
+    monkeypatch.setattr(cli, "load", lambda module, name: (
+        lambda a: seen.setdefault("m", a.memory) and 0) if name == "cmd_build" else None)
     assert cli.main(["build", "--memory", "6144"]) == 0
     assert seen["m"] == "6G"
 
@@ -129,7 +132,7 @@ def test_bad_suite_files(capsys, tmp_path):
 
 
 def test_missing_tools(capsys, monkeypatch):
-    monkeypatch.setattr(preflight.shutil, "which",
+    monkeypatch.setattr(host.shutil, "which",
                         lambda n: None if n in ("qemu-system-i386", "cpio") else f"/bin/{n}")
     what, fix = house_form(capsys, ["run"])
     assert what == "not found on PATH: qemu-system-i386, cpio"
@@ -153,7 +156,7 @@ def test_unusable_directories(capsys, monkeypatch, tmp_path, var, cmd):
 def test_read_only_directory(capsys, monkeypatch, tmp_path):
     def refuse(path):
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(preflight, "_probe", refuse)
+    monkeypatch.setattr(host, "_probe", refuse)
     what, fix = house_form(capsys, ["run"])
     assert what == f"HIGHMEM_CACHE directory {tmp_path / 'cache'} is not writable: " \
                    "Read-only file system"

@@ -1,9 +1,9 @@
-"""Oops frames and faddr2line output (harness/crash_decode.py), on a real module oops
+"""Oops frames and faddr2line output (harness/core/oops.py), on a real module oops
 recorded from the failure catalogue and on faddr2line's own output format."""
 
 from pathlib import Path
 
-from harness.crash_decode import Frame, format_chain, oops_frames, parse_faddr2line
+from harness.core.oops import Frame, format_chain, oops_frames, parse_faddr2line
 
 DATA = Path(__file__).parent / "data" / "failures"
 OOPS = (DATA / "oops_null_module_dmesg.txt").read_text()

@@ -1,13 +1,27 @@
-"""Causes read from kernel text (harness/failure.py), and the pass/fail rule of a module
-(harness/results.py), on recorded console and dmesg lines."""
+"""Causes read from kernel text (harness/core/failure.py), and the pass/fail rule of a module
+(harness/core/results.py), on recorded console and dmesg lines."""
 
 from pathlib import Path
 
-from harness import ktap
-from harness.failure import (Failure, crash_lines, crash_summary, last_line, nearest_symbol,
-                             panic_line, tail)
-from harness.results import BootResult, ModuleResult, Stop, boot_messages, invalid_expect, not_run
-from harness.suite import ModuleSpec
+from harness.core import ktap
+from harness.core.failure import (
+    Failure,
+    crash_lines,
+    crash_summary,
+    last_line,
+    nearest_symbol,
+    panic_line,
+    tail,
+)
+from harness.core.results import (
+    BootResult,
+    ModuleResult,
+    Stop,
+    boot_messages,
+    invalid_expect,
+    not_run,
+)
+from harness.core.suite import ModuleSpec
 
 DATA = Path(__file__).parent / "data" / "failures"
 OOPS = (DATA / "oops_null.txt").read_text()

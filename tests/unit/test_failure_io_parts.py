@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-from harness.console import ConsoleLog
-from harness.modbuild import first_error, module_names
-from harness.sockdir import OWNER, make_sockdir, owner_alive, sweep_stale
+from harness.stages.console_log import ConsoleLog
+from harness.stages.modbuild import first_error, module_names
+from harness.stages.sockdir import OWNER, make_sockdir, owner_alive, sweep_stale
 
 
 def test_sockdir_is_private_and_owned(tmp_path):
@@ -20,7 +20,7 @@ def test_sockdir_is_private_and_owned(tmp_path):
 
 def test_sweep_removes_only_orphans_we_made(tmp_path):
     p = subprocess.run([sys.executable, "-c",
-                        "from pathlib import Path; from harness.sockdir import make_sockdir;"
+                        "from pathlib import Path; from harness.stages.sockdir import make_sockdir;"
                         f"print(make_sockdir(Path({str(tmp_path)!r})))"],
                        capture_output=True, text=True, check=True)
     orphan = tmp_path / p.stdout.strip().rsplit("/", 1)[-1]

@@ -1,4 +1,4 @@
-"""harness.inspect on a hand-built kernel: page tables in fake physical memory, kernel
+"""harness.kernel's reports on a hand-built kernel: page tables in fake physical memory, kernel
 structures in its lowmem, and a fake target answering gdb's expressions. Addresses and
 values are modelled on the 6.12 HIGHMEM64G guest with hm_hold.ko loaded (PKMAP slots 1-3,
 kmap_local slot 0 of CPU 1 at 0xfffab000, a vmap of pages above/below 4 GiB and lowmem)."""
@@ -9,10 +9,20 @@ import struct
 
 import pytest
 
-from harness import inspect
-from harness.layout import compute_layout
-from harness.inspect import addr_expr, count_expr, offset_expr, size_expr, value_expr
-from harness.inspect_cli import GDB_COMMANDS, gdb_argv, parse_hold_lines
+from harness.core.gdb_text import parse_symbol, parse_xp
+from harness.core.layout import LayoutInputs, compute_layout
+from harness.frontends.inspect_args import GDB_COMMANDS, gdb_argv, parse_hold_lines
+from harness.kernel import reports
+from harness.kernel.target import (
+    Kernel,
+    SymbolMissing,
+    addr_expr,
+    count_expr,
+    offset_expr,
+    read_layout,
+    size_expr,
+    value_expr,
+)
 from tests.unit.fakemem import FakePhysMem
 
 PAGE_OFFSET = 0xC0000000
@@ -40,7 +50,7 @@ class FakeTarget:
         m = re.fullmatch(r"\(int\)pkmap_count\[(\d+)\]", expr)
         if m:
             return struct.unpack("<i", self.read_virt(PKMAP_COUNT + 4 * int(m[1]), 4))[0]
-        raise inspect.SymbolMissing(expr)
+        raise SymbolMissing(expr)
 
     def read_phys(self, addr: int, size: int) -> bytes:
         return self.mem.read(addr, size)
@@ -168,7 +178,7 @@ def pae_target() -> FakeTarget:
 
 
 def test_pte_report_pae_above_4g(pae_target):
-    r = inspect.pte_report(pae_target, 0xFF601000)
+    r = reports.pte_report(pae_target, 0xFF601000)
     assert [lv.name for lv in r.levels] == ["PDPTE", "PMD", "PTE"]
     assert [lv.flags for lv in r.levels] == ["P A", "P RW US A D", "P RW A D G NX"]
     assert r.present and r.phys == 0x23E400000 and r.pfn == 0x23E400
@@ -185,7 +195,7 @@ def test_pte_report_protnone(pae_target):
     pfn = 0x23E407
     protnone = (~(pfn << 12) & 0x000FFFFFFFFFF000) | 0x100    # inverted PFN, G = PROTNONE
     pae_target.mem.write_u64(VMALLOC_PT + 0x67 * 8, protnone)
-    r = inspect.pte_report(pae_target, 0xF7E67000)
+    r = reports.pte_report(pae_target, 0xF7E67000)
     assert not r.present and r.protnone and r.pfn == pfn
     assert r.levels[-1].flags == "PROTNONE" and r.fault == "PTE not present"
     assert "not mapped: PTE not present (PROTNONE, PFN 0x23e407)" in r.format()
@@ -197,27 +207,27 @@ def test_pte_report_protnone(pae_target):
                                      (0xFFFAA000, "kmap_local slot 1 of CPU 1"),
                                      (0xFFFFE000, "fixmap")])
 def test_area_names(pae_target, va, area):
-    assert inspect.pte_report(pae_target, va).area == area
+    assert reports.pte_report(pae_target, va).area == area
 
 
 def test_pte_report_kmap_local_names_the_holder(pae_target):
-    r = inspect.pte_report(pae_target, 0xFFFAB000)
+    r = reports.pte_report(pae_target, 0xFFFAB000)
     assert r.pfn == 0x23E406
     assert r.notes == [("held by pid 66 spinner: kmap_ctrl.pteval[0] = 0x800000023e406163, "
                         "running on CPU 1")]
-    r = inspect.pte_report(pae_target, 0xFFFBB000)          # the sleeping holder's slot
+    r = reports.pte_report(pae_target, 0xFFFBB000)          # the sleeping holder's slot
     assert not r.present and r.fault == "PTE not present"
     assert r.notes == [                                     # two sleepers share the slot
         ("held by pid 65 hm_hold: kmap_ctrl.pteval[0] = 0x800000023e402163, "
          "not running, so its PTE is cleared until it is scheduled in"),
         ("held by pid 71 app-worker: kmap_ctrl.pteval[0] = 0x80000000bf805163, "
          "not running, so its PTE is cleared until it is scheduled in")]
-    assert inspect.pte_report(pae_target, 0xFFFAA000).notes == [
+    assert reports.pte_report(pae_target, 0xFFFAA000).notes == [
         "no task's kmap_ctrl holds slot 1 of CPU 1"]
 
 
 def test_kmaps_report(pae_target):
-    r = inspect.kmaps_report(pae_target)
+    r = reports.kmaps_report(pae_target)
     assert [(s.nr, s.count, s.pfn, s.stale) for s in r.pkmap] == [
         (1, 2, 0x23E400, False), (2, 2, 0xBF800, False), (3, 1, 0x23E401, True)]
     assert r.pkmap[2].state.startswith("stale")
@@ -239,7 +249,7 @@ def test_kmaps_report(pae_target):
 
 
 def test_vmaps_report(pae_target):
-    r = inspect.vmaps_report(pae_target)
+    r = reports.vmaps_report(pae_target)
     assert r.busy == 4
     assert r.kinds == {"vmap": 2, "vmalloc": 1, "vm_map_ram": 1}
     assert [a.start for a in r.areas] == [VMAP, 0xF7E70000]
@@ -254,7 +264,7 @@ def test_vmaps_report(pae_target):
 
 
 def test_layout_report_checks_the_kernels_pointers(pae_target):
-    r = inspect.layout_report(pae_target)
+    r = reports.layout_report(pae_target)
     assert r.layout["pkmap_base"] == 0xFF600000 and r.layout["page_offset"] == PAGE_OFFSET
     assert r.fixaddr_start == 0xFFFFF000 - (133 << 12)
     assert r.kmap_local_first == 0xFFFBB000 and r.kmap_local_last == 0xFFF7C000
@@ -264,7 +274,7 @@ def test_layout_report_checks_the_kernels_pointers(pae_target):
 def test_missing_current_task_symbol_falls_back_to_6_1(pae_target):
     del pae_target.ints[addr_expr("pcpu_hot")]
     pae_target.ints[addr_expr("current_task")] = PCPU_HOT
-    assert inspect.kmaps_report(pae_target).current[1].startswith("pid 66")
+    assert reports.kmaps_report(pae_target).current[1].startswith("pid 66")
 
 
 # -- non-PAE (HIGHMEM4G): 2 levels of 32-bit entries, PKMAP in a 4 MiB-aligned table ----
@@ -276,7 +286,7 @@ PGD2, PT2 = 0x00100000, 0x00200000
 def nonpae_target() -> FakeTarget:
     mem = FakePhysMem()
     t = FakeTarget(mem, kernel_ints(pae=False), PGD2, 0x690)   # CR4.PAE clear
-    base = inspect.read_layout(inspect.Kernel(t)).pkmap_base
+    base = read_layout(Kernel(t)).pkmap_base
     mem.write_u32(PGD2 + (base >> 22) * 4, PT2 | 0x67)
     mem.write_u32(PT2 + 1 * 4, 0xBF800163)                    # no NX bit without PAE
     virt(mem, PKMAP_COUNT, struct.pack("<2i", 0, 2))
@@ -285,7 +295,7 @@ def nonpae_target() -> FakeTarget:
 
 
 def test_layout_2level_masks_with_4_mib():
-    inputs = inspect.LayoutInputs(
+    inputs = LayoutInputs(
         page_offset=PAGE_OFFSET, high_memory=0xF75FE000, fixaddr_top=0xFFFFF000,
         fix_kmap_begin=68, fix_kmap_end=131, end_of_fixed_addresses=1025, km_max_idx=16,
         nr_cpus=4, cpu_entry_area_size=176128, last_pkmap=1024)
@@ -295,7 +305,7 @@ def test_layout_2level_masks_with_4_mib():
 
 
 def test_pte_report_2level(nonpae_target):
-    r = inspect.pte_report(nonpae_target, 0xFF001000)
+    r = reports.pte_report(nonpae_target, 0xFF001000)
     assert not r.pae and [lv.name for lv in r.levels] == ["PDE", "PTE"]
     assert r.levels[-1].flags == "P RW A D G" and r.pfn == 0xBF800
     assert r.area == "PKMAP slot 1" and r.notes == ["pkmap_count[1] = 2: mapped, 1 user"]
@@ -303,7 +313,7 @@ def test_pte_report_2level(nonpae_target):
 
 
 def test_kmaps_report_2level(nonpae_target):
-    r = inspect.kmaps_report(nonpae_target)
+    r = reports.kmaps_report(nonpae_target)
     assert r.last_pkmap == 1024
     assert [(s.nr, s.va, s.pte, s.pfn) for s in r.pkmap] == [(1, 0xFF001000, 0xBF800163,
                                                               0xBF800)]
@@ -316,11 +326,11 @@ def test_kmaps_report_2level(nonpae_target):
 
 def test_parse_xp_and_symbol():
     text = "00000000014f7000: 0x00000000014f7021 0x0000000000000000\n"
-    assert inspect.parse_xp(text, 16) == struct.pack("<QQ", 0x14F7021, 0)
-    assert inspect.parse_symbol("pvh_start_xen + 16 in section .text") == "pvh_start_xen+0x10"
-    assert inspect.parse_symbol("hm_hold_init in section .init.text of /x/hm_hold.ko") == \
+    assert parse_xp(text, 16) == struct.pack("<QQ", 0x14F7021, 0)
+    assert parse_symbol("pvh_start_xen + 16 in section .text") == "pvh_start_xen+0x10"
+    assert parse_symbol("hm_hold_init in section .init.text of /x/hm_hold.ko") == \
         "hm_hold_init"
-    assert inspect.parse_symbol("No symbol matches 0x1.") is None
+    assert parse_symbol("No symbol matches 0x1.") is None
 
 
 def test_parse_hold_lines():

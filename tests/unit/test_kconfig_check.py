@@ -1,7 +1,6 @@
 """Tests for harness.kconfig_check (fragment options surviving olddefconfig)."""
 
-from harness.kconfig_check import (ABSENT, format_missing, missing_options,
-                                   parse_config)
+from harness.core.kconfig_check import ABSENT, format_missing, missing_options, parse_config
 
 FRAGMENT = """\
 # highmem64g.config

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.ktap import Case, STATUSES, parse_ktap, strip_prefix, summarize
+from harness.core.ktap import STATUSES, Case, parse_ktap, strip_prefix, summarize
 
 DATA = Path(__file__).parent / "data"
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from harness.layout import LayoutInputs, compute_layout
+from harness.core.layout import LayoutInputs, compute_layout
 
 INPUTS = dict(page_offset=0xC0000000, high_memory=0xF75FE000, fixaddr_top=0xFFFFF000,
               fix_kmap_begin=68, end_of_fixed_addresses=0x401, nr_cpus=4,

@@ -7,7 +7,7 @@ mapping a highmem page above 4 GiB (pfn 0x23fc10, PAGE_KERNEL with NX).
 
 import pytest
 
-from harness.pagewalk import (Level, format_walk, walk, walk_2level, walk_pae)
+from harness.core.pagewalk import Level, format_walk, walk, walk_2level, walk_pae
 from tests.unit.fakemem import FakePhysMem
 
 CR3 = 0x0018DA60

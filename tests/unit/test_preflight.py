@@ -1,16 +1,26 @@
-"""Preflight checks on their own: sizes, CPU counts, tools, directories, module names."""
+"""Preflight checks on their own: sizes, CPU counts, module names (core/preflight.py), tools
+and directories (stages/host.py)."""
 
 import os
 from pathlib import Path
 
 import pytest
 
-from harness import paths, preflight
-from harness.errors import HarnessError
-from harness.preflight import (HostError, UsageError, check_memory, check_modules, check_smp,
-                               check_smp_value, check_timeout, check_tools, check_writable_dir,
-                               format_memory, parse_memory)
-from harness.suite import ModuleSpec
+from harness.core import preflight
+from harness.core.errors import HarnessError
+from harness.core.preflight import (
+    UsageError,
+    check_memory,
+    check_modules,
+    check_smp,
+    check_smp_value,
+    check_timeout,
+    format_memory,
+    parse_memory,
+)
+from harness.core.suite import ModuleSpec
+from harness.stages import host, paths
+from harness.stages.host import HostError, check_tools, check_writable_dir
 
 
 def one_line_each(e: HarnessError) -> None:
@@ -84,11 +94,11 @@ def test_timeout_none_or_positive_is_fine():
 
 
 def test_tools_missing_are_named_together(monkeypatch):
-    monkeypatch.setattr(preflight.shutil, "which",
+    monkeypatch.setattr(host.shutil, "which",
                         lambda n: None if n in ("gdb", "setpriv") else f"/usr/bin/{n}")
     check_tools(["make", "gcc"])
     with pytest.raises(HostError) as e:
-        check_tools(preflight.RUN_TOOLS)
+        check_tools(host.RUN_TOOLS)
     assert e.value.what == "not found on PATH: gdb, setpriv"
     assert "make deps" in e.value.fix and "util-linux" in e.value.fix
     one_line_each(e.value)
@@ -119,7 +129,7 @@ def test_writable_dir_under_a_file(tmp_path):
 
 
 def test_writable_dir_without_write_access(tmp_path, monkeypatch):
-    monkeypatch.setattr(preflight.os, "access", lambda p, mode: Path(p) != tmp_path)
+    monkeypatch.setattr(host.os, "access", lambda p, mode: Path(p) != tmp_path)
     with pytest.raises(HostError, match="is not writable: Permission denied") as e:
         check_writable_dir(tmp_path, "HIGHMEM_ARTIFACTS")
     one_line_each(e.value)
@@ -128,7 +138,7 @@ def test_writable_dir_without_write_access(tmp_path, monkeypatch):
 def test_writable_dir_on_a_read_only_filesystem(tmp_path, monkeypatch):
     def refuse(path: Path) -> None:
         raise OSError(30, "Read-only file system")
-    monkeypatch.setattr(preflight, "_probe", refuse)
+    monkeypatch.setattr(host, "_probe", refuse)
     with pytest.raises(HostError, match="is not writable: Read-only file system"):
         check_writable_dir(tmp_path, "HIGHMEM_CACHE")
 

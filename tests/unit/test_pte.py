@@ -2,10 +2,17 @@
 
 import pytest
 
-from harness import pte
-from harness.pte import (PAE_PFN_MASK, NONPAE_PFN_MASK, PTE_BITS, PteInfo,
-                         compare_pte, decode_entry, expected_kernel_pte,
-                         format_flags)
+from harness.core import pte
+from harness.core.pte import (
+    NONPAE_PFN_MASK,
+    PAE_PFN_MASK,
+    PTE_BITS,
+    PteInfo,
+    compare_pte,
+    decode_entry,
+    expected_kernel_pte,
+    format_flags,
+)
 
 ALL_ONES_64 = (1 << 64) - 1
 NO_NX = ALL_ONES_64 & ~pte._PAGE_NX

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, image, meminfo, qemu, source
-from harness.errors import BootError, HarnessError, SourceError
+from harness.core import meminfo
+from harness.core.errors import BootError, HarnessError, SourceError
+from harness.frontends import cli
+from harness.stages import image, qemu, source
 
 
 def test_makefile_version():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import source
-from harness.errors import SourceError
+from harness.core.errors import SourceError
+from harness.stages import source
 
 MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 7\nEXTRAVERSION =\n"
 

@@ -2,9 +2,15 @@
 
 import pytest
 
-from harness.suite import (ModuleSpec, SelectionError, missing_expected, params_problem, select,
-                           unexpected_trouble)
-from harness.suitefile import DEFAULT_SUITE_FILE, load_suite
+from harness.core.suite import (
+    ModuleSpec,
+    SelectionError,
+    missing_expected,
+    params_problem,
+    select,
+    unexpected_trouble,
+)
+from harness.core.suitefile import DEFAULT_SUITE_FILE, load_suite
 
 DEFAULT_SUITE = load_suite(DEFAULT_SUITE_FILE)[0]
 

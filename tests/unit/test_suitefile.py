@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.suitefile import SuiteError, load_suite
+from harness.core.suitefile import SuiteError, load_suite
 
 
 def write(tmp_path, text):

@@ -1,0 +1,172 @@
+"""Page-walk stage, pure: software page-table walks for x86-32 over a physical-memory
+reader.
+
+``read_phys(addr, size) -> bytes`` returns ``size`` bytes of guest physical
+memory (little endian).  Two formats are supported, Linux 6.1-6.14:
+
+* PAE (CONFIG_X86_PAE, HIGHMEM64G): 3 levels of 64-bit entries, VA split
+  31-30 / 29-21 / 20-12 / 11-0 (PGDIR_SHIFT 30, PTRS_PER_PGD 4, PMD_SHIFT 21,
+  PTRS_PER_PMD 512, PTRS_PER_PTE 512: arch/x86/include/asm/pgtable-3level_types.h).
+  The kernel's pgd level is the 4-entry PDPT; pud/p4d are folded.
+* 2-level (non-PAE, HIGHMEM4G/NOHIGHMEM): 32-bit entries, VA split
+  31-22 / 21-12 / 11-0 (PGDIR_SHIFT 22, PTRS_PER_PGD/PTE 1024:
+  pgtable-2level_types.h).
+
+The walker models what the MMU does with present bits and PS; it does not
+check reserved bits (e.g. PDPTE bits 1-2/5-8, which make the CPU fault when
+CR3 is loaded) or access rights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .pte import NONPAE_LARGE_MASK, NONPAE_PFN_MASK, PAE_LARGE_MASK, PAE_PFN_MASK
+
+ReadPhys = Callable[[int, int], bytes]
+
+PAGE_SIZE = 4096
+PAE_LARGE_PAGE = 2 << 20
+NONPAE_LARGE_PAGE = 4 << 20
+_P = 1 << 0
+_PS = 1 << 7
+
+
+@dataclass(frozen=True)
+class Level:
+    """One table visited: ``PDPTE``/``PMD``/``PTE`` (PAE) or ``PDE``/``PTE``."""
+
+    name: str
+    table_phys: int
+    index: int
+    entry_phys: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Result of translating ``va`` through the tables rooted at ``cr3``.
+
+    ``phys`` is None when the address is not mapped; ``fault`` then names the
+    level whose entry lacked _PAGE_PRESENT ("PDPTE not present", "PMD not
+    present", "PDE not present", "PTE not present").  ``page_size`` is 4096,
+    2 MiB (PAE PMD with PS) or 4 MiB (non-PAE PDE with PS).
+    """
+
+    va: int
+    cr3: int
+    pae: bool
+    levels: tuple[Level, ...]
+    phys: int | None
+    page_size: int
+    fault: str | None
+
+    @property
+    def pte(self) -> int | None:
+        """The leaf entry: the PTE (even if not present) or the large PMD/PDE.
+
+        None when the walk stopped above the last level.
+        """
+        if not self.levels:
+            return None
+        last = self.levels[-1]
+        if last.name == "PTE":
+            return last.value
+        if last.value & _P and last.value & _PS and last.name in ("PMD", "PDE"):
+            return last.value
+        return None
+
+
+def _check_va(va: int) -> int:
+    if not 0 <= va <= 0xFFFFFFFF:
+        raise ValueError(f"virtual address {va:#x} is not a 32-bit address")
+    return va
+
+
+def _read_entry(read_phys: ReadPhys, addr: int, size: int) -> int:
+    data = read_phys(addr, size)
+    if len(data) != size:
+        raise ValueError(f"read_phys({addr:#x}, {size}) returned {len(data)} bytes")
+    return int.from_bytes(data, "little")
+
+
+def _level(read_phys: ReadPhys, name: str, table: int, index: int, size: int) -> Level:
+    entry_phys = table + index * size
+    return Level(name, table, index, entry_phys, _read_entry(read_phys, entry_phys, size))
+
+
+def walk_pae(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
+    """Walk PAE tables: PDPT at ``cr3 & ~0x1f`` (32-byte aligned, 4 entries).
+
+    A PMD with PS set maps a 2 MiB page: phys = (pmd & 0x000FFFFFFFE00000) |
+    (va & 0x1FFFFF).  Otherwise phys = (pte & PTE_PFN_MASK) | (va & 0xfff).
+    NX (bit 63) and other high flag bits never reach ``phys``.
+    """
+    va = _check_va(va)
+    levels: list[Level] = []
+
+    def stop(fault: str) -> Walk:
+        return Walk(va, cr3, True, tuple(levels), None, PAGE_SIZE, fault)
+
+    pdpte = _level(read_phys, "PDPTE", cr3 & 0xFFFFFFE0, (va >> 30) & 0x3, 8)
+    levels.append(pdpte)
+    if not pdpte.value & _P:
+        return stop("PDPTE not present")
+    pmd = _level(read_phys, "PMD", pdpte.value & PAE_PFN_MASK, (va >> 21) & 0x1FF, 8)
+    levels.append(pmd)
+    if not pmd.value & _P:
+        return stop("PMD not present")
+    if pmd.value & _PS:
+        phys = (pmd.value & PAE_LARGE_MASK) | (va & (PAE_LARGE_PAGE - 1))
+        return Walk(va, cr3, True, tuple(levels), phys, PAE_LARGE_PAGE, None)
+    pte = _level(read_phys, "PTE", pmd.value & PAE_PFN_MASK, (va >> 12) & 0x1FF, 8)
+    levels.append(pte)
+    if not pte.value & _P:
+        return stop("PTE not present")
+    phys = (pte.value & PAE_PFN_MASK) | (va & (PAGE_SIZE - 1))
+    return Walk(va, cr3, True, tuple(levels), phys, PAGE_SIZE, None)
+
+
+def walk_2level(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
+    """Walk non-PAE tables: page directory at ``cr3 & 0xfffff000``.
+
+    A PDE with PS set maps a 4 MiB page: phys = (pde & 0xFFC00000) |
+    (va & 0x3FFFFF).  PSE-36 (PDE bits 13-20 giving phys bits 32-39) is
+    ignored: a non-PAE Linux kernel keeps all RAM below 4 GiB
+    (MAX_NONPAE_PFN, arch/x86/mm/init_32.c) and never sets those bits.
+    """
+    va = _check_va(va)
+    levels: list[Level] = []
+    pde = _level(read_phys, "PDE", cr3 & 0xFFFFF000, (va >> 22) & 0x3FF, 4)
+    levels.append(pde)
+    if not pde.value & _P:
+        return Walk(va, cr3, False, tuple(levels), None, PAGE_SIZE, "PDE not present")
+    if pde.value & _PS:
+        phys = (pde.value & NONPAE_LARGE_MASK) | (va & (NONPAE_LARGE_PAGE - 1))
+        return Walk(va, cr3, False, tuple(levels), phys, NONPAE_LARGE_PAGE, None)
+    pte = _level(read_phys, "PTE", pde.value & NONPAE_PFN_MASK, (va >> 12) & 0x3FF, 4)
+    levels.append(pte)
+    if not pte.value & _P:
+        return Walk(va, cr3, False, tuple(levels), None, PAGE_SIZE, "PTE not present")
+    phys = (pte.value & NONPAE_PFN_MASK) | (va & (PAGE_SIZE - 1))
+    return Walk(va, cr3, False, tuple(levels), phys, PAGE_SIZE, None)
+
+
+def walk(cr3: int, va: int, read_phys: ReadPhys, *, pae: bool) -> Walk:
+    """Dispatch to :func:`walk_pae` or :func:`walk_2level`."""
+    return walk_pae(cr3, va, read_phys) if pae else walk_2level(cr3, va, read_phys)
+
+
+def format_walk(w: Walk) -> str:
+    """Multi-line human-readable description of a walk (for reports)."""
+    width = 16 if w.pae else 8
+    lines = [f"va {w.va:#010x} cr3 {w.cr3:#x} ({'PAE' if w.pae else '2-level'})"]
+    for lv in w.levels:
+        lines.append(f"  {lv.name:<5} table {lv.table_phys:#x}[{lv.index}] "
+                     f"@ {lv.entry_phys:#x} = {lv.value:0{width}x}")
+    if w.phys is None:
+        lines.append(f"  fault: {w.fault}")
+    else:
+        lines.append(f"  phys {w.phys:#x} (page size {w.page_size:#x})")
+    return "\n".join(lines)

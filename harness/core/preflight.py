@@ -1,0 +1,124 @@
+"""Checks made before anything is built or booted (pure): option values and the module
+names. Each failure is a `HarnessError` with one line saying what is wrong and one saying what
+to do. The host's checks (tools on PATH, writable directories) are harness/stages/host.py's.
+"""
+
+import difflib
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import HarnessError
+from .options import DEFAULTS
+from .repo import MODULES_DIR
+from .suite import ModuleSpec
+
+# QEMU's pc machine keeps RAM above 3 GiB at 4 GiB and up: with 4 GiB, 1 GiB lies above
+# 4 GiB physical, which the suite needs. PAE (CONFIG_HIGHMEM64G) addresses 64 GiB at most.
+MIN_MEMORY_MIB = 4 * 1024
+MAX_MEMORY_MIB = 64 * 1024
+_SIZE = re.compile(r"(?P<num>\d+(?:\.\d*)?|\.\d+)(?P<unit>[kmgtKMGT]?)")
+_UNIT_MIB = {"k": 1 / 1024, "m": 1, "": 1, "g": 1024, "t": 1024 * 1024}
+_NR_CPUS = re.compile(r"^CONFIG_NR_CPUS=(\d+)\s*$", re.M)
+_NOT_SMP = re.compile(r"^# CONFIG_SMP is not set\s*$", re.M)
+_HELPER_MODULES = {"hm_checkpoint"}  # built for the others, not a test of its own
+
+
+class UsageError(HarnessError):
+    """A command-line option (or suite selection) the run cannot use."""
+
+
+def parse_memory(text: str) -> int:
+    """A QEMU `-m` size in MiB: "8G", "8192M", "8192" (MiB), "6g", "5.5G", "4194304K".
+
+    Raises UsageError for anything else, zero, or a size that is not whole MiB.
+    """
+    m = _SIZE.fullmatch(text.strip())
+    mib = float(m["num"]) * _UNIT_MIB[m["unit"].lower()] if m else 0.0
+    if not m or mib <= 0 or mib != math.floor(mib):
+        raise UsageError(f"--memory {text!r} is not a positive memory size",
+                         "write a positive size like QEMU's -m: 8G, 8192M, 8192 (MiB) or 5.5G")
+    return int(mib)
+
+
+def format_memory(mib: int) -> str:
+    """MiB as QEMU's -m takes it and meminfo.memory_gib reads it: "8G", or "5000M"."""
+    return f"{mib // 1024}G" if mib % 1024 == 0 else f"{mib}M"
+
+
+def check_memory(text: str) -> int:
+    """The guest RAM of `--memory text` in MiB, if the suite can run with it (4-64 GiB)."""
+    mib = parse_memory(text)
+    if not MIN_MEMORY_MIB <= mib <= MAX_MEMORY_MIB:
+        size = format_memory(mib)
+        shown = text if text.strip() == size else f"{text} (= {size})"
+        why = ("is less than 4 GiB: the suite needs RAM above 4 GiB physical (QEMU's pc "
+               "machine puts RAM beyond 3 GiB at 4 GiB and up)" if mib < MIN_MEMORY_MIB
+               else "is more than 64 GiB, the most PAE (CONFIG_HIGHMEM64G) can address")
+        raise UsageError(f"--memory {shown} {why}",
+                         f"give --memory between {format_memory(MIN_MEMORY_MIB)} and "
+                         f"{format_memory(MAX_MEMORY_MIB)} (default {DEFAULTS.memory})")
+    return mib
+
+
+def check_smp_value(smp: int) -> None:
+    """`--smp` must be a positive CPU count."""
+    if smp < 1:
+        raise UsageError(f"--smp {smp} is not a number of CPUs",
+                         f"give --smp 1 or more (default {DEFAULTS.smp})")
+
+
+def check_smp(smp: int, kernel_config_text: str) -> None:
+    """`--smp` against the built kernel: more CPUs than CONFIG_NR_CPUS (1 without CONFIG_SMP)
+    would leave the extra ones offline and the per-CPU slot checks wrong.
+
+    :param kernel_config_text: the text of the build's .config
+    """
+    check_smp_value(smp)
+    m = _NR_CPUS.search(kernel_config_text)
+    nr = int(m[1]) if m else 1 if _NOT_SMP.search(kernel_config_text) else None
+    if nr is not None and smp > nr:
+        raise UsageError(f"--smp {smp} is more than the kernel's CONFIG_NR_CPUS={nr}",
+                         f"give --smp {nr} or less, or raise CONFIG_NR_CPUS with --config "
+                         "FRAGMENT")
+
+
+def check_timeout(seconds: float | None, option: str = "--timeout") -> None:
+    """A timeout option, when given, must be a positive finite number of seconds."""
+    if seconds is not None and not (math.isfinite(seconds) and seconds > 0):
+        raise UsageError(f"{option} {seconds:g} is not a positive number of seconds",
+                         f"give e.g. {option} 300")
+
+
+def available_modules(specs: Sequence[ModuleSpec], dirs: dict[str, Path],
+                      modules_dir: Path = MODULES_DIR) -> list[str]:
+    """What `--module` accepts: the suite's names, then the .c files in modules/ (less
+    helpers) and in the suite's `dir:` directories."""
+    names = list(dict.fromkeys(s.name for s in specs))
+    files: set[str] = set()
+    for d in {modules_dir, *dirs.values()}:
+        files.update(p.stem for p in d.glob("*.c"))
+    return names + sorted(files - _HELPER_MODULES - set(names))
+
+
+def _exists(name: str, specs: Sequence[ModuleSpec], dirs: dict[str, Path],
+            modules_dir: Path) -> bool:
+    return (any(s.name == name for s in specs)
+            or any((d / f"{name}.c").is_file() for d in {modules_dir, *dirs.values()}))
+
+
+def check_modules(names: Sequence[str], specs: Sequence[ModuleSpec], dirs: dict[str, Path],
+                  suite_file: Path, modules_dir: Path = MODULES_DIR) -> None:
+    """Every `--module` name is a suite entry or a .c in modules/ or a suite `dir:`."""
+    unknown = [n for n in dict.fromkeys(names) if not _exists(n, specs, dirs, modules_dir)]
+    if not unknown:
+        return
+    known = available_modules(specs, dirs, modules_dir)
+    close = difflib.get_close_matches(unknown[0], known, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    listed = ", ".join(f"'{n}'" for n in unknown)
+    where = " or in the suite's dir: directories" if dirs else ""
+    raise UsageError(f"unknown --module {listed}: not an entry of {suite_file.name}, and no "
+                     f"such .c file in {modules_dir.name}/{where}",
+                     f"{hint}use one of: {', '.join(known)}")

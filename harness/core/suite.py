@@ -1,0 +1,133 @@
+"""What a run runs: the modules, their parameters, and the kernel messages a negative test
+must provoke (an expected BUG or WARN). Pure: verdicts are decided here from results.
+"""
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from .errors import HarnessError
+
+# kernel log lines that mean something went wrong, unless a spec expects them
+TROUBLE = re.compile(r"(WARNING: CPU: \d+ PID: \d+ at [^\n]+|kernel BUG at [^\n]+|BUG: [^\n]+|"
+                     r"Oops: [^\n]+|general protection fault[^\n]*|Kernel panic[^\n]*)")
+MODULE_TIMEOUT_S = 300.0   # a module's timeout unless its suite file or --timeout says
+# one insmod parameter word: KEY=VALUE, KEY a C identifier (array values are comma lists)
+PARAM_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.S)
+
+
+class SelectionError(HarnessError):
+    """A module selection or parameter (from --module, --param or a suite) that cannot run."""
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """One module run. `expect_log`: regexes that must each match the kernel log of this
+    run (an expected BUG or WARN); `crashes`: the module is expected to die in the kernel
+    (insmod killed), after which the guest is rebooted for the next module; `allow_log`:
+    messages tolerated but not required (what follows such a crash)."""
+
+    name: str
+    params: str = ""
+    expect_log: tuple[str, ...] = ()
+    crashes: bool = False
+    timeout: float = MODULE_TIMEOUT_S
+    allow_log: tuple[str, ...] = ()  # tolerated, not required: the aftermath of a crash
+
+    @property
+    def title(self) -> str:
+        return f"{self.name} {self.params}".strip()
+
+
+def trouble_lines(log: str) -> list[str]:
+    return [m.group(0).strip() for m in TROUBLE.finditer(log)]
+
+
+def unexpected_trouble(spec: ModuleSpec, log: str) -> list[str]:
+    """Kernel trouble in `log` that no `expect_log` pattern of the spec accounts for."""
+    pats = [re.compile(p) for p in (*spec.expect_log, *spec.allow_log)]
+    if spec.crashes:  # the oops that reports an expected BUG
+        pats.append(re.compile(r"^Oops: "))
+    return [t for t in trouble_lines(log) if not any(p.search(t) for p in pats)]
+
+
+def missing_expected(spec: ModuleSpec, log: str) -> list[str]:
+    return [p for p in spec.expect_log if not re.search(p, log)]
+
+
+def params_problem(params: str) -> str | None:
+    """What is wrong with an insmod parameter string, or None if it is fine.
+
+    The string is pasted into a guest shell line after `insmod x.ko`, so it must split (as
+    the shell would, quotes allowed) into KEY=VALUE words, KEY a C identifier, with no
+    `;`, `|`, `&`, `<`, `>`, `$` or backquote that the shell would act on.
+    """
+    lexer = shlex.shlex(params, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    try:
+        words = list(lexer)
+    except ValueError as e:  # "No closing quotation"
+        return f"{params!r} does not split into words ({e})"
+    for w in words:
+        if not PARAM_WORD.fullmatch(w):
+            return f"{w!r} in {params!r} is not KEY=VALUE"
+        if any(c in w for c in "$`"):
+            return f"{w!r} in {params!r} holds $ or ` (the guest shell would expand it)"
+    return None
+
+
+def check_params(params: str, where: str) -> None:
+    """Raise SelectionError if `params` (from `where`, e.g. "--param m:...") is not
+    space-separated KEY=VALUE words."""
+    problem = params_problem(params)
+    if problem:
+        raise SelectionError(f"{where}: {problem}",
+                             "write space-separated KEY=VALUE words, e.g. which=order depth=3")
+
+
+def _base(suite: tuple[ModuleSpec, ...], names: list[str]) -> list[ModuleSpec]:
+    """The suite's entries for `names` in the order given (all the suite when none); a name
+    not in the suite is a plain module."""
+    if not names:
+        return list(suite)
+    out: list[ModuleSpec] = []
+    for n in dict.fromkeys(names):
+        out += [s for s in suite if s.name == n] or [ModuleSpec(n)]
+    return out
+
+
+def _check_param_modules(base: list[ModuleSpec], params: dict[str, str]) -> None:
+    in_run = list(dict.fromkeys(s.name for s in base))
+    stray = [m for m in params if m not in in_run]
+    if stray:
+        raise SelectionError(f"--param for {', '.join(stray)}, which is not in this run "
+                             f"(the run has: {', '.join(in_run)})",
+                             f"add --module {stray[0]}, or give --param for a module of the run")
+
+
+def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, str],
+           timeout: float | None = None) -> tuple[ModuleSpec, ...]:
+    """The specs for `highmem run [--module N]... [--param N:k=v]...`.
+
+    No names: the whole suite. A name in the suite selects all its entries (with their
+    expected messages); other names are plain modules; modules run in the order of
+    `names`. `params` for a module replace the suite's; they keep the expectations of the
+    suite entry with the same parameters. `timeout`, when given, replaces every entry's.
+    Raises SelectionError for `params` of a module that is not in the run, or not KEY=VALUE.
+    """
+    base = _base(suite, names)
+    _check_param_modules(base, params)
+    for m, p in params.items():
+        check_params(p, f"--param {m}:{p}")
+    out: list[ModuleSpec] = []
+    for s in base:
+        merged = s.name in params  # several entries of one module become one with --param
+        if merged:
+            p = params[s.name]
+            s = next((d for d in suite if d.name == s.name and d.params == p),
+                     ModuleSpec(s.name, p))
+        s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes,
+                       s.timeout if timeout is None else timeout, s.allow_log)
+        if not (merged and s in out):  # a suite may repeat an entry on purpose
+            out.append(s)
+    return tuple(out)

@@ -1,0 +1,162 @@
+"""YAML suite files: which modules to run, with what parameters, expecting which kernel
+messages. Loaded with yaml.safe_load's composer so every error names its file and line.
+
+    modules:
+      - name: kmap_local_misuse          # a .c in modules/, or in `dir`
+        params: which=order              # insmod parameters
+        expect: ['kernel BUG at mm/highmem\\.c:\\d+!']   # must appear in the kernel log
+        allow: ['__kmap_local_sched_out']  # may appear (aftermath)
+        crashes: true                    # insmod dies in the kernel: reboot after
+        timeout: 120                     # seconds (default: the top-level timeout)
+        dir: ../my-modules               # a user's module directory (relative to this file)
+    configs: [debug-kmap-local]          # extra Kconfig fragments (kernel-configs/ or paths)
+    timeout: 300
+"""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from .errors import HarnessError
+from .repo import MODULES_DIR, SUITES_DIR
+from .suite import MODULE_TIMEOUT_S, ModuleSpec, params_problem
+
+TOP_KEYS = {"modules": "list", "configs": "list of fragment names", "timeout": "seconds",
+            "description": "text"}
+MODULE_KEYS = {"name": "str", "params": "str", "expect": "list", "allow": "list",
+               "crashes": "bool", "timeout": "number", "dir": "str"}
+DEFAULT_SUITE_FILE = SUITES_DIR / "default.yaml"
+
+
+class SuiteError(HarnessError):
+    """A suite file that cannot be used: file:line, what is wrong, what to write."""
+
+
+def _err(path: Path, node: yaml.Node | None, what: str, fix: str) -> SuiteError:
+    line = f":{node.start_mark.line + 1}" if node is not None else ""
+    return SuiteError(f"{path}{line}: {what}", fix)
+
+
+def _scalar(path: Path, node: yaml.Node, key: str, kind: str) -> object:
+    if not isinstance(node, yaml.ScalarNode):
+        raise _err(path, node, f"'{key}' must be a {kind}", f"write {key}: <{kind}>")
+    value = yaml.safe_load(yaml.serialize(node))
+    ok = {"str": isinstance(value, (str, int, float)) and not isinstance(value, bool),
+          "bool": isinstance(value, bool),
+          "number": isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0}
+    if not ok.get(kind, True):
+        raise _err(path, node, f"'{key}' must be a {kind}, got {value!r}",
+                   f"write e.g. {key}: " + {"bool": "true", "number": "120",
+                                            "str": "name"}.get(kind, "..."))
+    return str(value) if kind == "str" else value
+
+
+def _strings(path: Path, node: yaml.Node, key: str) -> tuple[str, ...]:
+    if isinstance(node, yaml.ScalarNode):
+        node = yaml.SequenceNode("tag:yaml.org,2002:seq", [node], node.start_mark, node.end_mark)
+    if not isinstance(node, yaml.SequenceNode):
+        raise _err(path, node, f"'{key}' must be a list of regular expressions",
+                   f"write {key}: ['kernel BUG at mm/highmem\\.c']")
+    out = []
+    for item in node.value:
+        text = str(_scalar(path, item, key, "str"))
+        try:
+            re.compile(text)
+        except re.error as e:
+            raise _err(path, item, f"'{key}' entry {text!r} is not a regular expression: {e}",
+                       "escape special characters with \\\\") from None
+        out.append(text)
+    return tuple(out)
+
+
+def _pairs(path: Path, node: yaml.Node, keys: dict[str, str], where: str):  # type: ignore[no-untyped-def]
+    if not isinstance(node, yaml.MappingNode):
+        raise _err(path, node, f"{where} must be a mapping", f"write keys: {', '.join(keys)}")
+    seen: dict[str, yaml.Node] = {}
+    for k, v in node.value:
+        key = str(k.value)
+        if key not in keys:
+            raise _err(path, k, f"unknown key '{key}' in {where}",
+                       f"use one of: {', '.join(keys)}")
+        if key in seen:
+            raise _err(path, k, f"duplicate key '{key}' (first on line "
+                       f"{seen[key].start_mark.line + 1})", f"keep one '{key}:' in {where}")
+        seen[key] = k
+        yield key, k, v
+
+
+def _module(path: Path, node: yaml.Node, timeout: float) -> tuple[ModuleSpec, Path | None]:
+    f: dict[str, object] = {}
+    for key, _k, v in _pairs(path, node, MODULE_KEYS, "a module entry"):
+        if key in ("expect", "allow"):
+            f[key] = _strings(path, v, key)
+        else:
+            f[key] = _scalar(path, v, key, MODULE_KEYS[key])
+        problem = params_problem(str(f[key])) if key == "params" else None
+        if problem:
+            raise _err(path, v, f"'params': {problem}",
+                       "write space-separated KEY=VALUE words, e.g. params: which=order n=3")
+    if "name" not in f:
+        raise _err(path, node, "a module entry has no 'name'", "add name: <module>")
+    name = str(f["name"])
+    mdir = (path.parent / str(f["dir"])).resolve() if "dir" in f else None
+    src = (mdir or MODULES_DIR) / f"{name}.c"
+    if not src.exists():
+        raise _err(path, node, f"module '{name}' not found: no {src}",
+                   f"check the name, or set dir: to the directory holding {name}.c")
+    spec = ModuleSpec(name=name, params=str(f.get("params", "")),
+                      expect_log=f.get("expect", ()),  # type: ignore[arg-type]
+                      crashes=bool(f.get("crashes", False)),
+                      timeout=float(f.get("timeout", timeout)),  # type: ignore[arg-type]
+                      allow_log=f.get("allow", ()))  # type: ignore[arg-type]
+    return spec, mdir
+
+
+def _read(path: Path) -> str:
+    """The text of a suite file; SuiteError if it is a directory, unreadable or not UTF-8."""
+    if path.is_dir():
+        yamls = sorted(p.name for p in path.glob("*.yaml"))
+        raise SuiteError(f"suite file {path} is a directory",
+                         f"pass a YAML file in it ({', '.join(yamls)})" if yamls
+                         else "pass a YAML file, e.g. suites/default.yaml")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x})",
+                         "save the suite file as UTF-8") from None
+    except OSError as e:
+        raise SuiteError(f"cannot read suite file {path}: {e.strerror}",
+                         "pass an existing YAML file, e.g. suites/default.yaml") from None
+
+
+def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str, Path]]:
+    """(specs, extra Kconfig fragments, {module name: user directory}) of a suite file."""
+    try:
+        root = yaml.compose(_read(path))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise SuiteError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})",
+                         "fix the YAML syntax (indentation, quotes, colons)") from None
+    if root is None:
+        raise SuiteError(f"{path}: the file is empty", "add a 'modules:' list")
+    timeout, configs, mods = MODULE_TIMEOUT_S, [], None
+    for key, _k, v in _pairs(path, root, TOP_KEYS, "the suite file"):
+        if key == "timeout":
+            timeout = float(_scalar(path, v, key, "number"))  # type: ignore[arg-type]
+        elif key == "configs":
+            configs = list(_strings(path, v, key))
+        elif key == "modules":
+            mods = v
+    if not isinstance(mods, yaml.SequenceNode) or not mods.value:
+        raise _err(path, mods or root, "'modules' must be a non-empty list",
+                   "write modules: [{name: kmap_local_basic}]")
+    specs, dirs = [], {}
+    for item in mods.value:
+        spec, mdir = _module(path, item, timeout)
+        specs.append(spec)
+        if mdir is not None:
+            dirs[spec.name] = mdir
+    return tuple(specs), configs, dirs

@@ -1,0 +1,312 @@
+"""The `highmem` command line. `highmem run` is the main job (what `make run` calls).
+
+Every subcommand's parser is here; the options that are run knobs (--source, --config,
+--accel, --memory, --smp, --timeout, --append) are generated from core/options.py's
+RunOptions, which holds their defaults. Usage and host errors are caught here, before
+anything is built or booted. The subcommands that build or boot live in commands.py and
+inspect_cli.py and are imported when they run: parsing and every usage error need no I/O
+library (tests/unit/test_layers.py holds that).
+"""
+
+import argparse
+import contextlib
+import importlib
+import os
+import shlex
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from ..core.errors import HarnessError, Terminated
+from ..core.options import DEFAULTS, RunOptions, default_text, knobs
+from ..core.preflight import (
+    check_memory,
+    check_modules,
+    check_smp_value,
+    check_timeout,
+    format_memory,
+)
+from ..core.suite import ModuleSpec, select
+from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
+from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
+from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
+
+Command = Callable[[argparse.Namespace], int]
+# the run knobs every subcommand that builds or boots takes
+LAB_KNOBS = ("source", "config", "accel", "memory", "smp")
+
+
+def load(module: str, name: str) -> Any:
+    """`name` from harness/frontends/`module`.py, imported now (commands that build or boot
+    import the I/O libraries; parsing must not)."""
+    return getattr(importlib.import_module(f"harness.frontends.{module}"), name)
+
+
+def _deferred(module: str, name: str) -> Command:
+    def call(args: argparse.Namespace) -> int:
+        return int(load(module, name)(args))
+    call.__name__ = name
+    return call
+
+
+def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """The run knobs `names` as options of `p`, with RunOptions' defaults."""
+    for f, k in knobs(names):
+        kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
+        text = k.help
+        if k.repeat:
+            kw.update(action="append", default=[])
+            text += " (repeatable)"
+        else:
+            kw.update(type=k.parse, default=getattr(DEFAULTS, f.name))
+            if default_text(f) and "default" not in text:
+                text += " (default: %(default)s)"
+        if k.choices:
+            kw["choices"] = k.choices
+        p.add_argument(f"--{k.name}", help=text, **kw)
+
+
+def run_options(args: argparse.Namespace, names: tuple[str, ...] | None = None) -> RunOptions:
+    """The knobs `args` has (of `names`, if given) into RunOptions; the others keep their
+    defaults."""
+    return RunOptions(**{f.name: getattr(args, f.name) for f, _ in knobs(names)
+                         if hasattr(args, f.name)})
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    """--param MODULE:key=value (repeatable) -> {module: "key=value key2=value2"}."""
+    out: dict[str, str] = {}
+    for item in items:
+        mod, sep, kv = item.partition(":")
+        if not mod or not sep or "=" not in kv:
+            raise HarnessError(f"--param {item!r} is not MODULE:key=value",
+                               "write e.g. --param kmap_local_basic:mutate=pfn")
+        out[mod] = (out.get(mod, "") + " " + kv).strip()
+    return out
+
+
+class HarnessParser(argparse.ArgumentParser):
+    """argparse that ends a usage error the house way: the usage text, then one `error:` and
+    one `fix:` line, exit 2 (also for each subcommand's parser, which share this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {' '.join(message.split())}\nfix: run '{self.prog} --help'\n")
+
+
+def _check_lab_options(args: argparse.Namespace) -> None:
+    """Usage errors in the options every building or booting subcommand has. --memory is
+    rewritten to one form ("8G", "5632M") that QEMU and meminfo both read."""
+    args.memory = format_memory(check_memory(args.memory))
+    check_smp_value(args.smp)
+    check_timeout(getattr(args, "timeout", None))
+
+
+def _check_host(tools: Sequence[str]) -> None:
+    """The tools on PATH, and the cache and artifacts directories writable."""
+    check_tools(tools)
+    check_writable_dir(cache_dir(), "HIGHMEM_CACHE")
+    check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+
+
+def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec, ...]]:
+    """`highmem run`'s options and modules, after every usage and host check."""
+    _check_lab_options(args)
+    params = _params(args.param)
+    specs, configs, dirs = load_suite(Path(args.suite))
+    check_modules(args.module, specs, dirs, Path(args.suite))
+    suite = select(specs, args.module, params, args.timeout)
+    _check_host(RUN_TOOLS)
+    opts = run_options(args)
+    opts.configs = configs + opts.configs
+    opts.module_dirs = dirs
+    return opts, suite
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`highmem run`: every usage and host check first, then a run directory and the run."""
+    opts, suite = checked_run(args)
+    run_dir = new_run_dir()
+    (run_dir / "reproduce.txt").write_text(
+        f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *args.argv])}\n")
+    return int(load("commands", "run_suite")(opts, suite, run_dir))
+
+
+def _remove(d: Path) -> None:
+    try:
+        shutil.rmtree(d)
+    except OSError as e:
+        raise HarnessError(f"cannot remove {d}: {e.strerror or e}",
+                           "check the permissions of that directory, or remove it by hand") \
+            from None
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
+    anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
+    root = artifacts_root()
+    runs = run_dirs(root)
+    print(f"removing {len(runs)} run directories from {root}")
+    for d in runs:
+        _remove(d)
+    builds = cache_dir() / "build"
+    if args.builds and builds.is_symlink():
+        print(f"leaving {builds} alone: it is a symlink")
+    elif args.builds and builds.is_dir():
+        print(f"removing {builds}")
+        _remove(builds)
+    return 0
+
+
+def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """build, image, boot, ssh (commands.py)."""
+    for name, what in (("build", "configure and build the kernel, modules and image"),
+                       ("image", "the same as build (the image is part of it)")):
+        b = sub.add_parser(name, help=what, description="Stages configure, build and image "
+                           "of `highmem run`; prints where the artifacts are.")
+        add_knobs(b, LAB_KNOBS)
+        b.add_argument("--json", action="store_true", help="print JSON")
+        b.set_defaults(func=_deferred("commands", "cmd_build"))
+    bo = sub.add_parser("boot", help="boot the guest with an interactive console (Ctrl-] leaves)",
+                        description="Boot the 8 GiB guest and attach this terminal to its "
+                        "serial console. While it runs, `highmem ssh -- CMD` reaches it and "
+                        "gdb can attach to the gdbstub socket it prints. Ctrl-] stops it.")
+    add_knobs(bo, LAB_KNOBS)
+    bo.set_defaults(func=_deferred("commands", "cmd_boot"))
+    s = sub.add_parser("ssh", help="run a command in the guest over SSH",
+                       description="Run CMD in the guest over SSH (exit code passed through). "
+                       "Uses the guest of a running `highmem boot`, else boots one.")
+    add_knobs(s, LAB_KNOBS)
+    s.add_argument("--timeout", type=float, default=120.0, help="seconds (default %(default)s)")
+    s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    s.set_defaults(func=_deferred("commands", "cmd_ssh"))
+
+
+def _inspect_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hold", action="store_true",
+                   help="insmod hm_hold.ko first: it holds a kmap, a stale kmap, a vmap and "
+                   "a kmap_local (in a sleeping kernel thread) until the guest stops")
+    p.add_argument("--hold-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="hm_hold parameter (implies --hold), e.g. spin=1: the kmap_local "
+                   "holder busy-waits, so its PTE is present when the guest stops")
+    add_knobs(p, (*LAB_KNOBS, "append"))
+
+
+def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """gdb, pte, kmaps, vmaps, layout (inspect_cli.py)."""
+    g = sub.add_parser("gdb", help="boot the guest and open an interactive gdb on it with "
+                       "hm-pte, hm-kmaps, hm-vmaps, hm-layout and the kernel's lx-* helpers",
+                       description="Quit gdb to shut the guest down.")
+    _inspect_common(g)
+    g.add_argument("--no-lx-symbols", action="store_true",
+                   help="do not run lx-symbols (module symbols) after attaching")
+    g.add_argument("--max-seconds", type=float, default=4 * 3600,
+                   help="end the session after this long (default %(default).0f)")
+    g.set_defaults(func=_deferred("inspect_cli", "cmd_gdb"))
+    for name, what in (
+            ("pte", "the full page walk of one virtual address"),
+            ("kmaps", "every live kmap: PKMAP slots, kmap_local slots, kmap_ctrl stacks"),
+            ("vmaps", "the VM_MAP vmap areas with their pages' PFNs"),
+            ("layout", "the address-space layout of the live kernel")):
+        p = sub.add_parser(name, help=f"boot the guest, print {what}, shut it down")
+        if name == "pte":
+            p.add_argument("va", help="virtual address (hex), or a C expression for gdb")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        _inspect_common(p)
+        p.set_defaults(func=_deferred("inspect_cli", f"cmd_{name}"))
+
+
+def parser() -> HarnessParser:
+    p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
+    r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
+                       "live PTE checks, print the report",
+                       description="The main job. Exit 0 only if every check passed.")
+    r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
+    add_knobs(r, LAB_KNOBS)
+    r.add_argument("--module", action="append", default=[],
+                   help="run only this module: its suite entries, or a plain module from "
+                   "modules/ (repeatable; they run in the order given)")
+    r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
+                   help="module parameter, e.g. kmap_local_basic:mutate=pfn")
+    add_knobs(r, ("timeout", "append"))
+    r.set_defaults(func=cmd_run)
+    _stage_commands(sub)
+    _inspect_commands(sub)
+    c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
+                       "(and with --builds, kernel builds)",
+                       description="Removes only what the harness made: the TAG-DATE-TIME-N "
+                       "directories in $HIGHMEM_ARTIFACTS (and $HIGHMEM_CACHE/build).")
+    c.add_argument("--builds", action="store_true", help="also remove cached kernel builds")
+    c.set_defaults(func=cmd_clean)
+    p.commands = dict(sub.choices)
+    return p
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an unknown option is reported by the subcommand's parser (its --help)."""
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra:
+        p.commands.get(args.command, p).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While inside: SIGTERM raises Terminated (a KeyboardInterrupt), so `finally` blocks
+    stop QEMU and gdb as they do for Ctrl-C."""
+    try:
+        old = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Preflight for the subcommands that build or boot (cmd_run does its own), then run."""
+    if hasattr(args, "memory") and args.func is not cmd_run:
+        _check_lab_options(args)
+        _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
+    return int(args.func(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parse(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # for reproduce.txt
+    except SystemExit as e:  # usage error (2) or --help (0); argparse printed it
+        return e.code if isinstance(e.code, int) else 2
+    with _sigterm_interrupts():
+        try:
+            return _dispatch(args)
+        except HarnessError as e:
+            print(str(e), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:
+            print("interrupted: QEMU and gdb were stopped", file=sys.stderr)
+            return 143 if isinstance(e, Terminated) else 130
+        except BrokenPipeError:  # `highmem ssh -- dmesg | head`
+            sys.stderr.close()
+            return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

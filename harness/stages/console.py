@@ -1,0 +1,64 @@
+"""Guest channel stage: a root shell on the serial console, driven with pexpect.
+
+Each command ends with an `echo` of a numbered marker carrying `$?`, so the exit code comes
+back exactly and output is cut at the right place. The guest's /init sets the console
+log level to 1, so kernel messages stay in dmesg rather than interleaving here (an oops
+still shows: the kernel raises the level itself).
+"""
+
+import re
+import time
+
+import pexpect
+
+from ..core.errors import GuestError
+
+
+class SerialShell:
+    """Runs shell commands in the guest over its serial console (a pexpect child)."""
+
+    def __init__(self, child: pexpect.spawn) -> None:
+        self.child = child
+        self.n = 0
+
+    def sync(self, timeout: float = 20.0) -> None:
+        """After the ready marker: turn echo off and wait until the shell answers."""
+        self.child.sendline("stty -echo 2>/dev/null; PS1=''; export PS1")
+        self.run("true", timeout=timeout)
+
+    def start(self, cmd: str) -> int:
+        """Send a command without waiting; `poll(token)` collects its result."""
+        self.n += 1
+        self.child.sendline(f"{cmd}; echo @@HM{self.n}RC=$?@@")
+        return self.n
+
+    def poll(self, token: int, timeout: float = 0.0) -> tuple[int, str] | None:
+        """The (exit code, output) of a started command, or None if it has not ended yet."""
+        try:
+            self.child.expect(re.compile(rf"@@HM{token}RC=(\d+)@@"), timeout=timeout)
+        except pexpect.TIMEOUT:
+            return None
+        except pexpect.EOF:
+            raise GuestError("the guest's console closed (QEMU exited or the kernel "
+                             "panicked)", "read console.log in the run directory") from None
+        out = str(self.child.before).replace("\r", "")
+        return int(self.child.match.group(1)), out.strip("\n")
+
+    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str]:
+        token = self.start(cmd)
+        deadline = time.monotonic() + timeout
+        while True:
+            res = self.poll(token, timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            if res is not None:
+                return res
+            if time.monotonic() >= deadline:
+                raise GuestError(f"guest command timed out after {timeout:.0f} s: {cmd}",
+                                 "read console.log in the run directory; raise the timeout "
+                                 "with --timeout if the guest is just slow")
+
+    def check(self, cmd: str, timeout: float = 60.0) -> str:
+        rc, out = self.run(cmd, timeout)
+        if rc != 0:
+            raise GuestError(f"guest command failed (exit {rc}): {cmd}: {out[-300:]}",
+                             "read console.log in the run directory")
+        return out

@@ -1,0 +1,179 @@
+"""gdb/MI over pygdbmi, with one rule: every command waits for its own token's result record
+under a real deadline (pygdbmi alone decides a response is over after a pause).
+
+gdb is started under `setpriv --pdeathsig KILL`, so it dies with the harness; `close()` ends
+it on every normal path. The transcript of every record goes to gdb-mi.log.
+"""
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from pygdbmi.gdbcontroller import GdbController
+
+from ..core.errors import GdbError
+from ..core.gdb_text import parse_xp
+from .procutil import pdeathsig_argv, stop
+
+
+class Gdb:
+    """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
+
+    def __init__(self, vmlinux: Path, transcript: Path, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        self.token = 100
+        self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
+        self.log = transcript.open("a")
+        self.mi = GdbController(command=pdeathsig_argv(
+            ["gdb", "--nx", "--quiet", "--interpreter=mi3", str(vmlinux)]),
+            # we wait for our token's result ourselves: no extra pause after each read
+            time_to_check_for_additional_output_sec=0.002)
+        for setting in ("pagination off", "confirm off", "width 0", "height 0"):
+            self.cmd(f"-gdb-set {setting}")
+
+    def __enter__(self) -> "Gdb":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self, timeout: float) -> list[dict[str, Any]]:
+        try:
+            recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
+        except (OSError, ValueError) as e:
+            raise GdbError(f"gdb is not running ({e})",
+                           "read gdb-mi.log in the run directory") from None
+        for r in recs:
+            self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
+        return recs
+
+    def cmd(self, command: str, timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
+        """Send one MI command; return (its result record, console/target stream text)."""
+        self.token += 1
+        tok = self.token
+        self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
+        try:
+            self.mi.write(f"{tok}{command}", read_response=False)
+        except (OSError, ValueError) as e:  # gdb is gone (e.g. after QEMU exited)
+            raise GdbError(f"gdb is not running ({e})",
+                           "read gdb-mi.log in the run directory") from None
+        deadline = time.monotonic() + (timeout or self.timeout)
+        stream: list[str] = []
+        result: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            # take the whole batch: a *stopped may arrive right after our ^running
+            for r in self._read(0.1):
+                if r.get("type") == "result" and r.get("token") == tok:
+                    result = r
+                elif r.get("type") in ("console", "target", "output") and r.get("payload"):
+                    stream.append(str(r["payload"]))
+                elif r.get("type") == "notify":
+                    self.pending.append(r)
+            if result is not None:
+                if result.get("message") == "error":
+                    msg = (result.get("payload") or {}).get("msg", "")
+                    raise GdbError(f"gdb: {command}: {msg}",
+                                   "read gdb-mi.log in the run directory")
+                return result, stream
+        raise GdbError(f"gdb did not answer '{command}' within {timeout or self.timeout:.0f} s",
+                       "read gdb-mi.log in the run directory; the guest may be wedged")
+
+    def wait_stopped(self, timeout: float) -> dict[str, Any] | None:
+        """The payload of the next *stopped record, or None when `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, r in enumerate(self.pending):
+                if r.get("message") == "stopped":
+                    del self.pending[i]
+                    return r.get("payload") or {}
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            for r in self._read(min(0.1, left)):
+                if r.get("type") == "notify":
+                    self.pending.append(r)
+
+    # -- conveniences over cmd() -------------------------------------------------------
+
+    def attach(self, socket: Path) -> None:
+        """Attach to QEMU's gdbstub (this stops the guest)."""
+        self.cmd(f"-target-select remote {socket}", timeout=60)
+
+    def resume(self) -> None:
+        """Continue all vCPUs. Older async records are dropped first: a *stopped that is
+        pending now belongs to a stop we already handled (or to the attach)."""
+        self.pending.clear()
+        self.cmd("-exec-continue")
+
+    def value(self, expr: str) -> str:
+        r, _ = self.cmd(f'-data-evaluate-expression "{expr}"')
+        return str(r["payload"]["value"])
+
+    def int_value(self, expr: str) -> int:
+        """An integer expression, e.g. "(unsigned long)$cr3" ($cr3 alone is a flags string)."""
+        text = self.value(expr).split()[0]
+        return int(text, 0)
+
+    def read_virt(self, addr: int, size: int) -> bytes:
+        r, _ = self.cmd(f"-data-read-memory-bytes {addr:#x} {size}")
+        mem = r["payload"]["memory"][0]
+        data = bytes.fromhex(mem["contents"])
+        if len(data) != size:
+            raise GdbError(f"read {len(data)} of {size} bytes at {addr:#x}",
+                           "the address is not mapped in the stopped CPU's page tables")
+        return data
+
+    def thread_pcs(self) -> dict[int, int]:
+        """{cpu: program counter} of every vCPU (gdb's thread N is CPU N-1); stopped guest."""
+        r, _ = self.cmd("-thread-info")
+        out = {}
+        for t in r["payload"].get("threads", []):
+            try:
+                out[int(t["id"]) - 1] = int(t["frame"]["addr"], 16)
+            except (KeyError, ValueError, TypeError):
+                continue
+        return out
+
+    def transcript_size(self) -> int:
+        """Bytes in gdb-mi.log so far (per-module slices of the transcript start here)."""
+        self.log.flush()
+        return self.log.tell()
+
+    def write_virt(self, addr: int, data: bytes) -> None:
+        self.cmd(f"-data-write-memory-bytes {addr:#x} {data.hex()}")
+
+    def monitor(self, line: str) -> str:
+        """A QEMU monitor command through the gdbstub (the guest must be stopped)."""
+        _, stream = self.cmd(f'-interpreter-exec console "monitor {line}"')
+        return "".join(stream)
+
+    def read_phys(self, addr: int, size: int) -> bytes:
+        """Physical memory through the monitor's `xp` (gdb's own physical reads wrap at
+        4 GiB on i386); size must be a multiple of 8."""
+        words = max(1, size // 8)
+        return parse_xp(self.monitor(f"xp /{words}gx {addr:#x}"), size)
+
+    def interrupt(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Stop the running guest (all vCPUs); returns the *stopped payload.
+
+        SIGINT, as gdb's own Ctrl-C: in all-stop mode gdb reads no MI command while the
+        target runs, so `-exec-interrupt` would never be answered."""
+        self.pending.clear()
+        proc = self.mi.gdb_process
+        if proc is None:
+            raise GdbError("gdb is not running", "read gdb-mi.log in the run directory")
+        proc.send_signal(signal.SIGINT)
+        stopped = self.wait_stopped(timeout)
+        if stopped is None:
+            raise GdbError(f"the guest did not stop within {timeout:.0f} s of SIGINT to gdb",
+                           "read gdb-mi.log in the run directory; the guest may be wedged")
+        return stopped
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End gdb: SIGTERM, then SIGKILL after `timeout` (pygdbmi's exit() waits forever)."""
+        if self.mi.gdb_process is not None:
+            stop(self.mi.gdb_process, timeout)
+        self.mi.gdb_process = None
+        self.log.close()

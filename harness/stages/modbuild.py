@@ -1,0 +1,144 @@
+"""Modules stage: build our test modules (modules/) or a user's out of tree, against the
+kernel under test. Sources are copied into the build directory first, so the repository (or
+the user's directory) gets no build litter and each kernel has its own objects.
+"""
+
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..core.errors import BuildError
+from ..core.repo import MODULES_DIR
+from .build import KernelBuild, compiler
+from .buildlock import build_lock
+from .progress import say
+
+CORE = "hm_checkpoint"
+
+
+def _sync(src: Path, dst: Path) -> None:
+    """Copy the sources that changed (mtime kept, so kbuild rebuilds only those)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"):
+            t = dst / f.name
+            if not t.exists() or t.stat().st_mtime != f.stat().st_mtime or \
+                    t.stat().st_size != f.stat().st_size:
+                shutil.copy2(f, t)
+
+
+def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
+                  extra_symbols: Path | None = None) -> tuple[list[Path], dict[str, str]]:
+    """Run `make M=` for one module directory: (the .ko files, {module: why not built}).
+
+    A user's directory gets `-I modules/` (for hm_checkpoint.h) and our Module.symvers (for
+    hm_checkpoint()) so it can call the checkpoint API without copying anything.
+    """
+    if not (src / "Kbuild").exists() and not (src / "Makefile").exists():
+        raise BuildError(f"{src} has no Kbuild or Makefile",
+                         "add a Kbuild file with 'obj-m += your_module.o'")
+    work = _work_dir(kb, src)
+    with build_lock(kb.build_dir):
+        _sync(src, work)
+        return _make_modules(kb, src, work, extra_symbols)
+
+
+OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)
+ASSIGNMENT = re.compile(r"^\s*[A-Za-z0-9_.-]+\s*[:+?]?=")  # name-y, ccflags-y, ... (no rules)
+COMPILER_ERROR = re.compile(r"^(\S+:\d+:\d+: (?:fatal )?error: .*|ERROR: modpost: .*)$", re.M)
+
+
+def module_names(src: Path) -> list[str]:
+    """The modules a directory's Kbuild (or Makefile) lists in obj-m, in order."""
+    text = "".join(f.read_text(errors="replace") for f in (src / "Kbuild", src / "Makefile")
+                   if f.exists())
+    return [w[:-2] for m in OBJ_M.finditer(text) for w in m.group(1).split()
+            if w.endswith(".o")]
+
+
+def first_error(log_text: str) -> str:
+    """The compiler's (or modpost's) first error line of a build log."""
+    m = COMPILER_ERROR.search(log_text)
+    if m:
+        return m.group(1).strip()
+    lines = [x for x in log_text.splitlines() if x.strip()]
+    return lines[-1].strip() if lines else "(empty build log)"
+
+
+def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None) -> tuple[int, Path]:
+    argv = ["make", "-C", str(kb.build_dir), f"M={work}", "ARCH=i386", f"CC={compiler()}",
+            f"KCFLAGS=-I{MODULES_DIR}", "modules"]
+    if extra_symbols is not None:
+        argv.append(f"KBUILD_EXTRA_SYMBOLS={extra_symbols}")
+    log = work / "build.log"
+    with log.open("w") as f:
+        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=600)
+    return r.returncode, log
+
+
+def _make_modules(kb: KernelBuild, src: Path, work: Path,
+                  extra_symbols: Path | None) -> tuple[list[Path], dict[str, str]]:
+    """All modules of the directory in one make; if that fails, each one on its own, so a
+    module that does not compile fails alone: ({.ko}, {module name: first error})."""
+    rc, log = _make(kb, work, extra_symbols)
+    failures: dict[str, str] = {}
+    if rc != 0:
+        say(f"  building {src} failed: building its modules one by one (log: {log})")
+        kos: list[Path] = []
+        for name in module_names(src):  # hm_checkpoint is first in modules/Kbuild
+            one = _only_dir(work, name)
+            _sync(src, one)
+            _kbuild_for_one(src, one, name)
+            rc1, log1 = _make(kb, one, extra_symbols)
+            ko = one / f"{name}.ko"
+            if rc1 == 0 and ko.exists():
+                kos.append(ko)
+                if name == CORE:  # the others link against its hm_checkpoint()
+                    extra_symbols = one / "Module.symvers"
+            elif name == CORE:
+                raise BuildError(f"{CORE}.ko does not build against this kernel: "
+                                 f"{first_error(log1.read_text(errors='replace'))}",
+                                 f"read {log1}")
+            else:
+                err = first_error(log1.read_text(errors="replace")).replace(f"{one}/", f"{src}/")
+                failures[name] = f"{err} (log: {log1})"
+        if not kos and not failures:
+            raise BuildError(f"building the modules in {src} failed: "
+                             f"{first_error(log.read_text(errors='replace'))}", f"read {log}")
+    else:
+        kos = sorted(work.glob("*.ko"))
+    say(f"  modules: {', '.join(k.name for k in kos)}"
+        + (f"; not built: {', '.join(failures)}" if failures else ""))
+    return kos, failures
+
+
+def _work_dir(kb: KernelBuild, src: Path) -> Path:
+    """Per kernel build and per source directory (two clones must not share objects)."""
+    real = src.resolve()
+    tag = hashlib.sha256(str(real).encode()).hexdigest()[:8]
+    return kb.build_dir / "hm-modules" / f"{real.name}-{tag}"
+
+
+def _kbuild_for_one(src: Path, one: Path, name: str) -> None:
+    """A Kbuild for `name` alone: obj-m := name.o, the directory's other lines kept (a
+    composite module's name-y lines, flags)."""
+    text = "".join(f.read_text(errors="replace") for f in (src / "Kbuild", src / "Makefile")
+                   if f.exists())
+    rest = [line for line in text.splitlines()
+            if ASSIGNMENT.match(line) and not OBJ_M.match(line)]
+    (one / "Kbuild").write_text("\n".join([f"obj-m := {name}.o", *rest]) + "\n")
+
+
+def _only_dir(work: Path, name: str) -> Path:
+    return work.parent / f"{work.name}-only-{name}"
+
+
+def symvers(kb: KernelBuild) -> Path:
+    """hm_checkpoint's Module.symvers (from the whole-directory build, or its own)."""
+    work = _work_dir(kb, MODULES_DIR)
+    whole, alone = work / "Module.symvers", _only_dir(work, CORE) / "Module.symvers"
+    if alone.exists() and (not whole.exists() or alone.stat().st_mtime > whole.stat().st_mtime):
+        return alone
+    return whole

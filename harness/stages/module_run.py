@@ -1,0 +1,221 @@
+"""Module stage: load one test module in the guest with gdb watching hm_checkpoint(), and
+turn whatever happens into a ModuleResult — a crash, a hang or a malformed checkpoint is a
+result, never an exception.
+
+Order: insmod hm_checkpoint.ko, look its address up in /proc/kallsyms, attach gdb (this
+stops the guest), put a hardware breakpoint there, resume, then insmod the test module over
+the serial console. While insmod runs, every stop is a checkpoint: `Checker` judges it and
+the guest is resumed. gdb is the only owner of run control here. One deadline (the spec's
+timeout) covers insmod and the time stopped at checkpoints.
+"""
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import ktap
+from ..core.errors import GdbError, GuestError
+from ..core.failure import Failure, crash_summary, last_line, nearest_symbol, panic_line
+from ..core.results import ModuleResult, Stop, module_failure
+from ..core.suite import ModuleSpec
+from .checker import Checker, CheckpointTimeout
+from .console import SerialShell
+from .console_log import ConsoleLog
+from .gdbmi import Gdb
+from .image import MODULE_DIR_IN_GUEST
+from .progress import Ticker
+
+CORE = "hm_checkpoint"
+CRASH_GRACE_S = 5.0      # after an oops on the console: time for insmod to be killed
+PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
+
+
+def load_core(shell: SerialShell) -> int:
+    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint()."""
+    shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko")
+    out = shell.check(f"awk '$3 == \"{CORE}\" {{print $1}}' /proc/kallsyms")
+    try:
+        return int(out.split()[0], 16)
+    except (IndexError, ValueError):
+        raise GuestError(f"{CORE} is not in /proc/kallsyms: {out!r}",
+                         "check that the kernel has CONFIG_KALLSYMS=y") from None
+
+
+def arm(gdb: Gdb, breakpoint_addr: int) -> None:
+    """With gdb attached (guest stopped): hardware breakpoint on hm_checkpoint(), resume."""
+    gdb.cmd(f"-break-insert -h *{breakpoint_addr:#x}")
+    gdb.resume()
+
+
+def insmod_line(spec: ModuleSpec) -> str:
+    """The guest's shell line; every parameter word quoted (a value may hold spaces)."""
+    words = shlex.split(spec.params) if spec.params else []
+    return shlex.join([
+        "insmod", f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
+
+
+@dataclass
+class Guest:
+    """What one module run needs of the booted guest. `remote`: a command over SSH with a
+    timeout (another channel than the serial console, for a guest whose console is busy);
+    `alive`: is QEMU still running."""
+
+    shell: SerialShell
+    gdb: Gdb
+    checker: Checker
+    console: ConsoleLog
+    remote: Callable[[str, float], tuple[int, str, str]]
+    alive: Callable[[], bool]
+
+
+@dataclass
+class _Watch:
+    """State of one module run while insmod (then rmmod) is in flight."""
+
+    spec: ModuleSpec
+    t0: float = field(default_factory=time.monotonic)
+    stops: list[Stop] = field(default_factory=list)
+    gdb_seconds: float = 0.0
+    crash_line: str | None = None
+    crash_seen_at: float = 0.0
+    command: str = "insmod"
+    dmesg: str | None = None     # read while diagnosing a hang (the guest may be wedged)
+
+    @property
+    def deadline(self) -> float:
+        return self.t0 + self.spec.timeout
+
+
+def run_module(g: Guest, spec: ModuleSpec,
+               on_stop: Callable[[Stop], None] | None = None) -> ModuleResult:
+    """insmod one test module with gdb attached and running, then rmmod it (checkpoints
+    in module_exit are served too). Returns a result whatever the kernel does;
+    GuestError/GdbError only escape when the guest is unusable before the module starts."""
+    g.shell.check("dmesg -c >/dev/null")
+    w = _Watch(spec)
+    ticker = Ticker(spec.title, every=2.0)
+    try:
+        res, failure = _follow(g, w, g.shell.start(insmod_line(spec)), ticker, on_stop)
+        rc, out = res if res is not None else (-1, "")
+        if failure is None and rc == 0:
+            w.command = "rmmod"
+            _, failure = _follow(g, w, g.shell.start(f"rmmod {spec.name}"), ticker, on_stop)
+    finally:
+        ticker.done()
+    if failure is not None:
+        dmesg = w.dmesg if w.dmesg is not None else _probe_dmesg(g)
+        detail = crash_summary(dmesg) or crash_summary(g.console.text())
+        if failure.kind == "crash" and detail and detail.split(";")[0] not in failure.cause:
+            failure = Failure("crash", f"{failure.cause}: {detail}")
+        return _result(w, rc, out, dmesg, failure)
+    try:
+        _, dmesg = g.shell.run("dmesg", timeout=30)
+    except GuestError:
+        dmesg = _probe_dmesg(g)
+    return _result(w, rc, out, dmesg, module_failure(spec, rc, out, dmesg))
+
+
+def _result(w: _Watch, rc: int, out: str, dmesg: str, failure: Failure | None) -> ModuleResult:
+    return ModuleResult(spec=w.spec, insmod_rc=rc, insmod_out=out, dmesg=dmesg, stops=w.stops,
+                        suites=ktap.parse_ktap(dmesg), gdb_seconds=w.gdb_seconds,
+                        seconds=time.monotonic() - w.t0, failure=failure)
+
+
+def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
+            on_stop: Callable[[Stop], None] | None
+            ) -> tuple[tuple[int, str] | None, Failure | None]:
+    """Serve checkpoints until the command ends; ((rc, output), None) or (None, failure)."""
+    name = w.spec.name
+    while True:
+        try:
+            stopped = g.gdb.wait_stopped(timeout=0.2)
+            if stopped is not None:
+                failure = _serve_stop(g, w, stopped, on_stop)
+                if failure is not None:
+                    return None, failure
+                continue
+            res = g.shell.poll(token, timeout=0.05)
+        except GdbError as e:
+            return None, _dead_or(g, w, Failure("hang", f"gdb stopped answering while "
+                                                f"{w.command} {name} ran: {e.what}"))
+        except GuestError:
+            return None, _dead_or(g, w, Failure("crash", f"the guest's console closed while "
+                                                f"{w.command} {name} ran"))
+        if res is not None:
+            return res, None
+        now = time.monotonic()
+        line = g.console.new_crash()
+        if line and w.crash_line is None:
+            w.crash_line, w.crash_seen_at = line, now
+        if w.crash_line and now > w.crash_seen_at + CRASH_GRACE_S:
+            return None, Failure("crash", f"oops in {name}: {w.crash_line}; {w.command} did "
+                                 f"not return within {CRASH_GRACE_S:.0f} s of it")
+        if now > w.deadline:
+            return None, _hang(g, w)
+        ticker.update(f"{w.command}, {len(w.stops)} checkpoints")
+
+
+def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
+                on_stop: Callable[[Stop], None] | None) -> Failure | None:
+    reason = stopped.get("reason")
+    if reason != "breakpoint-hit":
+        return _dead_or(g, w, Failure("crash", f"the guest stopped unexpectedly while "
+                                      f"{w.spec.name} ran: {reason}"))
+    g0 = time.monotonic()
+    try:
+        stop = g.checker.handle_stop(stopped, len(w.stops) + 1, w.deadline)
+    except CheckpointTimeout as e:
+        w.stops.append(e.stop)
+        w.gdb_seconds += time.monotonic() - g0
+        g.gdb.resume()
+        return Failure("hang", f"{w.spec.name} did not finish within {w.spec.timeout:.0f} s "
+                       f"(time at checkpoints included): {e}")
+    g.gdb.resume()
+    w.gdb_seconds += time.monotonic() - g0
+    if stop is not None:
+        w.stops.append(stop)
+        if on_stop:
+            on_stop(stop)
+    return None
+
+
+def _dead_or(g: Guest, w: _Watch, failure: Failure) -> Failure:
+    """If QEMU is gone, the failure is a crash with the panic line of the console."""
+    if g.alive():
+        return failure
+    text = g.console.text()
+    why = panic_line(text) or crash_summary(text) or f"last console line: {last_line(text)}"
+    return Failure("crash", f"QEMU exited while {w.spec.name} ran: {why}")
+
+
+def _hang(g: Guest, w: _Watch) -> Failure:
+    """The module overran its timeout: the last kernel message, and where each CPU is
+    (gdb's program counters named from /proc/kallsyms)."""
+    where = ""
+    try:
+        g.gdb.interrupt(timeout=PROBE_TIMEOUT_S)
+        pcs = g.gdb.thread_pcs()
+        g.gdb.resume()
+        _, syms, _ = g.remote("grep ' [tT] ' /proc/kallsyms", PROBE_TIMEOUT_S)
+        where = "; " + ", ".join(f"CPU{cpu} at {nearest_symbol(pc, syms) or hex(pc)}"
+                                 for cpu, pc in sorted(pcs.items()))
+    except (GdbError, GuestError):
+        pass
+    w.dmesg = _probe_dmesg(g)
+    last = (f"last kernel message: {last_line(w.dmesg)!r}" if w.dmesg.strip() else
+            f"last console line: {last_line(g.console.text())!r}")
+    return _dead_or(g, w, Failure(
+        "hang", f"{w.command} {w.spec.name} did not return within {w.spec.timeout:.0f} s "
+        f"(time at checkpoints included); {last}{where}"))
+
+
+def _probe_dmesg(g: Guest) -> str:
+    """The kernel log of a guest that may be wedged: over SSH, with a short deadline."""
+    if not g.alive():
+        return ""
+    try:
+        return g.remote("dmesg", PROBE_TIMEOUT_S)[1]
+    except GuestError:
+        return ""

@@ -1,0 +1,66 @@
+"""Where the harness writes: the cache (kernel sources, builds, images) and per-run artifacts
+(the repository's own inputs are harness/core/repo.py's)."""
+
+import os
+import re
+import time
+from pathlib import Path
+
+from ..core.errors import HarnessError
+from ..core.repo import REPO
+
+# what new_run_dir() names its directories: TAG-YYYYmmdd-HHMMSS-N (run, build, boot, ssh,
+# pytest, gdb, pte, kmaps, vmaps, layout)
+RUN_DIR_NAME = re.compile(r"[a-z]+-\d{8}-\d{6}-\d+")
+
+
+def cache_dir() -> Path:
+    """$HIGHMEM_CACHE, else $XDG_CACHE_HOME/highmem-harness, else ~/.cache/highmem-harness."""
+    env = os.environ.get("HIGHMEM_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "highmem-harness"
+
+
+def artifacts_root() -> Path:
+    """$HIGHMEM_ARTIFACTS, else ./artifacts in the repository."""
+    return Path(os.environ.get("HIGHMEM_ARTIFACTS") or REPO / "artifacts")
+
+
+def new_run_dir(tag: str = "run") -> Path:
+    """A fresh per-run directory: logs, sockets, reports. Kept after the run, pass or fail.
+
+    Unix socket paths are limited to 108 bytes, so sockets go to a short directory under
+    /tmp that is linked from here (see sockdir.py). Raises HarnessError (not OSError) when
+    $HIGHMEM_ARTIFACTS cannot hold it.
+    """
+    root = artifacts_root()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"HIGHMEM_ARTIFACTS directory {root} is a file, not a directory",
+                           "remove that file, or set HIGHMEM_ARTIFACTS to a directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            d = root / f"{tag}-{stamp}-{n}"
+            try:
+                d.mkdir()
+                return d
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise HarnessError(f"cannot create a run directory in HIGHMEM_ARTIFACTS directory "
+                           f"{root}: {e.strerror or e}",
+                           "set HIGHMEM_ARTIFACTS to a directory you can write to") from None
+    raise HarnessError(f"cannot create a run directory in {root}: {tag}-{stamp}-0 to -999 "
+                       "all exist", "remove old run directories with `highmem clean`")
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """The directories new_run_dir() made directly in `root`: real directories named
+    TAG-YYYYmmdd-HHMMSS-N, no symlinks, nothing else. What `highmem clean` removes."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if RUN_DIR_NAME.fullmatch(p.name) and p.is_dir() and not p.is_symlink())

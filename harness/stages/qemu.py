@@ -1,0 +1,229 @@
+"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
+gdbstub and QMP on unix sockets in a per-run directory, never TCP.
+
+`-cpu qemu32,+pse36,+nx`: QEMU 7.2's default qemu32 has 32 physical address bits (a PTE
+above 4 GiB faults) and no NX (bit 63 never set); shared/highmem-facts.md section 0.
+Acceleration "auto" uses KVM only if the kernel prints within a few seconds under it (i386
+guests hang right after SeaBIOS under KVM on some hosts), else falls back to TCG.
+"""
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pexpect
+
+from ..core.errors import BootError
+from ..core.failure import CRASH, last_line, panic_line
+from ..core.options import DEFAULTS
+from .paths import cache_dir
+from .procutil import die_with_parent
+from .progress import Ticker, say
+from .sockdir import make_sockdir, sweep_stale
+
+READY = "HIGHMEM-HARNESS-READY"
+CPU = "qemu32,+pse36,+nx"
+KVM_LIVENESS_SECONDS = 6.0
+BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
+
+
+@dataclass(frozen=True)
+class QemuConfig:
+    kernel: Path                # vmlinux (PVH entry) or bzImage
+    initrd: Path
+    memory: str = DEFAULTS.memory
+    smp: int = DEFAULTS.smp
+    accel: str = DEFAULTS.accel   # auto | kvm | tcg
+    append: str = ""            # extra kernel command line
+    boot_timeout: float = 120.0
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+def kernel_cmdline(extra: str = "") -> str:
+    # panic=-1 + -no-reboot: a panic ends QEMU at once instead of hanging the run;
+    # log_buf_len: a chatty module must not push its KTAP header out of dmesg
+    base = "console=ttyS0 nokaslr panic=-1 log_buf_len=1M"
+    return f"{base} {extra}".strip()
+
+
+def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None) -> list[str]:
+    """The QEMU command line; pure, so tests and the reproducer line can show it.
+    ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22."""
+    net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+           if ssh_port else ["-nic", "none"])
+    return [
+        "qemu-system-i386", "-nodefaults", "-no-reboot", "-display", "none",
+        "-machine", "pc", "-accel", accel, "-cpu", CPU,
+        "-m", cfg.memory, "-smp", str(cfg.smp),
+        "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
+        "-append", kernel_cmdline(cfg.append),
+        "-serial", "stdio", "-monitor", "none",
+        "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
+        "-gdb", "chardev:gdb0",
+        "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
+        *net, *cfg.extra_args,
+    ]
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (QEMU binds it right after; the race is accepted)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def _kvm_verdict_file() -> Path:
+    """Where a failed KVM liveness probe is remembered, per host kernel and QEMU."""
+    qemu = shutil.which("qemu-system-i386") or ""
+    key = f"{os.uname().release}|{qemu}|{os.stat(qemu).st_mtime if qemu else 0}"
+    return cache_dir() / f"kvm-hangs-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+
+class Qemu:
+    """One running guest. Use as a context manager: QEMU is killed on any exit path."""
+
+    def __init__(self, cfg: QemuConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        sweep_stale()
+        self.sockdir = make_sockdir()
+        link = run_dir / "sockets"  # the current guest's (a reboot replaces the link)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(self.sockdir)
+        self.crash_line: str | None = None  # an oops/BUG seen while booting
+        self.child: pexpect.spawn | None = None
+        self.accel = ""
+        self.argv: list[str] = []
+        self.boot_seconds = 0.0
+        self.ssh_port = free_port()
+        self._log = (run_dir / "console.log").open("a", encoding="utf-8", errors="replace")
+
+    @property
+    def gdb_socket(self) -> Path:
+        return self.sockdir / "gdb.sock"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.sockdir / "qmp.sock"
+
+    def __enter__(self) -> "Qemu":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self, accel: str) -> pexpect.spawn:
+        self.accel = accel
+        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port)
+        (self.run_dir / "qemu-cmdline.txt").write_text(
+            " ".join(subprocess.list2cmdline([a]) for a in self.argv) + "\n")
+        child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=30, maxread=65536,
+                              searchwindowsize=8192, preexec_fn=die_with_parent,
+                              encoding="utf-8", codec_errors="replace",
+                              dimensions=(50, 200))
+        child.logfile_read = self._log
+        return child
+
+    def boot(self) -> None:
+        """Start QEMU and wait for the guest's ready marker and shell, with a deadline."""
+        t0 = time.monotonic()
+        accel = self.cfg.accel
+        if accel == "auto":
+            accel = self._probe_kvm() if _kvm_usable() else "tcg"
+        if self.child is None:
+            self.child = self._spawn(accel)
+        self._wait_ready(t0)
+        self.boot_seconds = time.monotonic() - t0
+
+    def _probe_kvm(self) -> str:
+        """Start under KVM; keep it only if the kernel prints within a few seconds."""
+        verdict = _kvm_verdict_file()
+        if verdict.exists():
+            say(f"  accel: tcg (KVM hung on this host before; rm {verdict} to probe again)")
+            return "tcg"
+        child = self._spawn("kvm")
+        try:
+            child.expect([r"Linux version", r"\[\s*\d+\.\d+\]"], timeout=KVM_LIVENESS_SECONDS)
+            self.child = child
+            say("  accel: kvm")
+            return "kvm"
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            child.close(force=True)
+            verdict.parent.mkdir(parents=True, exist_ok=True)
+            verdict.write_text(f"KVM guest printed nothing in {KVM_LIVENESS_SECONDS} s\n")
+            say(f"  accel: KVM printed nothing in {KVM_LIVENESS_SECONDS:.0f} s; "
+                "falling back to TCG (remembered for this host)")
+            return "tcg"
+
+    def alive(self) -> bool:
+        return self.child is not None and self.child.isalive()
+
+    def _wait_ready(self, t0: float) -> None:
+        """Up to the ready marker. A panic or QEMU's exit ends the wait at once; an oops or
+        BUG ends it BOOT_CRASH_GRACE_S later unless the marker comes (then the boot's own
+        log reports it)."""
+        assert self.child is not None
+        ticker = Ticker("boot", every=1.0)
+        deadline = t0 + self.cfg.boot_timeout
+        last = "starting"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if self.crash_line:
+                    self._boot_failed(f"the kernel crashed while booting: {self.crash_line}")
+                self._boot_failed(f"no ready marker within {self.cfg.boot_timeout:.0f} s "
+                                  f"(last console line: {last!r})")
+            try:
+                i = self.child.expect([READY + r"[^\r\n]*", r"[^\r\n]*\r?\n"],
+                                      timeout=min(left, 1.0))
+            except pexpect.TIMEOUT:
+                ticker.update(last)
+                continue
+            except pexpect.EOF:
+                text = self.console_text()
+                why = panic_line(text) or self.crash_line
+                self._boot_failed(f"the kernel panicked while booting: {why}" if why else
+                                  f"QEMU exited during boot (last output: {last_line(text)!r})")
+            if i == 0:
+                break
+            line = str(self.child.after).strip()
+            if line:
+                last = line[:100]
+            crash = CRASH.search(line)
+            if crash and self.crash_line is None:
+                self.crash_line = crash.group(0).strip()
+                deadline = min(deadline, time.monotonic() + BOOT_CRASH_GRACE_S)
+            if line.startswith("Kernel panic"):
+                deadline = min(deadline, time.monotonic() + 2.0)  # QEMU exits now
+            ticker.update(last)
+        ticker.done()
+
+    def console_text(self) -> str:
+        self._log.flush()
+        try:
+            return (self.run_dir / "console.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _boot_failed(self, what: str) -> None:
+        self.close()
+        raise BootError(what, f"read {self.run_dir / 'console.log'} and "
+                        f"{self.run_dir / 'qemu-cmdline.txt'}")
+
+    def close(self) -> None:
+        if self.child is not None:
+            if self.child.isalive():
+                self.child.close(force=True)
+            self.child = None
+        self._log.flush()
+        shutil.rmtree(self.sockdir, ignore_errors=True)

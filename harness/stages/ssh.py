@@ -1,0 +1,176 @@
+"""Guest channel stage, over SSH: dropbear (Debian's dropbear-bin:i386) in the guest, paramiko here.
+
+QEMU user networking forwards 127.0.0.1:<free port> to the guest's port 22 (never 0.0.0.0).
+Keys are made per run and never written to the repository: the client key here with
+paramiko, the host key in the guest with dropbearkey; the host key is read over the serial
+console and pinned, so paramiko talks to this guest and no other. `highmem boot` keeps the
+access file (client key included) in the guest's 0700 socket directory under /tmp, which
+goes with the guest. Every wait here has a deadline.
+"""
+
+import base64
+import io
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import paramiko
+
+from ..core.errors import GuestError
+from .console import SerialShell
+
+GUEST_IP = "10.0.2.15"
+GATEWAY = "10.0.2.2"
+POLL_SECONDS = 0.01  # how often GuestSSH.run looks for output when none arrived
+
+
+class GuestSSH:
+    """Commands in the guest over SSH; exit codes and stderr come back exactly."""
+
+    def __init__(self, port: int, host_key: paramiko.PKey, client_key: paramiko.PKey,
+                 timeout: float = 30.0) -> None:
+        self.port, self.host_key, self.client_key = port, host_key, client_key
+        self.client = paramiko.SSHClient()
+        self.client.get_host_keys().add(f"[127.0.0.1]:{port}", host_key.get_name(), host_key)
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.connect("127.0.0.1", port=port, username="root", pkey=client_key,
+                                    look_for_keys=False, allow_agent=False, timeout=5,
+                                    banner_timeout=10, auth_timeout=10)
+                return
+            except (OSError, paramiko.SSHException) as e:
+                if time.monotonic() > deadline:
+                    raise GuestError(f"cannot SSH into the guest on 127.0.0.1:{port}: {e}",
+                                     "read console.log in the run directory (dropbear's "
+                                     "start) and check that the kernel has CONFIG_E1000") from e
+                time.sleep(0.3)
+
+    def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) of a command in the guest; exit code -1 when the
+        command ended without one (killed by a signal).
+
+        Every wait ends within `timeout` seconds: a watchdog closes the channel then, which
+        wakes paramiko's own unbounded waits (its exec request waits for the server's reply
+        without a deadline), so a guest that stops answering ends in GuestError."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise GuestError(f"the SSH connection to the guest is closed (running {cmd})",
+                             "read console.log in the run directory: did the guest crash?")
+        deadline = time.monotonic() + timeout
+        expired = threading.Event()
+        chan: paramiko.Channel | None = None
+        watchdog: threading.Timer | None = None
+        try:
+            chan = transport.open_session(timeout=timeout)
+            left = max(0.0, deadline - time.monotonic())
+            watchdog = threading.Timer(left, _expire, (chan, expired))
+            watchdog.daemon = True
+            watchdog.start()
+            chan.settimeout(left)
+            chan.exec_command(cmd)
+            rc, out, err = _collect(chan, deadline)
+            if expired.is_set():
+                raise TimeoutError("the watchdog closed the channel")
+            return rc, out.decode(errors="replace"), err.decode(errors="replace")
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            if expired.is_set() or isinstance(e, TimeoutError):
+                raise GuestError(f"guest command over SSH did not finish within "
+                                 f"{timeout:g} s: {cmd}",
+                                 "read console.log in the run directory (a hung or crashed "
+                                 "guest?), or pass a longer timeout") from e
+            raise GuestError(f"guest command over SSH failed: {cmd}: {e}",
+                             "read console.log in the run directory") from e
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if chan is not None:
+                chan.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _expire(chan: paramiko.Channel, expired: threading.Event) -> None:
+    """The watchdog's action: mark the command as timed out and close its channel (which
+    wakes the waiting thread before the close message is sent; that send may then fail on a
+    connection the caller has closed meanwhile, and that is fine)."""
+    expired.set()
+    try:
+        chan.close()
+    except (OSError, EOFError, paramiko.SSHException):
+        pass
+
+
+def _collect(chan: paramiko.Channel, deadline: float) -> tuple[int, bytes, bytes]:
+    """Read stdout and stderr side by side (a full stderr cannot stall stdout) until the
+    exit status and end of output arrived; TimeoutError at `deadline`."""
+    out, err = bytearray(), bytearray()
+    while True:
+        got = False
+        while chan.recv_ready():
+            out += chan.recv(65536)
+            got = True
+        while chan.recv_stderr_ready():
+            err += chan.recv_stderr(65536)
+            got = True
+        if (chan.exit_status_ready() and (chan.eof_received or chan.closed)
+                and not chan.recv_ready() and not chan.recv_stderr_ready()):
+            return chan.recv_exit_status(), bytes(out), bytes(err)
+        if time.monotonic() >= deadline:
+            raise TimeoutError("no exit status before the deadline")
+        if not got:
+            time.sleep(POLL_SECONDS)
+
+
+def start_sshd(shell: SerialShell, port: int) -> GuestSSH:
+    """Configure the guest's network, install a fresh client key, start dropbear."""
+    client_key = paramiko.ECDSAKey.generate(bits=256)
+    pub = f"{client_key.get_name()} {client_key.get_base64()} highmem-harness"
+    shell.check(f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
+                f"route add default gw {GATEWAY}")
+    shell.check(f"mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
+                f"echo '{pub}' > /root/.ssh/authorized_keys && "
+                "chmod 600 /root/.ssh/authorized_keys")
+    shell.check("/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1", timeout=60)
+    line = shell.check("/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'")
+    parts = line.split()
+    if len(parts) < 2:
+        raise GuestError(f"cannot read the guest's host key: {line!r}",
+                         "read console.log in the run directory")
+    host_key = paramiko.Ed25519Key(data=base64.b64decode(parts[1]))
+    shell.check("/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s")  # -s: keys only, no passwords
+    return GuestSSH(port, host_key, client_key)
+
+
+def save_access(ssh: GuestSSH, path: Path) -> None:
+    """Write what `highmem ssh` needs to reach a running guest, private key included.
+
+    The file is created by this call (O_EXCL: an existing file or symlink is an error) with
+    mode 0600 from the first byte, so it is never readable by anyone else, not briefly
+    either. Keep it in a 0700 directory that goes with the guest (Qemu.sockdir)."""
+    key = io.StringIO()
+    ssh.client_key.write_private_key(key)
+    data = json.dumps({"port": ssh.port, "host_key_type": ssh.host_key.get_name(),
+                       "host_key": ssh.host_key.get_base64(), "client_key": key.getvalue()})
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(data)
+
+
+def load_access(path: Path, timeout: float = 10.0) -> GuestSSH:
+    """Connect to the guest a `save_access` file describes; GuestError when the file is
+    gone or unreadable, or the guest does not answer within `timeout` seconds."""
+    try:
+        d = json.loads(path.read_text())
+        host = paramiko.PKey.from_type_string(d.get("host_key_type", "ssh-ed25519"),
+                                              base64.b64decode(d["host_key"]))
+        client = paramiko.ECDSAKey.from_private_key(io.StringIO(d["client_key"]))
+        port = int(d["port"])
+    except (OSError, ValueError, KeyError, TypeError, paramiko.SSHException) as e:
+        raise GuestError(f"cannot read the guest's SSH access file {path}: {e}",
+                         "start the guest again with `highmem boot`") from e
+    return GuestSSH(port, host, client, timeout=timeout)
