@@ -79,6 +79,7 @@ class Operations(Protocol):
     def image(self, built: Built) -> Path: ...
     def boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
              run_dir: Path) -> Session: ...
+    def decode_crash(self, text: str, built: Built) -> str | None: ...
 
 
 def _slug(text: str) -> str:
@@ -173,7 +174,7 @@ class Lab:
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
         except HarnessError as e:
             self.close()
-            rec.failure = Failure("boot", e.what)
+            rec.failure = self._decoded(Failure("boot", e.what), console.text())
             rec.console_tail = tail(console.text())
             say(f"  boot {rec.number} FAILED: {e.what}")
         finally:
@@ -232,6 +233,8 @@ class Lab:
                     "harness", f"internal error of the harness: {type(e).__name__}: {e} "
                     f"(traceback in {mdir / 'traceback.txt'}; please report it)"))
         m.started_s = started
+        if m.failure is not None and m.failure.kind == "crash":
+            m.failure = self._decoded(m.failure, m.dmesg or console.text())
         self.phases.times["module"] -= m.gdb_seconds
         self.phases.add("gdb checks", m.gdb_seconds)
         (mdir / "console.log").write_text(console.text())
@@ -242,6 +245,14 @@ class Lab:
                 "be damaged)")
             self.close()
         return m
+
+    def _decoded(self, failure: Failure, text: str) -> Failure:
+        """The failure with the oops's frames decoded to file:line appended (`; at f+0x3c
+        mm/highmem.c:573 <- ...`), when the text holds an oops and the build allows."""
+        if self.built is None:
+            return failure
+        chain = self.ops.decode_crash(text, self.built)
+        return Failure(failure.kind, f"{failure.cause}; at {chain}") if chain else failure
 
     def close(self) -> None:
         if self.session is not None:

@@ -19,6 +19,7 @@ from .stages.build import KernelBuild, build_kernel
 from .stages.checker import Checker
 from .stages.console import SerialShell
 from .stages.console_log import ConsoleLog
+from .stages.crash_decode import decode
 from .stages.gdbmi import Gdb
 from .stages.image import build_image
 from .stages.kconfig import configure, resolve_fragments
@@ -189,6 +190,14 @@ class StageOperations:
         session = GuestSession(cfg, kernel, run_dir)
         session.boot()
         return session
+
+
+    def decode_crash(self, text: str, built: Built) -> str | None:
+        """The oops in `text` decoded with the tree's scripts/faddr2line (None if none)."""
+        tool = built.kernel.source.tree / "scripts" / "faddr2line"
+        if not tool.exists():
+            return None
+        return decode(text, tool, built.kernel.vmlinux, {k.stem: k for k in built.kos})
 
 
 def stage_lab(opts: RunOptions, run_dir: Path) -> Lab:

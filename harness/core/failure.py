@@ -78,7 +78,8 @@ def panic_line(text: str) -> str | None:
     m = None
     for m in PANIC.finditer(text):
         pass
-    return m.group(0).strip() if m else None
+    # the last one may be the "---[ end Kernel panic - not syncing: ... ]---" trailer
+    return m.group(0).removesuffix(" ]---").strip() if m else None
 
 
 def last_line(text: str) -> str:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.core.oops import format_chain, oops_frames
 from harness.core import checkpoint as cp
 from harness.core import ktap
 from harness.core.errors import BootError
@@ -134,6 +135,11 @@ class FakeOperations:
 
     def image(self, built: Built) -> Path:
         return self.tmp / "initramfs.cpio.gz"
+
+    def decode_crash(self, text: str, built: Built) -> str | None:
+        """The frames without faddr2line's file:line (no vmlinux here)."""
+        frames = oops_frames(text)
+        return format_chain(frames, {}) if frames else None
 
     def boot(self, kernel: FakeKernel, initrd: Path, opts: RunOptions,
              run_dir: Path) -> FakeSession:

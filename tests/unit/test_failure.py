@@ -43,7 +43,7 @@ def test_no_crash_in_a_healthy_log():
 
 def test_panic_line_is_the_last_panic():
     assert panic_line(PANIC) == ("Kernel panic - not syncing: Attempted to kill init! "
-                                 "exitcode=0x00000009 ]---")
+                                 "exitcode=0x00000009")
     assert panic_line("nothing") is None
 
 
