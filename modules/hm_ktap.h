@@ -18,6 +18,7 @@ struct hm_case {
 	bool failed;		/* a check of the module's own, or a checkpoint, failed */
 	int unchecked;		/* checkpoints no harness judged */
 	const char *xfail;	/* set when a known kernel bug showed: the reason */
+	const char *skip;	/* set when the case could not run its check here: the reason */
 };
 
 static inline void hm_ktap_header(const char *suite, int plan)
@@ -55,12 +56,23 @@ static inline void hm_case_known_bug(struct hm_case *c, const char *reason)
 	c->xfail = reason;
 }
 
+/*
+ * The case could not check what it is for here (one CPU online, an address never handed out
+ * again, ...): unless a check failed, it ends "ok ... # SKIP reason", not PASS.
+ */
+static inline void hm_case_skip(struct hm_case *c, const char *reason)
+{
+	c->skip = reason;
+}
+
 static inline void hm_case_end(struct hm_case *c)
 {
 	if (c->failed && c->xfail)
 		pr_info("not ok %d %s # XFAIL %s\n", c->number, c->name, c->xfail);
 	else if (c->failed)
 		pr_info("not ok %d %s\n", c->number, c->name);
+	else if (c->skip)
+		pr_info("ok %d %s # SKIP %s\n", c->number, c->name, c->skip);
 	else if (c->unchecked)
 		pr_info("ok %d %s # SKIP %d checkpoint(s) not checked: no harness attached\n",
 			c->number, c->name, c->unchecked);
