@@ -107,3 +107,18 @@ def test_interrupt_leaves_no_qemu_or_gdb(tmp_path, sig):
     assert not sock.exists()
     rep = json.loads((run_dir / "report.json").read_text())
     assert rep["interrupted"] and rep["modules"][0]["status"] == "NOT RUN"
+
+
+def test_stale_tlb_turns_the_verdict_red(highmem_run):
+    """tlb_suite mutate=noflush leaves a stale TLB entry (the PTE points at the new page,
+    the CPU still translates the old one): every case must fail, naming the stale value,
+    and the harness's content check must see the write land in the wrong page."""
+    r = highmem_run("--module", "tlb_suite", "--param", "tlb_suite:mutate=noflush")
+    assert r.rc == 1
+    m = r.report["modules"][0]
+    assert [c["status"] for c in m["ktap"]] == ["FAIL"] * 7
+    dmesg = (next(r.run_dir.glob("modules/*tlb_suite*")) / "dmesg.txt").read_text()
+    assert dmesg.count("stale TLB") >= 7
+    content = [x for cp in m["checkpoints"] for c in cp["checks"] for x in c["mismatches"]
+               if x.startswith("CONTENT:")]
+    assert content, "the physical page read by the harness shows the misdirected write"
