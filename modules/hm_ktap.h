@@ -170,4 +170,22 @@ static inline void hm_cp_slot_content(struct hm_case *c, const void *va, unsigne
 	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
 }
 
+/*
+ * The module around a suite table: init runs the suite (KTAP goes to the kernel log; the
+ * module loads even when cases fail, so the harness can unload it), exit does nothing.
+ */
+#define HM_SUITE_MODULE(s, desc)					\
+	static int __init hm_suite_init(void)				\
+	{								\
+		hm_run_suite(&(s));					\
+		return 0;						\
+	}								\
+	static void __exit hm_suite_exit(void)				\
+	{								\
+	}								\
+	module_init(hm_suite_init);					\
+	module_exit(hm_suite_exit);					\
+	MODULE_DESCRIPTION(desc);					\
+	MODULE_LICENSE("GPL")
+
 #endif /* HM_KTAP_H */

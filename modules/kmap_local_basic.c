@@ -109,17 +109,4 @@ static const struct hm_suite suite = {
 	.exit = free_blocks,
 };
 
-static int __init kmap_local_basic_init(void)
-{
-	hm_run_suite(&suite);
-	return 0;
-}
-
-static void __exit kmap_local_basic_exit(void)
-{
-}
-
-module_init(kmap_local_basic_init);
-module_exit(kmap_local_basic_exit);
-MODULE_DESCRIPTION("highmem-harness: kmap_local_page above and below 4 GiB, PTE checked live");
-MODULE_LICENSE("GPL");
+HM_SUITE_MODULE(suite, "highmem-harness: kmap_local_page above and below 4 GiB, PTE checked live");

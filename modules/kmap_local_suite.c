@@ -631,17 +631,4 @@ static const struct hm_suite suite = {
 	.exit = free_blocks,
 };
 
-static int __init kmap_local_suite_init(void)
-{
-	hm_run_suite(&suite);
-	return 0;
-}
-
-static void __exit kmap_local_suite_exit(void)
-{
-}
-
-module_init(kmap_local_suite_init);
-module_exit(kmap_local_suite_exit);
-MODULE_DESCRIPTION("highmem-harness: kmap_local_page() suite, PTEs checked live");
-MODULE_LICENSE("GPL");
+HM_SUITE_MODULE(suite, "highmem-harness: kmap_local_page() suite, PTEs checked live");

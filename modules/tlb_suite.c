@@ -813,17 +813,4 @@ static const struct hm_suite suite = {
 	.exit = free_blocks,
 };
 
-static int __init tlb_suite_init(void)
-{
-	hm_run_suite(&suite);
-	return 0;
-}
-
-static void __exit tlb_suite_exit(void)
-{
-}
-
-module_init(tlb_suite_init);
-module_exit(tlb_suite_exit);
-MODULE_DESCRIPTION("highmem-harness: stale TLB entries after kmap_local/kmap/vmap reuse, read through the CPU");
-MODULE_LICENSE("GPL");
+HM_SUITE_MODULE(suite, "highmem-harness: stale TLB entries after kmap_local/kmap/vmap reuse, read through the CPU");

@@ -688,17 +688,4 @@ static const struct hm_suite suite = {
 	.ncases = ARRAY_SIZE(cases),
 };
 
-static int __init vmap_suite_init(void)
-{
-	hm_run_suite(&suite);
-	return 0;
-}
-
-static void __exit vmap_suite_exit(void)
-{
-}
-
-module_init(vmap_suite_init);
-module_exit(vmap_suite_exit);
-MODULE_DESCRIPTION("highmem-harness: vmap()/vunmap() of highmem and lowmem pages, PTEs live");
-MODULE_LICENSE("GPL");
+HM_SUITE_MODULE(suite, "highmem-harness: vmap()/vunmap() of highmem and lowmem pages, PTEs live");
