@@ -11,6 +11,7 @@ from .core.errors import GdbError
 from .core.layout import Layout
 from .core.meminfo import parse_meminfo
 from .core.options import RunOptions
+from .core.ram_layout import parse_mtree
 from .core.phases import Phases
 from .core.results import ModuleResult
 from .core.suite import ModuleSpec
@@ -26,7 +27,9 @@ from .stages.kconfig import configure, resolve_fragments
 from .stages.modbuild import build_modules, symvers
 from .stages.module_run import Guest, arm, load_core, run_module
 from .stages.progress import say
-from .stages.qemu import Qemu, QemuConfig
+from .stages.guest_ram import GuestRam
+from .stages.qemu import RAM_BACKEND, Qemu, QemuConfig
+from .stages.qmp import Monitor
 from .stages.source import resolve_source
 from .stages.ssh import GuestSSH, start_sshd
 
@@ -93,8 +96,9 @@ class GuestSession:
         try:
             gdb = self.stack.enter_context(Gdb(self.kernel.vmlinux, self.run_dir / "gdb-mi.log"))
             core = load_core(self.shell)
+            ram, monitor = self._ram_and_monitor()
             gdb.attach(self.qemu.gdb_socket)  # the guest stops here
-            checker = Checker(gdb)
+            checker = Checker(gdb, ram, monitor)
             checker.kernel_masks()  # read while stopped
             self.layout = checker.kernel_layout()
             arm(gdb, core)
@@ -102,6 +106,19 @@ class GuestSession:
         except BaseException:
             self.close()
             raise
+
+    def _ram_and_monitor(self) -> tuple[GuestRam | None, Monitor | None]:
+        """QMP kept open for QEMU's cross-check, and the guest's RAM mapped at the offsets
+        of QEMU's own memory map (None, None: the checks go through gdb's monitor)."""
+        assert self.qemu is not None
+        monitor = Monitor(self.qemu.qmp_socket)
+        self.stack.callback(monitor.close)
+        if self.qemu.ram_file is None:
+            return None, monitor
+        regions = parse_mtree(monitor.hmp("info mtree -f"), RAM_BACKEND)
+        ram = GuestRam(self.qemu.ram_file, regions)
+        self.stack.callback(ram.close)
+        return ram, monitor
 
     @property
     def gdb(self) -> Gdb:

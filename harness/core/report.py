@@ -172,6 +172,7 @@ def report_json(result: RunResult) -> str:
             "started_s": round(m.started_s, 2), "ended_s": round(m.ended_s, 2),
             "checkpoints": [{"cpu": s.cpu, "index": s.index, "label": s.expect.label,
                              "kind": s.expect.kind, "error": s.error,
+                             "seconds": round(s.seconds, 5),
                              "checks": [c.to_json() for c in s.checks]} for s in m.stops],
             "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
                      for c in m.cases],

@@ -25,6 +25,7 @@ class Stop:
     checks: list[cp.PteCheck] = field(default_factory=list)
     error: str | None = None
     index: int = 0
+    seconds: float = 0.0        # stopped: from the stop seen to the guest resumed
 
     @property
     def passed(self) -> bool:

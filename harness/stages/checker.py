@@ -1,23 +1,28 @@
 """Checkpoint stage, the I/O at a stop: the harness side of hm_checkpoint().
 
 At a hardware breakpoint on hm_checkpoint() (i386 -mregparm=3: EAX = struct hm_expect *),
-read the expectation, read CR3/CR4 of the CPU that stopped, walk its page tables with
-physical reads through QEMU's monitor, cross-check with QEMU's gva2gpa, judge, and write the
-verdict back into the struct so the module's KTAP result carries it.
+read EAX, CR3 and CR4 of the CPU that stopped (one MI command), read the expectation and
+walk that CPU's page tables through the mapped guest RAM (stages/ram_target.py; without a
+shared RAM backend, through QEMU's monitor `xp` as before), cross-check every translation
+with QEMU's own walk over QMP (`gva2gpa`, or one `info tlb` for many addresses), judge all
+entries, and write the verdict back into the struct so the module's KTAP result carries it.
 """
 
-import re
 import time
 
 from ..core import checkpoint as cp
-from ..core.errors import GdbError
+from ..core.errors import BootError, GdbError
 from ..core.layout import Layout
+from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..kernel.target import CR4_PAE, Kernel
 from .gdbmi import Gdb
+from .guest_ram import GuestRam
 from .mi_target import MiTarget
+from .qmp import Monitor
+from .ram_target import RamTarget
 
-GPA = re.compile(r"gpa:\s*(0x[0-9a-fA-F]+)")
+FEW_VAS = 4                 # up to this many: gva2gpa each; more: one `info tlb`
 MAX_RANGE = 1 << 20         # entries; more is not a range a module can mean (4 GiB of VA)
 RANGE_CHUNK = 1024          # entries read per gdb command (the deadline is checked between)
 
@@ -34,8 +39,9 @@ class CheckpointTimeout(Exception):
 class Checker:
     """Judges checkpoints for one attached gdb session."""
 
-    def __init__(self, gdb: Gdb) -> None:
-        self.gdb = gdb
+    def __init__(self, gdb: Gdb, ram: GuestRam | None = None,
+                 monitor: Monitor | None = None) -> None:
+        self.gdb, self.ram, self.monitor = gdb, ram, monitor
         self.masks: cp.KernelMasks | None = None
         self.layout: Layout | None = None
         self.last: tuple[int, bytes] | None = None  # the previous stop (repeat detection)
@@ -55,10 +61,27 @@ class Checker:
             self.layout = Kernel(MiTarget(self.gdb)).layout
         return self.layout
 
-    def qemu_translate(self, va: int) -> int | None:
-        """QEMU's own walk of the same tables (the monitor's current CPU was set to ours)."""
-        m = GPA.search(self.gdb.monitor(f"gva2gpa {va:#x}"))
-        return int(m.group(1), 16) if m else None
+    def qemu_translations(self, cpu: int, vas: list[int], pae: bool) -> dict[int, int | None]:
+        """QEMU's own walk of the same tables on CPU `cpu`, for every VA of the stop."""
+        if self.monitor is None:  # through gdb's monitor, one VA at a time
+            self.gdb.monitor(f"cpu {cpu}")
+            return {va: parse_gva2gpa(self.gdb.monitor(f"gva2gpa {va:#x}")) for va in vas}
+        try:
+            if len(vas) <= FEW_VAS:
+                return {va: parse_gva2gpa(self.monitor.hmp(f"gva2gpa {va:#x}", cpu))
+                        for va in vas}
+            tlb = parse_tlb(self.monitor.hmp("info tlb", cpu))
+        except BootError as e:
+            raise GdbError(f"QEMU's monitor did not answer: {e.what}", e.fix) from None
+        return {va: tlb_translate(tlb, va, pae) for va in vas}
+
+    def stop_target(self, cpu: int) -> tuple[MiTarget, int]:
+        """The target of this stop and EAX (the struct's address): registers in one MI
+        command and memory through the RAM mapping when there is one."""
+        if self.ram is None:
+            return MiTarget(self.gdb, cpu), self.gdb.int_value("(unsigned long)$eax")
+        regs = self.gdb.registers(("eax", "cr3", "cr4"))
+        return RamTarget(self.gdb, self.ram, cpu, regs["cr3"], regs["cr4"]), regs["eax"]
 
     def handle_stop(self, stopped: dict[str, object], index: int,
                     deadline: float = float("inf")) -> Stop | None:
@@ -71,9 +94,9 @@ class Checker:
         gets no verdict (it stays 0) and goes on. Raises CheckpointTimeout past `deadline`.
         """
         cpu = int(str(stopped.get("thread-id", "1"))) - 1
-        addr = self.gdb.int_value("(unsigned long)$eax")
+        target, addr = self.stop_target(cpu)
         try:
-            raw = self.gdb.read_virt(addr, cp.EXPECT.size)
+            raw = target.read_virt(addr, cp.EXPECT.size)
         except GdbError:
             return self._invalid(cpu, addr, index, b"", f"cannot read a struct hm_expect at "
                                  f"{addr:#x} (not mapped)")
@@ -86,14 +109,16 @@ class Checker:
         if int.from_bytes(raw[cp.VERDICT_OFFSET:cp.VERDICT_OFFSET + 4], "little") != 0:
             return None
         self.last = None
-        self.gdb.monitor(f"cpu {cpu}")
         self.kernel_masks()
         stop = Stop(cpu=cpu, expect=expect, index=index)
         try:
-            self.judge(expect, stop, deadline)
+            self.judge(expect, stop, deadline, Kernel(target))
         finally:
-            verdict = cp.VERDICT_PASS if stop.passed else cp.VERDICT_FAIL
-            self.gdb.write_virt(addr + cp.VERDICT_OFFSET, verdict.to_bytes(4, "little"))
+            verdict = (cp.VERDICT_PASS if stop.passed else cp.VERDICT_FAIL).to_bytes(4, "little")
+            if isinstance(target, RamTarget):
+                target.write_virt(addr + cp.VERDICT_OFFSET, verdict)
+            else:
+                self.gdb.write_virt(addr + cp.VERDICT_OFFSET, verdict)
         return stop
 
     def _invalid(self, cpu: int, addr: int, index: int, raw: bytes, why: str) -> Stop | None:
@@ -102,24 +127,23 @@ class Checker:
         self.last = (addr, raw)
         return Stop(cpu=cpu, expect=invalid_expect(addr, index), error=why, index=index)
 
-    def _range(self, e: cp.Expect, deadline: float) -> list[tuple[int, int]]:
+    def _range(self, e: cp.Expect, kernel: Kernel, deadline: float) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
         for first in range(0, e.count, RANGE_CHUNK):
             n = min(RANGE_CHUNK, e.count - first)
-            raw = self.gdb.read_virt(e.entries + first * cp.RANGE_ENTRY.size,
-                                     n * cp.RANGE_ENTRY.size)
+            raw = kernel.virt(e.entries + first * cp.RANGE_ENTRY.size, n * cp.RANGE_ENTRY.size)
             out += cp.parse_range(raw, n)
             if time.monotonic() > deadline:
                 break
         return out
 
-    def judge(self, e: cp.Expect, stop: Stop, deadline: float = float("inf")) -> None:
-        """Append to `stop.checks` one PTE assertion per address of the checkpoint."""
+    def judge(self, e: cp.Expect, stop: Stop, deadline: float, kernel: Kernel) -> None:
+        """Append to `stop.checks` one PTE assertion per address of the checkpoint; `kernel`
+        reads this stop's CPU (CR3, table pages read once)."""
         masks, layout = self.kernel_masks(), self.kernel_layout()
-        kernel = Kernel(MiTarget(self.gdb))  # this stop's CPU: CR3, and table pages read once
         if e.kind in ("range", "range_unmapped"):
             try:
-                targets = self._range(e, deadline)
+                targets = self._range(e, kernel, deadline)
             except GdbError:
                 stop.error = (f"cannot read the {e.count} range entries at {e.entries:#x} "
                               "(not mapped)")
@@ -127,16 +151,17 @@ class Checker:
             kind = "mapped" if e.kind == "range" else "unmapped"
         else:
             targets, kind = [(e.va, e.pfn)], e.kind
+        qemu = self.qemu_translations(stop.cpu, [va for va, _ in targets], kernel.pae)
         for i, (va, pfn) in enumerate(targets):
             if time.monotonic() > deadline:
                 raise CheckpointTimeout(stop, i, e.count if e.count else len(targets))
             w = kernel.walk(va)
             label = e.label if len(targets) == 1 else f"{e.label}[{i}]"
-            c = cp.judge_entry(label, kind, va, pfn, e.prot_flags, w, masks,
-                               self.qemu_translate(va), any_prot=e.prot == cp.PROT_ANY)
+            c = cp.judge_entry(label, kind, va, pfn, e.prot_flags, w, masks, qemu[va],
+                               any_prot=e.prot == cp.PROT_ANY)
             c.mismatches += cp.judge_where(e, va, pfn, layout)
             if e.flags & cp.CHECK_CONTENT:
-                got = int.from_bytes(self.gdb.read_phys(pfn << 12, 8), "little")
+                got = int.from_bytes(kernel.phys(pfn << 12, 8), "little")
                 c.mismatches += cp.judge_content(e.content, got, pfn << 12)
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096

@@ -125,6 +125,22 @@ class Gdb:
                            "the address is not mapped in the stopped CPU's page tables")
         return data
 
+    def registers(self, names: tuple[str, ...]) -> dict[str, int]:
+        """Several registers of the stopped thread in one MI command (numbers looked up
+        once), e.g. ("eax", "cr3", "cr4")."""
+        if not hasattr(self, "_regnums"):
+            r, _ = self.cmd("-data-list-register-names")
+            self._regnums = {n: i for i, n in enumerate(r["payload"]["register-names"]) if n}
+        try:
+            nums = [self._regnums[n] for n in names]
+        except KeyError as e:
+            raise GdbError(f"gdb knows no register {e}", "read gdb-mi.log") from None
+        r, _ = self.cmd("-data-list-register-values --skip-unavailable x "
+                        + " ".join(map(str, nums)))
+        by_num = {int(v["number"]): int(v["value"], 16)
+                  for v in r["payload"]["register-values"]}
+        return {n: by_num[i] for n, i in zip(names, nums) if i in by_num}
+
     def thread_pcs(self) -> dict[int, int]:
         """{cpu: program counter} of every vCPU (gdb's thread N is CPU N-1); stopped guest."""
         r, _ = self.cmd("-thread-info")

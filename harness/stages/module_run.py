@@ -175,6 +175,7 @@ def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
     g.gdb.resume()
     w.gdb_seconds += time.monotonic() - g0
     if stop is not None:
+        stop.seconds = time.monotonic() - g0
         w.stops.append(stop)
         if on_stop:
             on_stop(stop)

@@ -29,6 +29,8 @@ from .sockdir import make_sockdir, sweep_stale
 READY = "HIGHMEM-HARNESS-READY"
 CPU = "qemu32,+pse36,+nx"
 KVM_LIVENESS_SECONDS = 6.0
+RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by it)
+RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: the RAM file must never be a disk file
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 
 
@@ -42,6 +44,7 @@ class QemuConfig:
     append: str = ""            # extra kernel command line
     boot_timeout: float = 120.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    shared_ram: bool = True     # RAM in a shared tmpfs file the harness maps (fast reads)
 
 
 def kernel_cmdline(extra: str = "") -> str:
@@ -51,14 +54,22 @@ def kernel_cmdline(extra: str = "") -> str:
     return f"{base} {extra}".strip()
 
 
-def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None) -> list[str]:
+def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None,
+              ram_file: Path | None = None) -> list[str]:
     """The QEMU command line; pure, so tests and the reproducer line can show it.
-    ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22."""
+    ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22.
+    ram_file: the guest's RAM as a shared file (on tmpfs) that the harness maps to read
+    page tables without the monitor (see core/ram_layout.py)."""
     net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
            if ssh_port else ["-nic", "none"])
+    machine = ["-machine", "pc"]
+    if ram_file is not None:
+        machine = ["-machine", f"pc,memory-backend={RAM_BACKEND}", "-object",
+                   f"memory-backend-file,id={RAM_BACKEND},size={cfg.memory},"
+                   f"mem-path={ram_file},share=on"]
     return [
         "qemu-system-i386", "-nodefaults", "-no-reboot", "-display", "none",
-        "-machine", "pc", "-accel", accel, "-cpu", CPU,
+        *machine, "-accel", accel, "-cpu", CPU,
         "-m", cfg.memory, "-smp", str(cfg.smp),
         "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
         "-append", kernel_cmdline(cfg.append),
@@ -68,6 +79,16 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
         *net, *cfg.extra_args,
     ]
+
+
+def _tmpfs(d: Path) -> bool:
+    """`d` is a writable tmpfs (the RAM file must not go to a disk)."""
+    try:
+        with open("/proc/mounts") as f:
+            mounted = any(line.split()[1] == str(d) and line.split()[2] == "tmpfs" for line in f)
+    except OSError:
+        return False
+    return mounted and os.access(d, os.W_OK)
 
 
 def free_port() -> int:
@@ -96,6 +117,10 @@ class Qemu:
         self.run_dir = run_dir
         sweep_stale()
         self.sockdir = make_sockdir()
+        self.ramdir: Path | None = None
+        if cfg.shared_ram and _tmpfs(RAM_DIR_BASE):
+            sweep_stale(RAM_DIR_BASE)
+            self.ramdir = make_sockdir(RAM_DIR_BASE)
         link = run_dir / "sockets"  # the current guest's (a reboot replaces the link)
         if link.is_symlink():
             link.unlink()
@@ -113,6 +138,11 @@ class Qemu:
         return self.sockdir / "gdb.sock"
 
     @property
+    def ram_file(self) -> Path | None:
+        """The guest's RAM (a shared file on tmpfs), or None without a shared backend."""
+        return self.ramdir / "ram" if self.ramdir is not None else None
+
+    @property
     def qmp_socket(self) -> Path:
         return self.sockdir / "qmp.sock"
 
@@ -124,7 +154,7 @@ class Qemu:
 
     def _spawn(self, accel: str) -> pexpect.spawn:
         self.accel = accel
-        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port)
+        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file)
         (self.run_dir / "qemu-cmdline.txt").write_text(
             " ".join(subprocess.list2cmdline([a]) for a in self.argv) + "\n")
         child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=30, maxread=65536,
@@ -227,3 +257,5 @@ class Qemu:
             self.child = None
         self._log.flush()
         shutil.rmtree(self.sockdir, ignore_errors=True)
+        if self.ramdir is not None:
+            shutil.rmtree(self.ramdir, ignore_errors=True)
