@@ -35,8 +35,10 @@ NO_DESCRIPTION = "(no description)"
 DESCRIPTION_HEADER = re.compile(r"^#\s*description:\s*(.+)$", re.I)
 SUBJECT = re.compile(r"^Subject:\s*(?:\[[^\]]*\]\s*)?(.+)$")
 PATCH_START = ("diff ", "--- ", "+++ ", "Index: ", "@@ ")
-# what an oops prints first (arch/x86/mm/fault.c, kernel/panic.c, arch/x86/kernel/traps.c)
-OOPS_LINE = re.compile(r"(BUG: |kernel BUG at |general protection fault|Oops: |double fault)")
+# what an oops prints first (arch/x86/mm/fault.c, arch/x86/kernel/traps.c), and the
+# segfault of a user task (show_signal_msg) that makes the kernel panic when it is init
+OOPS_LINE = re.compile(r"(BUG: |kernel BUG at |general protection fault|Oops: |double fault"
+                       r"|\S+\[\d+\]: segfault at )")
 # the first error of a kernel build log: the compiler's, the linker's, or make's own
 BUILD_ERROR = re.compile(r"^(\S+:\d+(?::\d+)?: (?:fatal )?error: .*|.*undefined reference to .*"
                          r"|ERROR: modpost: .*|make(?:\[\d+\])?: \*\*\* .*)$", re.M)
@@ -69,7 +71,7 @@ class Outcome:
         return self.verdict in (CHECK, CRASH)
 
     def to_json(self) -> dict[str, Any]:
-        return {"mutant": self.mutant.name, "patch": str(self.mutant.path),
+        return {"mutant": self.mutant.name, "patch": str(self.mutant.path.absolute()),
                 "description": self.mutant.description, "verdict": self.verdict,
                 "caught": self.caught, "evidence": self.evidence,
                 "detail": self.detail or self.evidence, "seconds": round(self.seconds, 1),
@@ -172,9 +174,9 @@ def compact_cause(line: str) -> str:
 
 
 def _with_first_oops(cause: str, console_tail: list[str]) -> str:
-    """A boot failure's cause with the console's first oops line after its first part when
-    the cause does not hold it (a panic "Attempted to kill init!" says less than the
-    `BUG: unable to handle page fault for address: fffbb000` that led to it)."""
+    """A boot failure's cause with the console's first oops (or init segfault) line after its
+    first part when the cause does not hold it: a panic "Attempted to kill init!" says less
+    than the `BUG: unable to handle page fault for address: fffbb000` that led to it."""
     first = next((x.strip() for x in console_tail if OOPS_LINE.match(x.strip())), None)
     if first is None or first in cause:
         return cause

@@ -293,7 +293,10 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         try:
             for k, m in enumerate(mutants, 1):
                 say(f"[{k}/{len(mutants)}] {m.name}: {m.description}")
-                o = run_mutant(kc, m, opts, suite, session / f"{k:02d}-{m.name}")
+                run_dir = session / m.name
+                if run_dir.exists():  # two patches of one name, from two directories
+                    run_dir = session / f"{m.name}-{k}"
+                o = run_mutant(kc, m, opts, suite, run_dir)
                 outcomes.append(o)
                 say(f"[{k}/{len(mutants)}] {m.name}: {mu.label(o.verdict)} in {o.seconds:.0f} s"
                     + (f" ({_phase_text(o.phases)})" if o.phases else "")

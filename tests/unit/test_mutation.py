@@ -145,6 +145,19 @@ def test_recorded_boot_panic_is_caught_by_crash_with_its_oops_and_frame():
     assert detail.startswith("boot 1 failed: the kernel panicked")
 
 
+def test_recorded_mutant_runs():
+    """Two runs of `highmem mutate --module kmap_local_basic` on the 6.12 tree."""
+    no_global = json.loads((DATA / "check_no_global.json").read_text())
+    assert mu.classify(no_global)[:2] == (
+        mu.CHECK, "kmap_local_basic/kmap_local_above_4g: mapped: G: expected set, got clear")
+    pfn_plus_one = json.loads((DATA / "boot_init_segfault.json").read_text())
+    assert mu.classify(pfn_plus_one)[:2] == (
+        mu.CRASH, "boot 1 failed: the kernel panicked while booting: Kernel panic - not "
+        "syncing: Attempted to kill init! exitcode=0x0000000b; init[1]: segfault at 0 ip "
+        "08049b00 sp bfb769e0 error 4 in busybox[1b00,8049000+184000] likely on CPU 1 "
+        "(core 1, socket 0)")
+
+
 def test_a_pte_mismatch_wins_over_a_crash_in_a_later_module():
     bad = {"label": "kmap_local_nested: mapped", "checks": [
         {"label": "kmap_local_nested: mapped[1]", "mismatches": ["G: expected set, got clear"]}]}
