@@ -402,6 +402,57 @@ def test_run_mutant_verdicts_and_the_revert_whatever_happens(tiny, monkeypatch, 
     assert o.verdict == mu.NO_APPLY and "patch failed" in o.evidence
 
 
+def fake_run(verdicts: list[str]):
+    """A stand-in for run.run: one RunResult per call, from `verdicts` ("crash", "pass",
+    "interrupt" as SIGINT arriving during the run)."""
+    from harness.core.failure import Failure
+    from harness.core.ktap import Case, Suite
+    from harness.core.phases import Phases
+    from harness.core.results import ModuleResult, RunResult
+
+    def run(opts, suite, run_dir, ops):
+        assert opts.source.name == "linux" and opts.source.parent.parent.name == "mutate"
+        what = verdicts.pop(0)
+        m = ModuleResult(spec=suite[0], insmod_rc=0,
+                         suites=[Suite("s", 1, [Case("kmap_local_above_4g", 1, "PASS")], False)])
+        if what == "crash":
+            m.failure = Failure("crash", "oops in kmap_local_basic: BUG: x; at f+0x3c a.c:1")
+        r = RunResult(run_dir=run_dir, modules=[m], meminfo={}, phases=Phases())
+        r.interrupted = "SIGINT" if what == "interrupt" else ""
+        return r
+    return run
+
+
+def test_cmd_mutate_prints_the_matrix_writes_json_and_stops_on_ctrl_c(tiny, isolated,
+                                                                      monkeypatch, capsys):
+    from harness.frontends import mutate
+    tree, patch = tiny
+    second = patch.with_name("02-again.patch")
+    second.write_text(PFN_PATCH)
+    third = patch.with_name("03-third.patch")
+    third.write_text(PFN_PATCH)
+    argv = ["mutate", "--source", str(tree), "--module", "kmap_local_basic", "--json",
+            str(isolated / "m.json"), str(patch), str(second)]
+    monkeypatch.setattr(mutate, "run", fake_run(["crash", "pass"]))
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"\n  01-pfn +pfn \+ 1 in kmap_local +caught by crash", out)
+    assert "caught by crash" in out and "kmap_local_basic: crash: oops in kmap_local_basic: " \
+        "BUG: x; at f+0x3c a.c:1" in out
+    assert "Summary: 2 mutants: 0 caught by check, 1 caught by crash, 1 not caught" in out
+    doc = json.loads((isolated / "m.json").read_text())
+    assert [m["verdict"] for m in doc["mutants"]] == [mu.CRASH, mu.NOT_CAUGHT]
+    assert doc["exit_status"] == 1 and doc["modules"] == ["kmap_local_basic"]
+
+    monkeypatch.setattr(mutate, "run", fake_run(["crash", "interrupt"]))
+    assert cli.main(argv[:-1] + [str(second), str(third)]) == 130
+    out = capsys.readouterr().out
+    assert "3 mutants: 0 caught by check, 1 caught by crash, 0 not caught" in out
+    assert "2 not run" in out
+    copy = next((isolated / "cache" / "mutate").glob("*/linux"))
+    assert git(copy, "status", "--porcelain") == ""
+
+
 # --- the shipped mutants ---
 
 def shipped() -> list[Path]:
