@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench clean
+.PHONY: deps run test unit integration lint bench mutate clean
 
 deps:
 	@scripts/deps.sh
@@ -28,6 +28,11 @@ unit: deps
 
 bench: deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# Mutation testing: every patch in mutants/ applied in turn to a copy of the kernel tree,
+# the suite run on each (minutes per mutant; not part of `make test`).
+mutate: deps
+	$(HM) mutate $(MUTATE_ARGS) mutants/
 
 clean:
 	$(HM) clean

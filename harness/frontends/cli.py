@@ -3,9 +3,9 @@
 Every subcommand's parser is here; the options that are run knobs (--source, --config,
 --accel, --memory, --smp, --timeout, --append) are generated from core/options.py's
 RunOptions, which holds their defaults. Usage and host errors are caught here, before
-anything is built or booted. The subcommands that build or boot live in commands.py and
-inspect_cli.py and are imported when they run: parsing and every usage error need no I/O
-library (tests/unit/test_layers.py holds that).
+anything is built or booted. The subcommands that build or boot live in commands.py,
+inspect_cli.py and mutate.py and are imported when they run: parsing and every usage error
+need no I/O library (tests/unit/test_layers.py holds that).
 """
 
 import argparse
@@ -224,6 +224,37 @@ def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
         p.set_defaults(func=_deferred("inspect_cli", f"cmd_{name}"))
 
 
+def _suite_options(p: argparse.ArgumentParser) -> None:
+    """What `highmem run` takes besides the suite file (and so does `highmem mutate`)."""
+    add_knobs(p, LAB_KNOBS)
+    p.add_argument("--module", action="append", default=[],
+                   help="run only this module: its suite entries, or a plain module from "
+                   "modules/ (repeatable; they run in the order given)")
+    p.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
+                   help="module parameter, e.g. kmap_local_basic:mutate=pfn")
+    add_knobs(p, ("timeout", "append"))
+
+
+def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """mutate (mutate.py)."""
+    m = sub.add_parser("mutate", help="apply each patch in turn to a git copy of the kernel "
+                       "tree, run the suite on it, print which mutants it caught",
+                       description="Mutation testing: each PATCH is applied to a cached git "
+                       "copy of the --source tree, the suite runs as `highmem run` runs it "
+                       "(incremental build), the patch is reverted. Exit 0 only if every "
+                       "mutant was caught (with --expect-fail: caught by a check).")
+    m.add_argument("paths", nargs="+", metavar="PATCH",
+                   help="patch files, run in the order given (a directory: its *.patch "
+                   "files); a .yaml among them is the suite file (default: "
+                   "suites/default.yaml)")
+    _suite_options(m)
+    m.add_argument("--expect-fail", action="store_true",
+                   help="exit 0 only if every patch makes a check of the suite fail (a new "
+                   "test must fail with its fix reverted)")
+    m.add_argument("--json", metavar="FILE", help="also write the matrix as JSON to FILE")
+    m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
+
+
 def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
@@ -232,14 +263,9 @@ def parser() -> HarnessParser:
                        description="The main job. Exit 0 only if every check passed.")
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
                    help="YAML suite file (default: suites/default.yaml)")
-    add_knobs(r, LAB_KNOBS)
-    r.add_argument("--module", action="append", default=[],
-                   help="run only this module: its suite entries, or a plain module from "
-                   "modules/ (repeatable; they run in the order given)")
-    r.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
-                   help="module parameter, e.g. kmap_local_basic:mutate=pfn")
-    add_knobs(r, ("timeout", "append"))
+    _suite_options(r)
     r.set_defaults(func=cmd_run)
+    _mutate_command(sub)
     _stage_commands(sub)
     _inspect_commands(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
