@@ -1,55 +1,52 @@
-"""QEMU's monitor over QMP (the qemu.qmp library), on the run's unix socket.
+"""QEMU's monitor over QMP (the qemu.qmp library), on the guest's unix socket.
 
-For human-monitor commands with long output (`info tlb`): QEMU 7.2's gdbstub stalls after a
-few hundred lines of `monitor` output, QMP returns it in one JSON answer.
+For human-monitor commands whose output is long (`info tlb`) or asked often (`gva2gpa` at
+every checkpoint): QEMU 7.2's gdbstub stalls after a few hundred lines of `monitor` output,
+and QMP answers in about 1 ms. QEMU serves one QMP client at a time, so a guest has one
+`Monitor`, kept open for its life (a second connection would wait for ever): everything
+that needs the monitor asks it.
 """
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
-from qemu.qmp.legacy import QEMUMonitorProtocol
+from qemu.qmp import QMPClient
 
 from ..core.errors import BootError
 
 
-def hmp(qmp_socket: Path, command: str, cpu: int = 0, timeout: float = 60.0) -> str:
-    """Run a human-monitor command on vCPU `cpu`; its text output."""
-    mon = QEMUMonitorProtocol(str(qmp_socket))
-    try:
-        mon.settimeout(timeout)
-        mon.connect()
-        return str(mon.cmd("human-monitor-command", **{"command-line": command,
-                                                       "cpu-index": cpu}))
-    except (OSError, Exception) as e:  # qemu.qmp raises its own QMPError family
-        raise BootError(f"QMP '{command}' on {qmp_socket} failed: {e}",
-                        "read console.log in the run directory; QEMU may have exited") from e
-    finally:
-        mon.close()
-
-
 class Monitor:
-    """One QMP connection kept for a guest's life: human-monitor commands on a given vCPU
-    (`gva2gpa`, `info tlb`, `info mtree -f`) with a deadline, about 1 ms each."""
+    """One QMP connection for a guest: human-monitor commands on a given vCPU, each with
+    a deadline."""
 
     def __init__(self, qmp_socket: Path, timeout: float = 30.0) -> None:
-        self.socket = qmp_socket
-        self.mon = QEMUMonitorProtocol(str(qmp_socket))
+        self.socket, self.timeout = qmp_socket, timeout
+        self.loop = asyncio.new_event_loop()
+        self.client = QMPClient("highmem-harness")
         try:
-            self.mon.settimeout(timeout)
-            self.mon.connect()
+            self._run(self.client.connect(str(qmp_socket)))
+        except BootError:
+            self.loop.close()
+            raise
+
+    def _run(self, coro: Any) -> Any:
+        try:
+            return self.loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
         except (OSError, Exception) as e:  # qemu.qmp raises its own QMPError family
-            raise BootError(f"cannot connect to QMP on {qmp_socket}: {e}",
+            raise BootError(f"QMP on {self.socket} failed or did not answer within "
+                            f"{self.timeout:.0f} s: {e!r}",
                             "read console.log in the run directory; QEMU may have exited") from e
 
     def hmp(self, command: str, cpu: int = 0) -> str:
-        try:
-            return str(self.mon.cmd("human-monitor-command",
-                                    **{"command-line": command, "cpu-index": cpu}))
-        except (OSError, Exception) as e:
-            raise BootError(f"QMP '{command}' failed: {e}",
-                            "read console.log in the run directory; QEMU may have exited") from e
+        """A human-monitor command on vCPU `cpu`; its text output."""
+        return str(self._run(self.client.execute(
+            "human-monitor-command", {"command-line": command, "cpu-index": cpu})))
 
     def close(self) -> None:
         try:
-            self.mon.close()
+            self.loop.run_until_complete(asyncio.wait_for(self.client.disconnect(), 5))
         except (OSError, Exception):  # already gone with QEMU
             pass
+        finally:
+            self.loop.close()

@@ -24,7 +24,6 @@ from harness.kernel import reports
 from harness.kernel.target import Kernel
 from harness.operations import guest_session, stage_lab
 from harness.stages.mi_target import stopped_target
-from harness.stages.qmp import hmp
 
 from .conftest import HIGHMEM, REPO
 
@@ -214,7 +213,7 @@ def test_walker_agrees_with_qemu_info_tlb(held_guest):
     with stopped_target(s.gdb) as target:
         k = Kernel(target)
         lay = k.layout
-        qemu = parse_tlb(hmp(s.qemu.qmp_socket, "info tlb", target.cpu or 0))
+        qemu = parse_tlb(s.checker.monitor.hmp("info tlb", target.cpu or 0))
         areas = {"PKMAP": range(lay.pkmap_base, lay.pkmap_va(lay.last_pkmap), 4096),
                  "kmap_local": range(lay.fix_to_virt(lay.fix_kmap_end),
                                      lay.fix_to_virt(lay.fix_kmap_begin) + 4096, 4096)}
@@ -239,3 +238,26 @@ def test_walker_agrees_with_qemu_info_tlb(held_guest):
     assert {(x.va, x.pte) for x in report.pkmap if x.pte & 1} == {
         (va, k.walk(va).pte) for va in ours["PKMAP"]}
     assert {x.va for x in report.kmap_local} == set(ours["kmap_local"])
+
+
+def test_ram_mapping_agrees_with_monitor_xp(held_guest):
+    """The two physical readers agree on every page-table page of the kernel's mappings
+    (PKMAP, kmap_local slots, vmalloc, lowmem), and on the pages they map: the RAM file at
+    the offsets QEMU's memory map gives, against the monitor's `xp` through gdb."""
+    s, _ = held_guest
+    ram = s.checker.ram
+    assert ram is not None, "the guest runs with a shared RAM backend"
+    with stopped_target(s.gdb) as target:
+        k = Kernel(target)            # reads physical memory through `monitor xp`
+        lay = k.layout
+        vas = [*range(lay.pkmap_base, lay.pkmap_va(lay.last_pkmap), 4096 * 17),
+               *range(lay.fix_to_virt(lay.fix_kmap_end), lay.fix_to_virt(lay.fix_kmap_begin)
+                      + 4096, 4096),
+               lay.vmalloc_start, lay.vmalloc_start + 0x100000, lay.page_offset + 0x100000]
+        mapped = [w.phys for w in map(k.walk, vas) if w.phys is not None]
+        data = {p & ~0xFFF: target.read_phys(p & ~0xFFF, 4096) for p in mapped[:40]}
+        pages = {**k.pages, **data}
+        differ = [hex(base) for base, via_xp in pages.items() if ram.read(base, 4096) != via_xp]
+    assert len(k.pages) >= 4 and any(base >= 1 << 32 for base in data)
+    assert not differ, f"pages that differ while the guest was stopped: {differ}"
+    sys.stdout.write(f"\nRAM mapping == monitor xp on {len(pages)} pages\n")
