@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .core.errors import HarnessError
-from .core.failure import Failure, tail
+from .core.failure import Failure, crash_summary, panic_line, tail
 from .core.layout import Layout
 from .core.meminfo import check_highmem
 from .core.options import RunOptions
@@ -174,7 +174,10 @@ class Lab:
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
         except HarnessError as e:
             self.close()
-            rec.failure = self._decoded(Failure("boot", e.what), console.text())
+            text = console.text()
+            why = panic_line(text) or crash_summary(text)
+            cause = e.what if not why or why in e.what else f"{e.what}: {why}"
+            rec.failure = self._decoded(Failure("boot", cause), text)
             rec.console_tail = tail(console.text())
             say(f"  boot {rec.number} FAILED: {e.what}")
         finally:
