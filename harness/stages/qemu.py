@@ -31,6 +31,7 @@ CPU = "qemu32,+pse36,+nx"
 KVM_LIVENESS_SECONDS = 6.0
 RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by it)
 RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: the RAM file must never be a disk file
+BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopped
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 
 
@@ -206,6 +207,7 @@ class Qemu:
         ticker = Ticker("boot", every=1.0)
         deadline = t0 + self.cfg.boot_timeout
         last = "starting"
+        quiet_since = time.monotonic()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -214,9 +216,14 @@ class Qemu:
                 self._boot_failed(f"no ready marker within {self.cfg.boot_timeout:.0f} s "
                                   f"(last console line: {last!r})")
             try:
-                i = self.child.expect([READY + r"[^\r\n]*", r"[^\r\n]*\r?\n"],
+                # a pty turns the guest's "\r\n" into "\r\r\n": \r* before the \n
+                i = self.child.expect([READY + r"[^\r\n]*", r"[^\r\n]*\r*\n"],
                                       timeout=min(left, 1.0))
             except pexpect.TIMEOUT:
+                if time.monotonic() - quiet_since > BOOT_IDLE_S:
+                    why = f"; the last crash: {self.crash_line}" if self.crash_line else ""
+                    self._boot_failed(f"the boot stopped: nothing on the console for "
+                                      f"{BOOT_IDLE_S:.0f} s (last console line: {last!r}){why}")
                 ticker.update(last)
                 continue
             except pexpect.EOF:
@@ -224,6 +231,7 @@ class Qemu:
                 why = panic_line(text) or self.crash_line
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else
                                   f"QEMU exited during boot (last output: {last_line(text)!r})")
+            quiet_since = time.monotonic()
             if i == 0:
                 break
             line = str(self.child.after).strip()
