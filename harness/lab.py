@@ -80,6 +80,8 @@ class Operations(Protocol):
     def boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
              run_dir: Path) -> Session: ...
     def decode_crash(self, text: str, built: Built) -> str | None: ...
+    def probe_boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
+                   run_dir: Path) -> list[str]: ...
 
 
 def _slug(text: str) -> str:
@@ -180,6 +182,11 @@ class Lab:
             rec.failure = self._decoded(Failure("boot", cause), text)
             rec.console_tail = tail(console.text())
             say(f"  boot {rec.number} FAILED: {e.what}")
+            if self.built is not None and self.initrd is not None:
+                say("  booting it again under gdb to check kmap_local while it boots")
+                rec.checks = self.ops.probe_boot(self.built.kernel, self.initrd, self.opts,
+                                                 rec.artifacts)
+                say("  " + (rec.checks[0] if rec.checks else "the boot checks found nothing"))
         finally:
             rec.seconds = time.monotonic() - t0
             (rec.artifacts / "console.log").write_text(console.text())

@@ -16,6 +16,7 @@ from .core.phases import Phases
 from .core.results import ModuleResult
 from .core.suite import ModuleSpec
 from .lab import Built, Lab
+from .stages.boot_probe import safe_probe
 from .stages.build import KernelBuild, build_kernel
 from .stages.checker import Checker
 from .stages.console import SerialShell
@@ -208,6 +209,18 @@ class StageOperations:
         session.boot()
         return session
 
+
+    def probe_boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
+                   run_dir: Path) -> list[str]:
+        """Boot the failed kernel again, under gdb from its first instruction, and judge
+        its first kmap_local maps and unmaps (stages/boot_probe.py); the mismatches."""
+        cfg = QemuConfig(kernel=kernel.vmlinux, initrd=initrd, memory=opts.memory,
+                         smp=opts.smp, accel="tcg", append=opts.append, extra_args=("-S",),
+                         shared_ram=False)
+        probe_dir = run_dir / "probe"
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        with Qemu(cfg, probe_dir) as qemu, Gdb(kernel.vmlinux, probe_dir / "gdb-mi.log") as gdb:
+            return safe_probe(qemu, gdb)
 
     def decode_crash(self, text: str, built: Built) -> str | None:
         """The oops in `text` decoded with the tree's scripts/faddr2line (None if none)."""

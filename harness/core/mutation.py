@@ -192,6 +192,9 @@ def _check_evidence(report: dict[str, Any]) -> str | None:
     """The first failed check of ours: a PTE mismatch, else a FAILed KTAP case, else an
     expected kernel message that did not come."""
     modules = report.get("modules", [])
+    for b in report.get("boots", []):
+        if b.get("checks"):  # stages/boot_probe.py judged kmap_local while booting
+            return f"boot {b.get('number')}: {b['checks'][0]}"
     for m in modules:
         for cp in m.get("checkpoints", []):
             for c in cp.get("checks", []):

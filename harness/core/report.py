@@ -156,6 +156,7 @@ def report_json(result: RunResult) -> str:
         "interrupted": result.interrupted,
         "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
                    "reasons": b.reasons(), "failure": _failure_json(b.failure),
+                   "checks": b.checks,
                    "console_tail": b.console_tail,
                    "artifacts": str(b.artifacts) if b.artifacts else None}
                   for b in result.boots],

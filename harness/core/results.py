@@ -131,10 +131,11 @@ class BootResult:
     messages: list[str] = field(default_factory=list)
     console_tail: list[str] = field(default_factory=list)
     artifacts: Path | None = None
+    checks: list[str] = field(default_factory=list)  # failed boot checks (boot_probe.py)
 
     def reasons(self) -> list[str]:
         why = [self.failure.line] if self.failure else []
-        return why + [f"kernel message while booting: {m}" for m in self.messages]
+        return why + self.checks + [f"kernel message while booting: {m}" for m in self.messages]
 
     @property
     def passed(self) -> bool:

@@ -136,6 +136,10 @@ class FakeOperations:
     def image(self, built: Built) -> Path:
         return self.tmp / "initramfs.cpio.gz"
 
+    def probe_boot(self, kernel: FakeKernel, initrd: Path, opts: RunOptions,
+                   run_dir: Path) -> list[str]:
+        return []
+
     def decode_crash(self, text: str, built: Built) -> str | None:
         """The frames without faddr2line's file:line (no vmlinux here)."""
         frames = oops_frames(text)
