@@ -101,6 +101,8 @@ def _serve(p: _Probe, stopped: dict[str, Any]) -> None:
     gdb = p.gdb
     regs = gdb.registers(("eax", "esp"))
     if pc in p.entries and thread not in p.pending:
+        if p.entries[pc] == UNMAP_FN and regs["eax"] & ~0xFFF not in p.mapped:
+            return  # a lowmem page_address() unmapped: nothing was mapped, nothing to judge
         ret = _u(gdb, regs["esp"], 4)
         args: tuple[int, ...] = (regs["eax"],)
         if p.entries[pc] == MAP_FN:
@@ -137,8 +139,7 @@ def _judge(p: _Probe, cpu: int, fn: str, args: tuple[int, ...], ret: int) -> Non
                            + "; ".join(c.mismatches))
         return
     va = args[0] & ~0xFFF
-    if va not in p.mapped:
-        return  # not a kmap_local slot (a lowmem page_address), nothing was mapped
+    p.mapped.discard(va)
     w = kernel.walk(va)
     if w.pte not in (None, 0):
         p.found.append(f"boot check: {UNMAP_FN}({va:#x}) on CPU{cpu}: PTE: expected 0 after "
