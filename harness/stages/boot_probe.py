@@ -7,7 +7,7 @@ with prot (P, PFN, RW, NX, G); after `kunmap_local_indexed(VA)` returns, that PT
 A boot crash then names the field that differs, not only the frame that fell over.
 
 i386 -mregparm=3 (Linux 6.1-6.14): pfn and vaddr arrive in EAX; `pgprot_t` (a 64-bit
-struct with PAE) is passed on the stack above the return address. Hardware breakpoints (4
+struct with PAE) in EDX (low half) and ECX (high half), as seen on 6.12 with gcc 12. Hardware breakpoints (4
 on x86): the two entries, and one return address per CPU in flight.
 """
 
@@ -99,14 +99,14 @@ def _serve(p: _Probe, stopped: dict[str, Any]) -> None:
     frame = stopped.get("frame") or {}
     pc = int(str(frame.get("addr", "0")), 16)
     gdb = p.gdb
-    regs = gdb.registers(("eax", "esp"))
+    regs = gdb.registers(("eax", "ecx", "edx", "esp"))
     if pc in p.entries and thread not in p.pending:
         if p.entries[pc] == UNMAP_FN and regs["eax"] & ~0xFFF not in p.mapped:
             return  # a lowmem page_address() unmapped: nothing was mapped, nothing to judge
         ret = _u(gdb, regs["esp"], 4)
         args: tuple[int, ...] = (regs["eax"],)
-        if p.entries[pc] == MAP_FN:
-            args += (_u(gdb, regs["esp"] + 4, 8),)
+        if p.entries[pc] == MAP_FN:  # pgprot_t: EDX low half, ECX high half (seen)
+            args += (regs["edx"] | regs["ecx"] << 32,)
         try:
             p.pending[thread] = (p.entries[pc], ret, _break(gdb, f"*{ret:#x}"), args)
         except GdbError:
