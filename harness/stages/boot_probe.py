@@ -7,8 +7,8 @@ with prot (P, PFN, RW, NX, G); after `kunmap_local_indexed(VA)` returns, that PT
 A boot crash then names the field that differs, not only the frame that fell over.
 
 i386 -mregparm=3 (Linux 6.1-6.14): pfn and vaddr arrive in EAX; `pgprot_t` (a 64-bit
-struct with PAE) in EDX (low half) and ECX (high half), as seen on 6.12 with gcc 12. Hardware breakpoints (4
-on x86): the two entries, and one return address per CPU in flight.
+struct with PAE) in EDX (low half) and ECX (high half), as seen on 6.12 with gcc 12.
+Hardware breakpoints (4 on x86): the two entries, and one return address per CPU in flight.
 """
 
 import time
