@@ -248,6 +248,10 @@ class Lab:
         self.phases.times["module"] -= m.gdb_seconds
         self.phases.add("gdb checks", m.gdb_seconds)
         (mdir / "console.log").write_text(console.text())
+        try:
+            s.gdb_mark()  # flushes the transcript before its slice is cut
+        except (HarnessError, ValueError, OSError):
+            pass
         (mdir / "gdb-mi.log").write_text(_slice(self.run_dir / "gdb-mi.log", gdb_mark))
         damaged = any(r.startswith("unexpected kernel message") for r in m.reasons())
         if m.failure is not None or spec.crashes or m.insmod_rc != 0 or damaged:
