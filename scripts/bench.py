@@ -166,7 +166,8 @@ def main() -> None:
     for k, v in fig.items():
         if k in ("host", "runs"):
             continue
-        ratio = f"{v / floor:.2f}" if k.endswith("_s") and isinstance(v, (int, float)) else ""
+        seconds = k.endswith("_s") and not k.endswith("per_s")
+        ratio = f"{v / floor:.2f}" if seconds and isinstance(v, (int, float)) else ""
         print(f"{k:<26} {'-' if v is None else v:>12} {ratio:>8}")
     print(f"host: {fig['host']}")
     if a.json:
