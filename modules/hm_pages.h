@@ -68,4 +68,38 @@ static inline void hm_free_blocks(unsigned int order, struct page *above, struct
 		__free_pages(above, order);
 }
 
+/*
+ * The two highmem blocks a suite works on, one above 4 GiB physical and one below
+ * (hm_find_blocks()): blk_above/blk_below, hi(i)/lo(i) for page i (< HM_BLOCK_PAGES) of
+ * each, and the hm_suite hooks find_blocks (.init), have_blocks (.case_ready: the case
+ * fails unrun without them) and free_blocks (.exit). Needs hm_ktap.h before it.
+ */
+#define HM_BLOCK_PAIR()							\
+	static struct page *blk_above;					\
+	static struct page *blk_below;					\
+	static __maybe_unused struct page *hi(int i)			\
+	{								\
+		return blk_above + i;					\
+	}								\
+	static __maybe_unused struct page *lo(int i)			\
+	{								\
+		return blk_below + i;					\
+	}								\
+	static void find_blocks(void)					\
+	{								\
+		hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);	\
+	}								\
+	static void free_blocks(void)					\
+	{								\
+		hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);	\
+	}								\
+	static bool have_blocks(struct hm_case *c)			\
+	{								\
+		hm_case_expect(c, blk_above && blk_below,		\
+			"highmem blocks above and below 4 GiB (above %d, below %d)", \
+			!!blk_above, !!blk_below);			\
+		return blk_above && blk_below;				\
+	}								\
+	static_assert(1, "HM_BLOCK_PAIR")
+
 #endif /* HM_PAGES_H */

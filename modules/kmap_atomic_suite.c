@@ -39,39 +39,8 @@
 /* kmap_atomic disables preemption with a count (not on PREEMPT_RT: migrate_disable) */
 #define PREEMPT_COUNTS	(IS_ENABLED(CONFIG_PREEMPT_COUNT) && !IS_ENABLED(CONFIG_PREEMPT_RT))
 
-/* Two highmem blocks (hm_find_blocks()), one above 4 GiB physical and one below. */
-static struct page *blk_above;
-static struct page *blk_below;
-
-/* Page i (< HM_BLOCK_PAGES) of the block above / below 4 GiB. */
-static struct page *hi(int i)
-{
-	return blk_above + i;
-}
-
-static struct page *lo(int i)
-{
-	return blk_below + i;
-}
-
-static void find_blocks(void)
-{
-	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
-}
-
-static void free_blocks(void)
-{
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
-}
-
-/* Before each case: the blocks are there, or the case fails unrun. */
-static bool have_blocks(struct hm_case *c)
-{
-	hm_case_expect(c, blk_above && blk_below,
-		       "highmem blocks above and below 4 GiB (above %d, below %d)",
-		       !!blk_above, !!blk_below);
-	return blk_above && blk_below;
-}
+/* blk_above/blk_below, hi(i)/lo(i), and the suite hooks that find, check, free them */
+HM_BLOCK_PAIR();
 
 /* Inside kmap_atomic: no preemption, no page faults. */
 static void expect_atomic(struct hm_case *c, const char *where)

@@ -42,39 +42,8 @@
 /* kmap_local maps one context may hold: kmap_local_idx_push() BUG()s on the next one */
 #define MAX_DEPTH	((KM_MAX_IDX - 1) / (IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL) ? 2 : 1))
 
-/* Two highmem blocks (hm_find_blocks()), one above 4 GiB physical and one below. */
-static struct page *blk_above;
-static struct page *blk_below;
-
-/* Page i (< HM_BLOCK_PAGES) of the block above / below 4 GiB. */
-static struct page *hi(int i)
-{
-	return blk_above + i;
-}
-
-static struct page *lo(int i)
-{
-	return blk_below + i;
-}
-
-static void find_blocks(void)
-{
-	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
-}
-
-static void free_blocks(void)
-{
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
-}
-
-/* Before each case: the blocks are there, or the case fails unrun. */
-static bool have_blocks(struct hm_case *c)
-{
-	hm_case_expect(c, blk_above && blk_below,
-		       "highmem blocks above and below 4 GiB (above %d, below %d)",
-		       !!blk_above, !!blk_below);
-	return blk_above && blk_below;
-}
+/* blk_above/blk_below, hi(i)/lo(i), and the suite hooks that find, check, free them */
+HM_BLOCK_PAIR();
 
 static bool migration_disabled(void)
 {

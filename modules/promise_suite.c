@@ -57,37 +57,8 @@ MODULE_PARM_DESC(which, "all | invalid_page | size_wrap");
 /* The PTE bits the hardware may set on its own: left out of the module's PTE compares. */
 #define PTE_HW_BITS	(_PAGE_ACCESSED | _PAGE_DIRTY)
 
-/* Highmem blocks (hm_find_blocks()), one above 4 GiB physical and one below. */
-static struct page *blk_above;
-static struct page *blk_below;
-
-static struct page *hi(int i)
-{
-	return blk_above + i;
-}
-
-static struct page *lo(int i)
-{
-	return blk_below + i;
-}
-
-static void find_blocks(void)
-{
-	hm_find_blocks(HM_BLOCK_ORDER, &blk_above, &blk_below);
-}
-
-static void free_blocks(void)
-{
-	hm_free_blocks(HM_BLOCK_ORDER, blk_above, blk_below);
-}
-
-static bool have_blocks(struct hm_case *c)
-{
-	hm_case_expect(c, blk_above && blk_below,
-		       "highmem blocks above and below 4 GiB (above %d, below %d)",
-		       !!blk_above, !!blk_below);
-	return blk_above && blk_below;
-}
+/* blk_above/blk_below, hi(i)/lo(i), and the suite hooks that find, check, free them */
+HM_BLOCK_PAIR();
 
 /* The case's first diagnostic: where the promise it checks is made. */
 static void hm_promise(struct hm_case *c, const char *source)
