@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from harness.core.options import RunOptions  # noqa: E402
 from harness.operations import stage_lab  # noqa: E402
-from harness.stages.qemu import READY, QemuConfig, qemu_argv  # noqa: E402
+from harness.stages.qemu import READY, QemuConfig, free_port, qemu_argv  # noqa: E402
 from harness.stages.sockdir import make_sockdir  # noqa: E402
 
 PY = sys.executable
@@ -81,7 +81,7 @@ def floor_boot(runs: int) -> list[float]:
         for _ in range(runs):
             sock = make_sockdir()
             ram = make_sockdir(Path("/dev/shm"))
-            argv = qemu_argv(cfg, "tcg", sock, ssh_port=_free_port(), ram_file=ram / "ram")
+            argv = qemu_argv(cfg, "tcg", sock, ssh_port=free_port(), ram_file=ram / "ram")
             t0 = time.monotonic()
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -94,11 +94,6 @@ def floor_boot(runs: int) -> list[float]:
             p.wait()
             subprocess.run(["rm", "-rf", str(sock), str(ram)])
     return times
-
-
-def _free_port() -> int:
-    from harness.stages.qemu import free_port
-    return free_port()
 
 
 def stop_figures(rep: dict) -> tuple[float, float, int, int]:

@@ -7,11 +7,11 @@ gdb. The guest must be stopped.
 
 from ..core.errors import GdbError
 from ..core.pagewalk import walk
+from ..kernel.target import CR4_PAE
 from .gdbmi import Gdb
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
 
-CR4_PAE = 1 << 5
 
 
 class RamTarget(MiTarget):
