@@ -62,15 +62,23 @@ def boot_section(boots: list[BootResult]) -> list[str]:
     if not boots:
         return []
     lines = ["Boot"]
+    restores = [b for b in boots if b.restored and b.passed]
     for b in boots:
+        if b in restores:
+            continue
         verdict = "PASS" if b.passed else "FAIL"
-        lines.append(f"  boot {b.number}: {b.seconds:.1f} s  {verdict}")
+        how = " (restored from the snapshot)" if b.restored else ""
+        lines.append(f"  boot {b.number}: {b.seconds:.1f} s{how}  {verdict}")
         lines += [f"  ! {r}" for r in b.reasons()]
         if b.failure is not None:
             lines.append("  console (last lines):")
             lines += [f"    | {x[:150]}" for x in b.console_tail]
         if b.artifacts is not None and not b.passed:
             lines.append(f"  artifacts: {b.artifacts}")
+    if restores:
+        secs = sorted(b.seconds for b in restores)
+        lines.append(f"  {len(restores)} guests restored from the snapshot (a clean kernel "
+                     f"per module): median {secs[len(secs) // 2]:.2f} s, all PASS")
     return lines
 
 
@@ -155,6 +163,7 @@ def report_json(result: RunResult) -> str:
         "passed": result.passed,
         "interrupted": result.interrupted,
         "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
+                   "restored": b.restored,
                    "reasons": b.reasons(), "failure": _failure_json(b.failure),
                    "checks": b.checks,
                    "console_tail": b.console_tail,

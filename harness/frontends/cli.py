@@ -37,7 +37,7 @@ from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
-LAB_KNOBS = ("source", "config", "accel", "memory", "smp")
+LAB_KNOBS = ("source", "config", "accel", "memory", "smp", "snapshot")
 
 
 def load(module: str, name: str) -> Any:
@@ -56,6 +56,10 @@ def _deferred(module: str, name: str) -> Command:
 def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     """The run knobs `names` as options of `p`, with RunOptions' defaults."""
     for f, k in knobs(names):
+        if isinstance(getattr(DEFAULTS, f.name), bool):  # a switch, on by default
+            p.add_argument(f"--no-{k.name}", dest=f.name, action="store_false",
+                           default=True, help=f"switch off: {k.help}")
+            continue
         kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
         text = k.help
         if k.repeat:
@@ -232,7 +236,7 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    "modules/ (repeatable; they run in the order given)")
     p.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
-    add_knobs(p, ("timeout", "append"))
+    add_knobs(p, ("timeout", "append", "reset"))
 
 
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

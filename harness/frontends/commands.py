@@ -61,9 +61,9 @@ def cmd_boot(args: argparse.Namespace) -> int:
     access: Path | None = None
     try:
         s = guest_session(lab, attach=False)
-        assert s.qemu is not None and s.ssh is not None
+        assert s.qemu is not None
         access = s.qemu.sockdir / ACCESS_FILE
-        publish_guest(s.ssh, s.qemu.sockdir, access, {
+        publish_guest(s.guest_ssh(), s.qemu.sockdir, access, {
             "gdb_socket": str(s.qemu.gdb_socket), "vmlinux": str(lab.kernel.vmlinux),
             "run_dir": str(run_dir)})
         say(f"guest up: gdbstub {s.qemu.gdb_socket}; `highmem ssh` reaches it; "

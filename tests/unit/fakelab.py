@@ -74,6 +74,8 @@ class FakeSession:
     attached: bool = False
     layout: Layout | None = None
     up: bool = True
+    restored: bool = False      # the fake has no snapshots: every guest is booted
+    snapshot_ready: bool = False
 
     def __post_init__(self) -> None:
         boot = json.loads((RECORDED / "boot.json").read_text())
@@ -83,7 +85,7 @@ class FakeSession:
         self._layout = Layout(**{k: v for k, v in boot["layout"].items()
                                  if k != "debug_kmap_local"})  # to_json() adds it
 
-    def attach(self) -> None:
+    def attach(self, save: bool = False) -> None:
         self.attached, self.layout = True, self._layout
 
     def alive(self) -> bool:
@@ -139,6 +141,9 @@ class FakeOperations:
     def probe_boot(self, kernel: FakeKernel, initrd: Path, opts: RunOptions,
                    run_dir: Path) -> list[str]:
         return []
+
+    def close(self) -> None:
+        pass
 
     def decode_crash(self, text: str, built: Built) -> str | None:
         """The frames without faddr2line's file:line (no vmlinux here)."""
