@@ -34,6 +34,7 @@ from ..core.suite import ModuleSpec, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
+from ..stages.warm_record import live_records
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
@@ -157,7 +158,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
     anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
     root = artifacts_root()
-    runs = run_dirs(root)
+    warm = {Path(r.run_dir).resolve() for r in live_records(root)}
+    for d in sorted(warm):
+        print(f"leaving {d} alone: its warm guest is up (`highmem down` stops it)")
+    runs = [d for d in run_dirs(root) if d.resolve() not in warm]
     print(f"removing {len(runs)} run directories from {root}")
     for d in runs:
         _remove(d)
@@ -192,6 +196,34 @@ def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     s.add_argument("--timeout", type=float, default=120.0, help="seconds (default %(default)s)")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     s.set_defaults(func=_deferred("commands", "cmd_ssh"))
+
+
+def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """up, status, down (warm_client.py), watch (warm_watch.py): the warm guest."""
+    u = sub.add_parser("up", help="start a warm guest in the background for `highmem run` "
+                       "and `highmem watch`", description="Builds what is missing, starts "
+                       "a guest (and its gdb) held by a background server, and returns when "
+                       "it is ready. `highmem run` with the same knobs then runs there: "
+                       "modules rebuilt with make M= and copied in over SSH, no image, no "
+                       "boot. `highmem down` stops it.")
+    add_knobs(u, (*LAB_KNOBS, "append"))
+    u.add_argument("--wait", type=float, default=1800.0,
+                   help="seconds to wait for it to be ready (default %(default).0f)")
+    u.set_defaults(func=_deferred("warm_client", "cmd_up"))
+    st = sub.add_parser("status", help="list the warm guests (stale ones are removed)")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_deferred("warm_client", "cmd_status"))
+    d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
+    d.set_defaults(func=_deferred("warm_client", "cmd_down"))
+    w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
+                       "its sources", description="Polls MODULE_DIR's *.c, *.h, Kbuild and "
+                       "Makefile every 0.2 s; each save rebuilds the module (make M=), runs "
+                       "it on the warm guest (started if none is up) and prints its verdict. "
+                       "Ctrl-C stops watching; the warm guest stays up.")
+    w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
+    w.add_argument("--module", help="the module to run, if the directory builds several")
+    add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
+    w.set_defaults(func=_deferred("warm_watch", "cmd_watch"))
 
 
 def _inspect_common(p: argparse.ArgumentParser) -> None:
@@ -271,6 +303,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _mutate_command(sub)
     _stage_commands(sub)
+    _warm_commands(sub)
     _inspect_commands(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
                        "(and with --builds, kernel builds)",
@@ -315,6 +348,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if hasattr(args, "memory") and args.func is not cmd_run:
         _check_lab_options(args)
         _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
+    elif args.command in ("status", "down"):
+        check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
     return int(args.func(args))
 
 

@@ -27,10 +27,15 @@ from ..stages.progress import say
 from ..stages.ssh import load_access
 from .cli import LAB_KNOBS, run_options
 from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_guest
+from .warm_client import fitting, run_on_warm
 
 
 def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path) -> int:
-    """`highmem run` once cli.py has checked everything, with the real operations."""
+    """`highmem run` once cli.py has checked everything: on the warm guest of the same
+    kernel and knobs if one is up (warm_client.py), else with the real operations."""
+    warm = fitting(opts)
+    if warm is not None:
+        return run_on_warm(warm, opts, suite, run_dir)
     return run_and_report(opts, suite, run_dir, StageOperations())
 
 

@@ -49,18 +49,21 @@ def arm(gdb: Gdb, breakpoint_addr: int) -> None:
     gdb.resume()
 
 
-def insmod_line(spec: ModuleSpec) -> str:
-    """The guest's shell line; every parameter word quoted (a value may hold spaces)."""
+def insmod_line(spec: ModuleSpec, ko: str | None = None) -> str:
+    """The guest's shell line; every parameter word quoted (a value may hold spaces).
+    ko: the module's file in the guest (default: the image's, in MODULE_DIR_IN_GUEST; a
+    warm guest's modules are pushed elsewhere over SSH)."""
     words = shlex.split(spec.params) if spec.params else []
     return shlex.join([
-        "insmod", f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
+        "insmod", ko or f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
 
 
 @dataclass
 class Guest:
     """What one module run needs of the booted guest. `remote`: a command over SSH with a
     timeout (another channel than the serial console, for a guest whose console is busy);
-    `alive`: is QEMU still running."""
+    `alive`: is QEMU still running; `kos`: module name -> its .ko in the guest, for
+    modules not loaded from the image (a warm guest's, pushed over SSH)."""
 
     shell: SerialShell
     gdb: Gdb
@@ -68,6 +71,7 @@ class Guest:
     console: ConsoleLog
     remote: Callable[[str, float], tuple[int, str, str]]
     alive: Callable[[], bool]
+    kos: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,7 +101,8 @@ def run_module(g: Guest, spec: ModuleSpec,
     w = _Watch(spec)
     ticker = Ticker(spec.title, every=2.0)
     try:
-        res, failure = _follow(g, w, g.shell.start(insmod_line(spec)), ticker, on_stop)
+        line = insmod_line(spec, g.kos.get(spec.name))
+        res, failure = _follow(g, w, g.shell.start(line), ticker, on_stop)
         rc, out = res if res is not None else (-1, "")
         if failure is None and rc == 0:
             w.command = "rmmod"
