@@ -5,6 +5,7 @@ a staleness decision needs are passed in (stages/warm_record.py reads them).
 """
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -155,6 +156,10 @@ def _title(m: dict[str, Any]) -> str:
 def first_evidence(m: dict[str, Any]) -> str:
     """The first reason a module of report.json failed, the failing case and PTE field
     first: `kmap_local_above_4g: mapped: PFN: expected 0x23f001, got 0x23f000`."""
+    f = m.get("failure") or {}
+    if f.get("kind") == "build":  # the compiler's first error, without the log's path
+        cause = str(f.get("cause", ""))
+        return re.sub(r" \(log: [^)]*\)$", "", cause.split(" did not compile: ", 1)[-1])
     for cp in m.get("checkpoints", []):
         if cp.get("error"):
             return f"checkpoint {cp.get('index')}: {cp['error']}"
