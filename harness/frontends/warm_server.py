@@ -207,7 +207,7 @@ class WarmServer:
             result.modules.append(lab.run_spec(spec))
             result.meminfo, result.layout = lab.meminfo, lab.layout
         lab.opts.reset = reset
-        self.used = reset
+        self.used = lab.resets  # (no snapshot: one kernel for all modules, as in a run)
         result.boots = lab.boots
         report.write_json(run_dir / "report.json", result)
         text = report.format_report(result)
