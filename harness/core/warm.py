@@ -97,7 +97,8 @@ def unfit_reason(rec: WarmRecord, knobs: dict[str, str], vmlinux_ident: str | No
     diff = [k for k in GUEST_KNOBS if rec.knobs.get(k) != knobs.get(k)]
     if diff:
         k = diff[0]
-        return f"it was started with --{k} {rec.knobs.get(k)!r}, this run has {knobs.get(k)!r}"
+        opt = {"configs": "config"}.get(k, k)
+        return f"it was started with --{opt} {rec.knobs.get(k)!r}, this run has {knobs.get(k)!r}"
     if vmlinux_ident != rec.vmlinux_ident:
         return "its kernel was rebuilt since it started (vmlinux changed)"
     if source_identity is not None and source_identity != rec.source_identity:

@@ -48,6 +48,7 @@ from .warm_server import options_text
 
 UP_WAIT_S = 1800.0      # a cold kernel build on shared cores fits
 DOWN_WAIT_S = 30.0
+STATUS_WAIT_S = 3.0      # a server busy with a run answers after it
 
 
 def fitting(opts: RunOptions, quiet: bool = False) -> WarmRecord | None:
@@ -181,6 +182,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if rec is not None:
             row.update(pid=rec.pid, state=rec.state, run_dir=rec.run_dir, socket=rec.socket,
                        vmlinux=rec.vmlinux, knobs=rec.knobs)
+            if f.alive and rec.state == "ready":
+                row["answers"] = bool(send_status(rec).get("ok"))
         rows.append(row)
         if not f.alive:
             remove_stale(f)
@@ -192,7 +195,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         if r["alive"]:
             k = r["knobs"]
-            print(f"up: pid {r['pid']}, {r['state']}, --memory {k.get('memory')} --smp "
+            state = r["state"] if r.get("answers", True) else \
+                f"{r['state']} but busy (a run in progress) or not answering"
+            print(f"up: pid {r['pid']}, {state}, --memory {k.get('memory')} --smp "
                   f"{k.get('smp')} --accel {k.get('accel')}"
                   + (f" --config {k['configs']}" if k.get("configs") else "")
                   + f"; kernel {r['vmlinux']}; run directory {r['run_dir']}; "
@@ -236,6 +241,6 @@ def cmd_down(args: argparse.Namespace) -> int:
 def send_status(rec: WarmRecord) -> dict[str, Any]:
     """The server's own answer (it is alive and serving)."""
     try:
-        return call(Path(rec.socket), {"op": "status"}, 10.0)
+        return call(Path(rec.socket), {"op": "status"}, STATUS_WAIT_S)
     except WarmError as e:
         return {"ok": False, "error": e.what}

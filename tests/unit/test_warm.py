@@ -101,7 +101,8 @@ def test_fit():
     assert "--memory '8G', this run has '6G'" in unfit_reason(rec, other, "/b/vmlinux:10:20",
                                                               None)
     cfg = guest_knobs(RunOptions(accel="tcg", configs=["debug-kmap-local"]))
-    assert "--configs" in unfit_reason(rec, cfg, "/b/vmlinux:10:20", None)
+    why = unfit_reason(rec, cfg, "/b/vmlinux:10:20", None)
+    assert "--config '', this run has 'debug-kmap-local'" in why
     assert "rebuilt" in unfit_reason(rec, knobs, "/b/vmlinux:11:20", None)
     assert "rebuilt" in unfit_reason(rec, knobs, None, None)
     assert "source changed" in unfit_reason(rec, knobs, "/b/vmlinux:10:20", "tar:y")
