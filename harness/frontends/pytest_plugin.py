@@ -6,7 +6,9 @@ Two ways in:
   module entry becomes a collector, and each KTAP case its module printed becomes a pytest
   item, so `pytest suite.yaml --junitxml=out.xml` lists every kernel-side case with its PTE
   verdicts (a failing case's message names the failing field). The KTAP cases are only known
-  once the module ran, so a module entry runs in the guest when it is collected.
+  once the module ran, so a module entry runs in the guest when it is collected. With a
+  warm guest of the same knobs up (`highmem up`), the module entries run there instead
+  (rebuilt with make M=, pushed over SSH: no image, no boot); the fixtures keep their own.
 - **Fixtures** for Python tests: `highmem_lab` (session: the built kernel and image, a guest
   booted on demand), `guest` (the booted guest: `.run(cmd)`, `.dmesg()`), `kernel` (the
   build's artifacts), `highmem_module` (run a module spec, get its `ModuleResult`).
@@ -32,6 +34,7 @@ from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
+from . import warm_client
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -64,6 +67,7 @@ class HighmemState:
         self.config = config
         self.lab: Lab | None = None
         self.module_dirs: dict[str, Path] = {}
+        self.warm: Any = None   # the warm guest's record, False when there is none
 
     def get_lab(self, module_dirs: dict[str, Path] | None = None) -> Lab:
         new_dirs = {k: v for k, v in (module_dirs or {}).items() if self.module_dirs.get(k) != v}
@@ -80,6 +84,14 @@ class HighmemState:
         lab.prepare()  # a HarnessError here leaves no Lab: the next item tries again
         self.lab = lab
         return lab
+
+    def warm_guest(self) -> Any:
+        """The warm guest (`highmem up`) of the same knobs, looked up once; None if none."""
+        if self.warm is None:
+            art = _opt(self.config, "artifacts")
+            root = Path(art) if art else None
+            self.warm = warm_client.fitting(run_options(self.config), root) or False
+        return self.warm or None
 
     def timeout(self) -> float | None:
         return run_options(self.config).timeout
@@ -174,12 +186,16 @@ class ModuleCollector(pytest.Collector):
     def collect(self) -> Iterator[pytest.Item]:
         state = _state(self.config)
         try:
-            lab = state.get_lab(self.dirs)
             t = state.timeout()
             spec = self.spec if t is None else ModuleSpec(
                 self.spec.name, self.spec.params, self.spec.expect_log, self.spec.crashes, t,
                 self.spec.allow_log)
-            result = lab.run_spec(spec)
+            warm = state.warm_guest()
+            if warm is not None:  # modules rebuilt and run there: no image, no boot
+                result = warm_client.run_specs_on_warm(warm, (spec,), self.dirs,
+                                                       run_options(self.config).reset)[0]
+            else:
+                result = state.get_lab(self.dirs).run_spec(spec)
         except HarnessError as e:
             raise self.CollectError(str(e)) from None
         for case in result.cases:

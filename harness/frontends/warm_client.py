@@ -10,9 +10,12 @@ never used.
 """
 
 import argparse
+import base64
 import json
 import os
+import pickle
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from typing import Any
 from ..core.errors import HarnessError
 from ..core.options import RunOptions
 from ..core.repo import MODULES_DIR, REPO
+from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
 from ..core.warm import (
     SERVER_MODULE,
@@ -33,6 +37,7 @@ from ..core.warm import (
 )
 from ..stages.paths import new_run_dir
 from ..stages.progress import say
+from ..stages.sockdir import OWNER
 from ..stages.source import resolve_source
 from ..stages.warm_channel import WarmError, call
 from ..stages.warm_record import (
@@ -51,10 +56,11 @@ DOWN_WAIT_S = 30.0
 STATUS_WAIT_S = 3.0      # a server busy with a run answers after it
 
 
-def fitting(opts: RunOptions, quiet: bool = False) -> WarmRecord | None:
-    """The live warm guest that can run a run of `opts` (None: none is up, or none
-    fits; each one that does not fit is named on stderr unless quiet)."""
-    live = live_records()
+def fitting(opts: RunOptions, root: Path | None = None) -> WarmRecord | None:
+    """The live warm guest (of artifacts directory `root`, default $HIGHMEM_ARTIFACTS)
+    that can run a run of `opts` (None: none is up, or none fits; each one that does not
+    fit is named on stderr)."""
+    live = live_records(root)
     if not live:
         return None
     knobs = guest_knobs(opts)
@@ -66,9 +72,8 @@ def fitting(opts: RunOptions, quiet: bool = False) -> WarmRecord | None:
         why = unfit_reason(rec, knobs, ident(Path(rec.vmlinux)), source_identity)
         if why is None:
             return rec
-        if not quiet:
-            say(f"(a warm guest is up (pid {rec.pid}) but not used: {why}; `highmem down` "
-                "stops it)")
+        say(f"(a warm guest is up (pid {rec.pid}) but not used: {why}; `highmem down` "
+            "stops it)")
     return None
 
 
@@ -89,6 +94,33 @@ def send_run(rec: WarmRecord, suite: tuple[ModuleSpec, ...], opts: RunOptions,
             if d.resolve() != MODULES_DIR}
     req = run_request(suite, dirs, str(run_dir.resolve()), opts.reset)
     return call(Path(rec.socket), req, request_timeout(req))
+
+
+def run_specs_on_warm(rec: WarmRecord, specs: tuple[ModuleSpec, ...],
+                     module_dirs: dict[str, Path], reset: bool) -> list[ModuleResult]:
+    """The ModuleResults of `specs` run on the warm guest (for the pytest plugin). Its
+    answer is unpickled, so the socket must be our own server's: a 0700 directory of ours
+    whose owner is the record's pid."""
+    _check_ours(rec)
+    dirs = {n: str(d.resolve()) for n, d in module_dirs.items() if d.resolve() != MODULES_DIR}
+    req = run_request(specs, dirs, "", reset)
+    req["results"] = "pickle"
+    resp = call(Path(rec.socket), req, request_timeout(req))
+    results: list[ModuleResult] = pickle.loads(base64.b64decode(resp["results_pickle"]))
+    return results
+
+
+def _check_ours(rec: WarmRecord) -> None:
+    d = Path(rec.socket).parent
+    try:
+        st = d.lstat()
+        owner = int((d / OWNER).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        owner, st = -1, None
+    if st is None or stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() \
+            or st.st_mode & 0o077 or owner != rec.pid:
+        raise WarmError(f"the warm guest's socket directory {d} is not its server's own "
+                        "0700 directory", "stop it with `highmem down` and start a new one")
 
 
 def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:

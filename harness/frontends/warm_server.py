@@ -10,6 +10,8 @@ socket in a 0700 directory under /tmp, one connection at a time:
   off), report.txt and report.json written to run_dir; the answer holds both and the exit
   status. After answering, the next guest is restored at once, so the next request finds
   it ready.
+  With run_dir "" no report files are written; with results "pickle" the answer also
+  holds the ModuleResult objects (the pytest plugin's items are made from them).
 - `status`: its record.
 
 Its lifetime is explicit: warm.json (core/warm.py's WarmRecord) in its run directory says
@@ -20,9 +22,11 @@ exits by itself after --idle-timeout seconds without a request.
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -192,7 +196,7 @@ class WarmServer:
         """Rebuild the modules' directories, run the specs, write and return the report."""
         specs = [spec_from_json(s) for s in req["specs"]]
         dirs = {str(n): Path(d) for n, d in dict(req.get("module_dirs", {})).items()}
-        run_dir = Path(req["run_dir"])
+        run_dir = Path(req["run_dir"] or self.run_dir)
         lab = self.lab
         lab.phases, lab.boots = Phases(), []
         lab.opts.reset = bool(req.get("reset", True))
@@ -209,12 +213,16 @@ class WarmServer:
         lab.opts.reset = reset
         self.used = lab.resets  # (no snapshot: one kernel for all modules, as in a run)
         result.boots = lab.boots
-        report.write_json(run_dir / "report.json", result)
         text = report.format_report(result)
-        (run_dir / "report.txt").write_text(text + "\n")
-        return {"ok": True, "report": text, "exit": exit_status(result),
+        if req["run_dir"]:
+            report.write_json(run_dir / "report.json", result)
+            (run_dir / "report.txt").write_text(text + "\n")
+        resp = {"ok": True, "report": text, "exit": exit_status(result),
                 "report_json": json.loads(report.report_json(result)),
                 "warm_run_dir": str(self.run_dir)}
+        if req.get("results") == "pickle":  # the pytest plugin wants the objects
+            resp["results_pickle"] = base64.b64encode(pickle.dumps(result.modules)).decode()
+        return resp
 
     def _rebuild(self, specs: list[ModuleSpec], dirs: dict[str, Path]) -> None:
         """`make M=` for each directory of the specs' modules; the Lab's built modules

@@ -16,6 +16,7 @@ import pytest
 
 from .conftest import HIGHMEM, REPO
 
+pytestmark = pytest.mark.integration
 USERMOD = Path(__file__).parent / "usermod"
 SAVE_TO_VERDICT = re.compile(r"\[(\d+\.\d) s from save to verdict\]")
 
@@ -110,9 +111,23 @@ def test_warm_guest_edit_loop(warm_env, tmp_path):
     assert sum(len(cp["checks"]) for cp in rep["modules"][0]["checkpoints"]) == 4
     assert "image" not in rep["phases_s"] and "boot" not in rep["phases_s"]
 
-    # the edit loop on a copy of a user module
+    # the pytest plugin's module entries go there too (a user suite with a failing entry)
     mod = tmp_path / "mymod"
     shutil.copytree(USERMOD, mod)
+    log = Path(st[0]["run_dir"]) / "warm.log"
+    before = log.read_text().count("run: ")
+    junit = tmp_path / "junit.xml"
+    p = subprocess.run([sys.executable, "-m", "pytest", str(mod / "suite.yaml"),
+                        f"--junitxml={junit}", f"--highmem-artifacts={tmp_path / 'artifacts'}",
+                        f"--highmem-accel={accel}", "-p", "no:cacheprovider"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=600)
+    sys.stdout.write(p.stdout[-2000:])
+    assert p.returncode == 1 and "6 passed" in p.stdout and "2 failed" in p.stdout
+    assert "PFN: expected" in junit.read_text()
+    assert log.read_text().count("run: ") == before + 3  # all three entries ran there
+    assert not list((tmp_path / "artifacts").glob("pytest-*"))  # no Lab, no boot of its own
+
+    # the edit loop on a copy of a user module
     src = mod / "my_kmap_test.c"
     watch = subprocess.Popen([*HIGHMEM, "watch", str(mod), "--accel", accel], cwd=REPO,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
