@@ -5,4 +5,5 @@ small parts), the pytest plugin (pytest_plugin.py) and the commands of an intera
 operations.py, run.py) and may import every layer; nothing imports them. cli.py imports no
 I/O library until a subcommand that builds or boots runs; gdb_commands.py imports only
 harness.core and harness.kernel.
+The warm guest: warm_client.py (up, status, down, run on it), warm_server.py, warm_watch.py.
 """

@@ -83,7 +83,11 @@ def run_on_warm(rec: WarmRecord, opts: RunOptions, suite: tuple[ModuleSpec, ...]
     say(f"highmem-harness run on the warm guest (pid {rec.pid}): modules rebuilt, no "
         f"image, no boot; artifacts in {run_dir}")
     (run_dir / "warm-guest").symlink_to(rec.run_dir)
-    resp = send_run(rec, suite, opts, run_dir)
+    try:
+        resp = send_run(rec, suite, opts, run_dir)
+    except KeyboardInterrupt:
+        say("interrupted: the warm guest finishes the run it was given and stays up")
+        raise
     print(resp["report"], flush=True)
     return int(resp["exit"])
 
