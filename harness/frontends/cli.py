@@ -34,7 +34,7 @@ from ..core.suite import ModuleSpec, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
-from ..stages.warm_record import live_records
+from ..stages.warm_record import find_records
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
@@ -158,7 +158,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
     anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
     root = artifacts_root()
-    warm = {Path(r.run_dir).resolve() for r in live_records(root)}
+    warm = {f.path.parent.resolve() for f in find_records(root) if f.alive}
     for d in sorted(warm):
         print(f"leaving {d} alone: its warm guest is up (`highmem down` stops it)")
     runs = [d for d in run_dirs(root) if d.resolve() not in warm]

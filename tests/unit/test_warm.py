@@ -318,3 +318,23 @@ def test_call(tmp_path):
             call(Path(s), {"op": "status"}, 5.0)
         with pytest.raises(WarmError, match="cannot reach"):
             call(Path(d) / "nope", {"op": "status"}, 1.0)
+
+
+def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                          "harness.frontends.warm_server"])
+    try:
+        for _ in range(100):
+            words, start = warm_record.proc_facts(p.pid)
+            if words and start:
+                break
+        _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
+        _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))  # stale
+        (tmp_path / "run-20260101-000000-0").mkdir()
+        assert cli.main(["clean"]) == 0
+        assert "its warm guest is up" in capsys.readouterr().out
+        assert sorted(d.name for d in tmp_path.iterdir()) == ["warm-20260101-000000-0"]
+    finally:
+        p.kill()
+        p.wait()
