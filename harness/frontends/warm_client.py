@@ -11,6 +11,7 @@ never used.
 
 import argparse
 import base64
+import dataclasses
 import json
 import os
 import pickle
@@ -19,6 +20,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
 from ..core.warm import (
     SERVER_MODULE,
+    STATUS_FILE,
     WarmRecord,
     guest_knobs,
     request_timeout,
@@ -130,6 +133,9 @@ def _check_ours(rec: WarmRecord) -> None:
 def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:
     """Start a warm server detached and wait until it is ready (its progress shown);
     HarnessError (its error and fix) if it fails or does not get ready within wait_s."""
+    # the image of our modules only (the snapshot of `highmem run`'s): user modules are
+    # built and pushed per request, so their edits never change the image
+    opts = dataclasses.replace(opts, module_dirs={})
     run_dir = new_run_dir("warm")
     log = run_dir / "warm.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -141,7 +147,7 @@ def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
     say(f"starting a warm guest (pid {proc.pid}; log {log})")
     try:
-        return _wait_ready(proc, run_dir, log, wait_s)
+        return _wait_ready(proc.poll, run_dir, log, wait_s)
     except BaseException:
         if proc.poll() is None:  # interrupted, or too slow: stop what we started
             proc.terminate()
@@ -152,29 +158,51 @@ def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:
         raise
 
 
-def _wait_ready(proc: "subprocess.Popen[bytes]", run_dir: Path, log: Path,
+def _wait_ready(exited: Callable[[], int | None], run_dir: Path, log: Path,
                 wait_s: float) -> WarmRecord:
+    """Until the server's record says ready (its log shown meanwhile); HarnessError when
+    it says failed, its process ended (`exited()` is its exit status, None while it runs)
+    or wait_s passed."""
     deadline = time.monotonic() + wait_s
     shown = 0
-    status = run_dir / "warm.json"
+    status = run_dir / STATUS_FILE
     while True:
         shown = _show_log(log, shown)
         rec = read_record(status)
         if rec is not None and rec.state == "ready":
             return rec
         if rec is not None and rec.state == "failed":
-            proc.wait(timeout=DOWN_WAIT_S)
             status.unlink(missing_ok=True)
             raise HarnessError(rec.error, rec.fix)
-        if proc.poll() is not None:
+        code = exited()
+        if code is not None:
             _show_log(log, shown)
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-            raise HarnessError(f"the warm guest's server exited ({proc.returncode}) before "
-                               f"it was ready: {tail[0]}", f"read {log}")
+            raise HarnessError(f"the warm guest's server exited ({code}) before it was "
+                               f"ready: {tail[0]}", f"read {log}")
         if time.monotonic() > deadline:
             raise HarnessError(f"the warm guest was not ready within {wait_s:.0f} s",
                                f"read {log}; pass a longer --wait")
         time.sleep(0.2)
+
+
+def up(opts: RunOptions, wait_s: float = UP_WAIT_S, announce: str = "") -> tuple[WarmRecord,
+                                                                                  bool]:
+    """A ready warm guest for `opts`: (the one up, False), (the one another `highmem up`
+    is starting, once ready, False), or (a new one, True; `announce` said first)."""
+    rec = fitting(opts)
+    if rec is not None:
+        return rec, False
+    knobs = guest_knobs(opts)
+    for r in live_records():
+        if r.state == "starting" and r.knobs == knobs:
+            say(f"a warm guest is starting (pid {r.pid}): waiting for it")
+            pid = r.pid
+            return _wait_ready(lambda: None if proc_facts(pid)[0] else -1, Path(r.run_dir),
+                               Path(r.run_dir) / "warm.log", wait_s), False
+    if announce:
+        say(announce)
+    return start_server(opts, wait_s), True
 
 
 def _show_log(log: Path, shown: int) -> int:
@@ -197,12 +225,10 @@ def warm_options(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    opts = warm_options(args)
-    rec = fitting(opts)
-    if rec is not None:
+    rec, new = up(warm_options(args), args.wait)
+    if not new:
         print(f"a warm guest is already up: pid {rec.pid}, run directory {rec.run_dir}")
         return 0
-    rec = start_server(opts, args.wait)
     print(f"warm guest up in {rec.up_seconds:.1f} s: pid {rec.pid}, run directory "
           f"{rec.run_dir}; `highmem run` and `highmem watch` use it, `highmem down` stops it")
     return 0

@@ -17,7 +17,9 @@ from ..core.warm import WarmRecord, changed_since, is_watched, pick_module, verd
 from ..stages.modbuild import module_names
 from ..stages.paths import new_run_dir
 from ..stages.progress import say
-from .warm_client import fitting, send_run, start_server, warm_options
+from ..stages.warm_channel import WarmError
+from ..stages.warm_record import proc_facts
+from .warm_client import send_run, up, warm_options
 
 POLL_S = 0.2
 WATCH_TIMEOUT_S = 60.0   # per run of the module, unless --timeout
@@ -35,13 +37,28 @@ def mtimes(d: Path) -> dict[str, int]:
     return out
 
 
-def verdict(rec: WarmRecord, spec: ModuleSpec, opts: RunOptions, saved: float | None) -> None:
-    """Run the module once on the warm guest and print its verdict lines."""
-    resp = send_run(rec, (spec,), opts, new_run_dir("watch"))
+def _warm_guest(opts: RunOptions) -> WarmRecord:
+    return up(opts, announce="no warm guest is up: starting one (it stays up after the "
+              "watch; `highmem down` stops it)")[0]
+
+
+def verdict(rec: WarmRecord, spec: ModuleSpec, opts: RunOptions,
+            saved: float | None) -> WarmRecord:
+    """Run the module once on the warm guest and print its verdict lines; the warm guest
+    (a new one if this one went away: `highmem down` meanwhile)."""
+    try:
+        resp = send_run(rec, (spec,), opts, new_run_dir("watch"))
+    except WarmError as e:
+        if proc_facts(rec.pid)[0] is not None:
+            raise
+        say(f"the warm guest went away ({e.what})")
+        rec = _warm_guest(opts)
+        resp = send_run(rec, (spec,), opts, new_run_dir("watch"))
     took = None if saved is None else time.time() - saved
     stamp = time.strftime("%H:%M:%S")
     for line in verdict_lines(resp["report_json"], took):
         print(f"[{stamp}] {line}", flush=True)
+    return rec
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -58,16 +75,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if mdir != MODULES_DIR:
         opts.module_dirs = {name: mdir}
     spec = ModuleSpec(name, timeout=args.timeout or WATCH_TIMEOUT_S)
-    rec = fitting(opts)
-    if rec is None:
-        say("no warm guest is up: starting one (it stays up after the watch; `highmem down` "
-            "stops it)")
-        rec = start_server(opts)
+    rec = _warm_guest(opts)
     print(f"watching {mdir} for {name} on the warm guest (pid {rec.pid}): each save of "
           "*.c, *.h, Kbuild, Makefile reruns it; Ctrl-C stops", flush=True)
     seen = mtimes(mdir)
     try:
-        verdict(rec, spec, opts, None)
+        rec = verdict(rec, spec, opts, None)
         while True:
             time.sleep(POLL_S)
             now = mtimes(mdir)
@@ -77,7 +90,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             seen = now
             saved = max((now[n] for n in changed if n in now), default=time.time_ns()) / 1e9
             print(f"[{time.strftime('%H:%M:%S')}] saved: {', '.join(changed)}", flush=True)
-            verdict(rec, spec, opts, saved)
+            rec = verdict(rec, spec, opts, saved)
     except KeyboardInterrupt as e:
         print("stopped watching; the warm guest stays up (`highmem down` stops it)",
               flush=True)
