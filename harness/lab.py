@@ -162,6 +162,8 @@ class Lab:
                 dt = time.monotonic() - t0
                 self.phases.add("boot", -dt)
                 self.phases.add("restore", dt)
+                if abs(self.phases.times["boot"]) < 1e-6:
+                    del self.phases.times["boot"]
         elif attach and not self.session.attached:
             with self.phases.phase("boot"):
                 self.session.attach(save=self.opts.snapshot)

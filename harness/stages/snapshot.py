@@ -147,6 +147,18 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
     return snap
 
 
+def add_facts(snap: Snapshot, facts: dict[str, object]) -> Snapshot:
+    """The snapshot's meta with `facts` (read after the save, once gdb attached), written
+    whole or not at all."""
+    meta = SnapshotMeta(**{**snap.meta.__dict__, "facts": facts})
+    tmp = snap.dir / f".meta-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(meta.to_json())
+    os.replace(tmp, snap.dir / "meta.json")
+    return Snapshot(snap.dir, meta)
+
+
 def _ours(d: Path) -> bool:
     try:
         return '"marker": "highmem-harness snapshot"' in (d / "meta.json").read_text()
