@@ -41,6 +41,7 @@ class SnapshotMeta:
     meminfo: dict[str, int] = field(default_factory=dict)
     boot_dmesg: str = ""
     boot_seconds: float = 0.0
+    save_seconds: float = 0.0  # the guest paused: device state written, RAM copied
     facts: dict[str, Any] = field(default_factory=dict)  # Checker.facts(), after the save
     marker: str = MARKER
     format: int = FORMAT

@@ -119,6 +119,7 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
     tmp = Path(tempfile.mkdtemp(prefix=SAVING, dir=root))
     (tmp / "saving-by").write_text(f"{os.getpid()}\n")
     try:
+        t0 = time.monotonic()
         monitor.qmp("stop")
         try:
             monitor.qmp("migrate-set-capabilities", CAPS)
@@ -127,6 +128,7 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
             copy_sparse(ram_file, tmp / "ram")
         finally:
             monitor.qmp("cont")
+        meta.save_seconds = round(time.monotonic() - t0, 3)
         fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(meta.to_json())
