@@ -13,7 +13,7 @@ failure that stopped it). Every suite carries the kernel cell and shard as prope
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from .kcidb import pte_mismatches, module_status
+from .kcidb import module_status, path_part, pte_mismatches
 
 Json = dict[str, Any]
 
@@ -32,6 +32,11 @@ def _outcome(case: ET.Element, tag: str, message: str, text: str = "",
         el.text = text
 
 
+def _classname(cell: str, name: str) -> str:
+    """`highmem.CELL.NAME`, the cell's dots as `_` (a viewer splits a classname at dots)."""
+    return f"highmem.{cell.replace('.', '_')}.{name}"
+
+
 def _suite(root: ET.Element, name: str, props: dict[str, str]) -> ET.Element:
     s = ET.SubElement(root, "testsuite", name=name)
     p = ET.SubElement(s, "properties")
@@ -43,7 +48,7 @@ def _suite(root: ET.Element, name: str, props: dict[str, str]) -> ET.Element:
 def _boots(root: ET.Element, run: Json, props: dict[str, str]) -> None:
     s = _suite(root, f"{props['cell']}.boot", props)
     for b in run["boots"]:
-        c = _case(s, f"highmem.{props['cell']}", f"boot-{b['number']}", b["seconds"])
+        c = _case(s, _classname(props["cell"], "boot"), f"boot-{b['number']}", b["seconds"])
         if not b["passed"]:
             _outcome(c, "failure", b["reasons"][0] if b["reasons"] else "boot failed",
                      "\n".join(b["reasons"] + [f"| {x}" for x in b.get("console_tail", [])]))
@@ -53,7 +58,7 @@ def _module(root: ET.Element, m: Json, props: dict[str, str]) -> None:
     title = f"{m['name']} {m['params']}".strip()
     s = _suite(root, f"{props['cell']}.{title}",
                {**props, "artifacts": m.get("artifacts") or ""})
-    cls = f"highmem.{props['cell']}.{title}"
+    cls = _classname(props["cell"], path_part(title))
     cause = (m.get("failure") or {}).get("line", "")
     for k in m["ktap"]:
         c = _case(s, cls, k["name"])

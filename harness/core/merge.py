@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import HarnessError
+from .kcidb import pte_mismatches
+from .ktap import STATUSES
 from .report import SUMMARY_HEAD, summary_row
 
 Json = dict[str, Any]
@@ -133,6 +135,7 @@ def _module_lines(m: Json) -> list[str]:
         return []
     lines = [f"Module {m['name']} {m['params']}".rstrip()]
     lines += [f"  ! {x}" for x in m["reasons"]]
+    lines += [f"  ^ {x}" for x in pte_mismatches(m)]
     lines += [f"  artifacts: {m['artifacts']}"] if m.get("artifacts") else []
     return lines
 
@@ -146,8 +149,9 @@ def format_merged(merged: Json) -> str:
         boots_ok = all(b["passed"] for b in run["boots"])
         if not boots_ok:
             failed_boots.append(s["shard"])
-        lines.append(f"  shard {s['shard']:<7} cell {s['cell']}: {len(run['modules'])} "
-                     f"modules, {'PASS' if s['passed'] else 'FAIL'}"
+        n = len(run["modules"])
+        lines.append(f"  shard {s['shard']:<7} cell {s['cell']}: {n} module{'s' * (n != 1)}, "
+                     f"{'PASS' if s['passed'] else 'FAIL'}"
                      + ("" if boots_ok else " (boot failed)") + f"  ({s['file']})")
         lines += [f"  ! boot {b['number']}: {x}" for b in run["boots"] for x in b["reasons"]]
     modules = [m for run in merged["runs"] for m in run["modules"]]
@@ -163,7 +167,7 @@ def format_merged(merged: Json) -> str:
                                                 else "")))
     cases = Counter(c["status"] for m in modules for c in m["ktap"])
     ptes = sum(len(s["checks"]) for m in modules for s in m["checkpoints"])
-    desc = ", ".join(f"{v} {k.lower()}" for k, v in cases.items()) or "none"
+    desc = ", ".join(f"{cases[k]} {k.lower()}" for k in STATUSES if cases[k]) or "none"
     lines.append(f"Suite: {sum(cases.values())} KTAP cases ({desc}); {ptes} PTE assertions; "
                  f"{len(modules)} modules in {len(merged['shards'])} shards")
     bad = [m for m in modules if not m["passed"]]

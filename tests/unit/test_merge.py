@@ -194,3 +194,13 @@ def test_two_runs_of_different_cells_merge() -> None:
     merged = merged_json(got)
     assert not merged["passed"]
     assert "Verdict: FAIL (1 of 2 modules failed)" in format_merged(merged)
+
+
+def test_the_merged_report_names_failed_pte_checks() -> None:
+    data = json.loads((DATA.parent / "mutation" / "check_pfn.json").read_text())
+    data["plan"] = {"run_id": "r", "cell": CELL, "shard": "1/1",
+                    "items": [[CELL, "kmap_local_basic mutate=pfn"]], "picked": [0]}
+    text = format_merged(merged_json(ordered([ShardReport("pfn.json", data)])))
+    assert "  ^ kmap_local_above_4g: mapped at 0xfffbb000: PFN: expected 0x23e401, got " \
+        "0x23e400" in text
+    assert "kmap_local_basic mutate=pfn            2    0    2" in text
