@@ -44,13 +44,14 @@ def test_guests_are_restored_from_the_snapshot_one_per_module(highmem_run):
     """The next run restores the snapshot the first one saved, a fresh guest for each
     module; --no-reset keeps one kernel; --no-snapshot boots."""
     highmem_run(*BASIC)  # saves the snapshot if none was there
-    r = highmem_run(*BASIC, *BASIC)
+    two = (*BASIC, "--module", "kmap_suite")
+    r = highmem_run(*two)
     assert r.rc == 0, r.err
     boots = r.report["boots"]
     assert [b["restored"] for b in boots] == [True, True], boots
     assert "restore" in r.report["phases_s"] and "boot" not in r.report["phases_s"]
     assert all(m["passed"] for m in r.report["modules"])
-    one = highmem_run(*BASIC, *BASIC, "--no-reset")
+    one = highmem_run(*two, "--no-reset")
     assert one.rc == 0 and len(one.report["boots"]) == 1
     cold = highmem_run(*BASIC, "--no-snapshot")
     assert cold.rc == 0 and not cold.report["boots"][0]["restored"]
