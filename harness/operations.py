@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .core.errors import GdbError
+from .core.errors import BootError, GdbError
 from .core.layout import Layout
 from .core.meminfo import parse_meminfo
 from .core.options import RunOptions
@@ -95,7 +95,11 @@ class GuestSession:
     def snapshot_parts(self) -> dict[str, str]:
         """What the saved state depends on: the kernel, the image, QEMU and its flags."""
         def ident(p: Path) -> str:
-            st = p.stat()
+            try:
+                st = p.stat()
+            except OSError as e:
+                raise BootError(f"the guest's {p.name} is gone: {e.strerror}",
+                                "another run may have removed it: run again") from None
             return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
         qemu = shutil.which("qemu-system-i386") or "qemu-system-i386"
         return {"vmlinux": ident(self.cfg.kernel), "initrd": ident(self.cfg.initrd),
