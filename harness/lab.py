@@ -159,9 +159,7 @@ class Lab:
                     self._drop_guest()
                     raise
             if s.restored:  # its own phase: `boot` is the cold boot
-                dt = time.monotonic() - t0
-                self.phases.add("boot", -dt)
-                self.phases.add("restore", dt)
+                self.phases.move("boot", "restore", time.monotonic() - t0)
         elif attach and not self.session.attached:
             with self.phases.phase("boot"):
                 self.session.attach(save=self.opts.snapshot)

@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .core.errors import GdbError
+from .core.errors import BootError, GdbError
 from .core.layout import Layout
 from .core.meminfo import parse_meminfo
 from .core.options import RunOptions
@@ -95,7 +95,11 @@ class GuestSession:
     def snapshot_parts(self) -> dict[str, str]:
         """What the saved state depends on: the kernel, the image, QEMU and its flags."""
         def ident(p: Path) -> str:
-            st = p.stat()
+            try:
+                st = p.stat()
+            except OSError as e:
+                raise BootError(f"the guest's {p.name} is gone: {e.strerror}",
+                                "another run may have removed it: run again") from None
             return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
         qemu = shutil.which("qemu-system-i386") or "qemu-system-i386"
         return {"vmlinux": ident(self.cfg.kernel), "initrd": ident(self.cfg.initrd),
@@ -119,6 +123,7 @@ class GuestSession:
                     say(f"  the snapshot did not restore ({e.what}); booting instead")
                     snapshot.discard(snap)
         try:
+            self.kept.prewarm(self.kernel.vmlinux, self.run_dir / "gdb-mi.log")
             qemu = self.stack.enter_context(Qemu(self.cfg, self.run_dir))
             qemu.boot()
             self.qemu = qemu
@@ -189,11 +194,15 @@ class GuestSession:
             ram, monitor = self._ram_and_monitor()
             if save and not self.restored:
                 self._save_quietly()
+            facts = self.snapshot.meta.facts if self.snapshot is not None else None
             gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
-                                            self.qemu.gdb_socket, ram, monitor)
+                                            self.qemu.gdb_socket, ram, monitor, facts)
             self.stack.callback(self.kept.detach)
-            checker.kernel_masks()  # read while stopped
-            self.layout = checker.kernel_layout()
+            with self.kept.patient():  # read while stopped
+                checker.kernel_masks()
+                self.layout = checker.kernel_layout()
+                if self.snapshot is not None and not self.snapshot.meta.facts:
+                    self.snapshot = snapshot.add_facts(self.snapshot, checker.facts())
             self.kept.arm(self.core_addr)
             self._gdb, self._checker = gdb, checker
         except BaseException:

@@ -10,6 +10,7 @@ key hashes all of them; any change gives another key, so a stale snapshot is nev
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 FORMAT = 1                 # bump when what a snapshot holds or means changes
 MARKER = "highmem-harness snapshot"
@@ -26,7 +27,9 @@ def snapshot_key(parts: dict[str, str]) -> str:
 class SnapshotMeta:
     """What the harness needs from the first boot to use a restored guest without redoing
     it: where hm_checkpoint() is, the SSH keys the guest trusts and presents, the boot's
-    /proc/meminfo and dmesg, the acceleration it ran under."""
+    /proc/meminfo and dmesg, the acceleration it ran under, and what gdb read of the
+    kernel through its DWARF (masks, layout, symbol addresses; a restored guest is then
+    served by a gdb that loads no symbols)."""
 
     key: str
     parts: dict[str, str]
@@ -38,6 +41,8 @@ class SnapshotMeta:
     meminfo: dict[str, int] = field(default_factory=dict)
     boot_dmesg: str = ""
     boot_seconds: float = 0.0
+    save_seconds: float = 0.0  # the guest paused: device state written, RAM copied
+    facts: dict[str, Any] = field(default_factory=dict)  # Checker.facts(), after the save
     marker: str = MARKER
     format: int = FORMAT
 

@@ -21,7 +21,7 @@ from ..core.options import RunOptions
 from ..core.suite import ModuleSpec
 from ..lab import Lab
 from ..operations import StageOperations, guest_session, stage_lab
-from ..run import run_and_report
+from ..run import Outputs, run_and_report
 from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.ssh import load_access
@@ -30,13 +30,16 @@ from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_gues
 from .warm_client import fitting, run_on_warm
 
 
-def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path) -> int:
+def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
+              out: Outputs = Outputs()) -> int:
     """`highmem run` once cli.py has checked everything: on the warm guest of the same
-    kernel and knobs if one is up (warm_client.py), else with the real operations."""
-    warm = fitting(opts)
+    kernel and knobs if one is up and the run writes only its report (no --shard, --junit,
+    --kcidb; warm_client.py), else with the real operations."""
+    plain = out.shard.count == 1 and out.junit is None and out.kcidb is None
+    warm = fitting(opts) if plain else None
     if warm is not None:
         return run_on_warm(warm, opts, suite, run_dir)
-    return run_and_report(opts, suite, run_dir, StageOperations())
+    return run_and_report(opts, suite, run_dir, StageOperations(), out)
 
 
 def new_lab(args: argparse.Namespace, tag: str) -> tuple[Lab, Path]:

@@ -218,8 +218,6 @@ class WarmServer:
         lab.opts.reset = reset
         self.used = lab.resets  # (no snapshot: one kernel for all modules, as in a run)
         result.boots = lab.boots
-        if abs(lab.phases.times.get("boot", 1.0)) < 0.05:  # restores only: no boot phase
-            del lab.phases.times["boot"]
         text = report.format_report(result)
         if req["run_dir"]:
             report.write_json(run_dir / "report.json", result)

@@ -21,14 +21,17 @@ from .procutil import pdeathsig_argv, stop
 class Gdb:
     """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
 
-    def __init__(self, vmlinux: Path, transcript: Path, timeout: float = 30.0) -> None:
+    def __init__(self, vmlinux: Path | None, transcript: Path, timeout: float = 30.0) -> None:
+        """vmlinux None: a gdb without symbols (registers, breakpoints at addresses and
+        memory only; it starts in milliseconds instead of reading the kernel's DWARF)."""
         self.timeout = timeout
         self.token = 100
         self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
         self.running = False  # the target was resumed and no *stopped was taken since
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
-            ["gdb", "--nx", "--quiet", "--interpreter=mi3", str(vmlinux)]),
+            ["gdb", "--nx", "--quiet", "--interpreter=mi3",
+             *([str(vmlinux)] if vmlinux is not None else [])]),
             # we wait for our token's result ourselves: no extra pause after each read
             time_to_check_for_additional_output_sec=0.002)
         for setting in ("pagination off", "confirm off", "width 0", "height 0"):

@@ -119,6 +119,7 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
     tmp = Path(tempfile.mkdtemp(prefix=SAVING, dir=root))
     (tmp / "saving-by").write_text(f"{os.getpid()}\n")
     try:
+        t0 = time.monotonic()
         monitor.qmp("stop")
         try:
             monitor.qmp("migrate-set-capabilities", CAPS)
@@ -127,6 +128,7 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
             copy_sparse(ram_file, tmp / "ram")
         finally:
             monitor.qmp("cont")
+        meta.save_seconds = round(time.monotonic() - t0, 3)
         fd = os.open(tmp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(meta.to_json())
@@ -145,6 +147,18 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
         raise BootError(f"the snapshot {final} was written but cannot be read back",
                         f"remove {final} and run again")
     return snap
+
+
+def add_facts(snap: Snapshot, facts: dict[str, object]) -> Snapshot:
+    """The snapshot's meta with `facts` (read after the save, once gdb attached), written
+    whole or not at all."""
+    meta = SnapshotMeta(**{**snap.meta.__dict__, "facts": facts})
+    tmp = snap.dir / f".meta-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(meta.to_json())
+    os.replace(tmp, snap.dir / "meta.json")
+    return Snapshot(snap.dir, meta)
 
 
 def _ours(d: Path) -> bool:

@@ -137,19 +137,22 @@ def start_sshd(shell: SerialShell, port: int) -> GuestSSH:
     """Configure the guest's network, install a fresh client key, start dropbear."""
     client_key = paramiko.ECDSAKey.generate(bits=256)
     pub = f"{client_key.get_name()} {client_key.get_base64()} highmem-harness"
-    shell.check(f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
-                f"route add default gw {GATEWAY}")
-    shell.check(f"mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
-                f"echo '{pub}' > /root/.ssh/authorized_keys && "
-                "chmod 600 /root/.ssh/authorized_keys")
-    shell.check("/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1", timeout=60)
-    line = shell.check("/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'")
+    # one serial round trip (each costs ~0.1 s under TCG): network, client key, host key,
+    # dropbear started (-s: keys only, no passwords), the host key printed
+    line = shell.check(
+        f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
+        f"route add default gw {GATEWAY} && "
+        "mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
+        f"echo '{pub}' > /root/.ssh/authorized_keys && "
+        "chmod 600 /root/.ssh/authorized_keys && "
+        "/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1 && "
+        "/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s && "
+        "/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'", timeout=60)
     parts = line.split()
     if len(parts) < 2:
         raise GuestError(f"cannot read the guest's host key: {line!r}",
                          "read console.log in the run directory")
     host_key = paramiko.Ed25519Key(data=base64.b64decode(parts[1]))
-    shell.check("/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s")  # -s: keys only, no passwords
     return GuestSSH(port, host_key, client_key)
 
 

@@ -30,10 +30,17 @@ INTERRUPT = "interrupt"   # a module name whose run is cut short by Ctrl-C
 
 
 @dataclass
+class FakeSource:
+    identity: str = "tar:linux-source-6.12.tar.xz:144637500:1763856000"
+
+
+@dataclass
 class FakeKernel:
     """What the Lab reads of a configured or built kernel (stages/build.py's KernelBuild)."""
 
     build_dir: Path
+    release: str = "6.12.117"   # the recorded runs' kernel
+    source: FakeSource = field(default_factory=FakeSource)
 
     @property
     def config(self) -> Path:
@@ -124,7 +131,8 @@ class FakeOperations:
     def configure(self, opts: RunOptions, run_dir: Path) -> FakeKernel:
         kernel = FakeKernel(self.tmp / "build")
         kernel.build_dir.mkdir(exist_ok=True)
-        kernel.config.write_text("CONFIG_X86_PAE=y\nCONFIG_HIGHMEM64G=y\nCONFIG_NR_CPUS=8\n")
+        kernel.config.write_text("CONFIG_X86_PAE=y\nCONFIG_HIGHMEM64G=y\nCONFIG_NR_CPUS=8\n"
+                                 'CONFIG_CC_VERSION_TEXT="gcc (Debian 12.2.0-14+deb12u1) 12.2.0"\n')
         return kernel
 
     def build(self, configured: FakeKernel, opts: RunOptions) -> Built:
