@@ -228,6 +228,8 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     add_knobs(u, (*LAB_KNOBS, "append"))
     u.add_argument("--wait", type=float, default=1800.0,
                    help="seconds to wait for it to be ready (default %(default).0f)")
+    u.add_argument("--idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
+                   help="stop it after this long without a request (default %(default).0f)")
     u.set_defaults(func=_deferred("warm_client", "cmd_up"))
     st = sub.add_parser("status", help="list the warm guests (stale ones are removed)")
     st.add_argument("--json", action="store_true", help="print JSON")

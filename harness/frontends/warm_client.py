@@ -55,6 +55,7 @@ from .cli import LAB_KNOBS, run_options
 from .warm_server import options_text
 
 UP_WAIT_S = 1800.0      # a cold kernel build on shared cores fits
+IDLE_S = 4 * 3600.0     # a warm guest forgotten stops by itself
 DOWN_WAIT_S = 30.0
 STATUS_WAIT_S = 3.0      # a server busy with a run answers after it
 
@@ -130,9 +131,11 @@ def _check_ours(rec: WarmRecord) -> None:
                         "0700 directory", "stop it with `highmem down` and start a new one")
 
 
-def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:
-    """Start a warm server detached and wait until it is ready (its progress shown);
-    HarnessError (its error and fix) if it fails or does not get ready within wait_s."""
+def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S,
+                 idle_s: float = IDLE_S) -> WarmRecord:
+    """Start a warm server detached (it stops after idle_s without a request) and wait
+    until it is ready (its progress shown); HarnessError (its error and fix) if it fails
+    or does not get ready within wait_s."""
     # the image of our modules only (the snapshot of `highmem run`'s): user modules are
     # built and pushed per request, so their edits never change the image
     opts = dataclasses.replace(opts, module_dirs={})
@@ -141,7 +144,7 @@ def start_server(opts: RunOptions, wait_s: float = UP_WAIT_S) -> WarmRecord:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
     argv = [sys.executable, "-m", SERVER_MODULE, "--run-dir", str(run_dir),
-            "--options", options_text(opts)]
+            "--options", options_text(opts), "--idle-timeout", str(idle_s)]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -186,8 +189,8 @@ def _wait_ready(exited: Callable[[], int | None], run_dir: Path, log: Path,
         time.sleep(0.2)
 
 
-def up(opts: RunOptions, wait_s: float = UP_WAIT_S, announce: str = "") -> tuple[WarmRecord,
-                                                                                  bool]:
+def up(opts: RunOptions, wait_s: float = UP_WAIT_S, announce: str = "",
+       idle_s: float = IDLE_S) -> tuple[WarmRecord, bool]:
     """A ready warm guest for `opts`: (the one up, False), (the one another `highmem up`
     is starting, once ready, False), or (a new one, True; `announce` said first)."""
     rec = fitting(opts)
@@ -202,7 +205,7 @@ def up(opts: RunOptions, wait_s: float = UP_WAIT_S, announce: str = "") -> tuple
                                Path(r.run_dir) / "warm.log", wait_s), False
     if announce:
         say(announce)
-    return start_server(opts, wait_s), True
+    return start_server(opts, wait_s, idle_s), True
 
 
 def _show_log(log: Path, shown: int) -> int:
@@ -225,7 +228,12 @@ def warm_options(args: argparse.Namespace) -> RunOptions:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    rec, new = up(warm_options(args), args.wait)
+    for name in ("wait", "idle_timeout"):
+        value = getattr(args, name)
+        if not value > 0:  # nan too
+            raise HarnessError(f"--{name.replace('_', '-')} {value:g} is not a positive "
+                               "number of seconds", "write e.g. --idle-timeout 3600")
+    rec, new = up(warm_options(args), args.wait, idle_s=args.idle_timeout)
     if not new:
         print(f"a warm guest is already up: pid {rec.pid}, run directory {rec.run_dir}")
         return 0
