@@ -338,3 +338,13 @@ def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.parametrize("args", [["--idle-timeout", "0"], ["--wait", "-1"],
+                                  ["--idle-timeout", "nan"]])
+def test_up_usage_errors(args, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path))
+    assert cli.main(["up", *args]) == 2
+    err = capsys.readouterr().err
+    assert "is not a positive number of seconds" in err and "fix:" in err
+    assert not list(tmp_path.iterdir())  # nothing started
