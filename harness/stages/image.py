@@ -1,11 +1,14 @@
 """Image stage: the guest initramfs (busybox-static:i386 + images/init + test modules).
 
 Written by the kernel's own usr/gen_init_cpio from a spec (so /dev/console exists without
-root), then gzip-compressed (the fragment enables CONFIG_RD_GZIP).
+root), then gzip-compressed (the fragment enables CONFIG_RD_GZIP). The image is named by a
+hash of its inputs, made under the build directory's lock (two concurrent runs, e.g. the
+workers of `pytest -n 2`, make it once) and renamed into place whole.
 """
 
 import gzip
 import hashlib
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -89,13 +92,24 @@ def build_image(build_dir: Path, module_files: list[Path]) -> Path:
     debs = [find_deb(n) for n in GUEST_DEBS]
     extra = {"/init": IMAGES_DIR / "init"}
     extra.update({f"{MODULE_DIR_IN_GUEST}/{m.name}": m for m in module_files})
-    h = hashlib.sha256()
-    for f in [*debs, *extra.values()]:
-        h.update(str(f).encode() + f.read_bytes())
-    key = h.hexdigest()[:12]
-    out = build_dir / "hm-image" / f"initramfs-{key}.cpio.gz"
-    with build_lock(build_dir):
+    with build_lock(build_dir):  # the .ko files are hashed as no concurrent make writes them
+        h = hashlib.sha256()
+        for f in [*debs, *extra.values()]:
+            h.update(str(f).encode() + f.read_bytes())
+        out = build_dir / "hm-image" / f"initramfs-{h.hexdigest()[:12]}.cpio.gz"
         return _write_image(gen, debs, extra, out, len(module_files))
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    """`out` appears whole or not at all: written beside it under a name the image glob
+    does not match, then renamed. A run killed while writing leaves no truncated image that
+    the next run would take as up to date."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
@@ -117,6 +131,6 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         if r.returncode != 0:
             raise BuildError(f"gen_init_cpio failed: {r.stderr.decode(errors='replace')[:200]}",
                              f"check the spec in {spec}")
-        out.write_bytes(gzip.compress(r.stdout, compresslevel=1))
+        _write_atomically(out, gzip.compress(r.stdout, compresslevel=1))
     say(f"  image: {out} ({out.stat().st_size // 1024} KiB, {nmodules} modules)")
     return out
