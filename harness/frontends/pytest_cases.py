@@ -17,7 +17,8 @@ import pytest
 from ..core.ktap import Case
 from ..core.results import ModuleResult
 
-# the attribute that marks a case's report (it survives xdist's report serialisation)
+# the attribute that marks a case's report and holds its nodeid (it survives xdist's
+# report serialisation)
 CASE_MARK = "highmem_ktap_case"
 
 Outcome = Literal["passed", "failed", "skipped"]
@@ -55,14 +56,15 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
                  case: Case) -> list[pytest.TestReport]:
     """setup, call and teardown reports of one case, as if it were an item beside `parent`
     (the module's item)."""
-    nodeid = f"{parent.parent.nodeid}::{case.name}" if parent.parent else case.name
+    name = case.name or f"#{case.number}"  # a case that never reported has no name
+    nodeid = f"{parent.parent.nodeid}::{name}" if parent.parent else name
     path = parent.location[0]
-    domain = f"{parent.parent.name}::{case.name}" if parent.parent else case.name
-    keywords: Mapping[str, Literal[1]] = {**{k: 1 for k in parent.keywords}, case.name: 1}
+    domain = f"{parent.parent.name}::{name}" if parent.parent else name
+    keywords: Mapping[str, Literal[1]] = {**{k: 1 for k in parent.keywords}, name: 1}
     props = [("artifacts", str(result.artifacts))] if result.artifacts is not None else []
     outcome, text, xfail = case_verdict(result, case)
     longrepr: str | tuple[str, int, str] | None = None
-    extra: dict[str, object] = {CASE_MARK: case.name}
+    extra: dict[str, object] = {CASE_MARK: nodeid}
     if outcome == "failed":
         longrepr = text
     elif xfail:
@@ -78,21 +80,29 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
             report("teardown", "passed", None)]
 
 
-def log_cases(parent: pytest.Item, result: ModuleResult) -> None:
-    """Report every KTAP case of `result` (logstart, setup/call/teardown, logfinish)."""
+def log_cases(parent: pytest.Item, result: ModuleResult, in_worker: bool) -> None:
+    """Report every KTAP case of `result` (logstart, setup/call/teardown, logfinish).
+
+    In a pytest-xdist worker, a report must carry the nodeid of the item being run (xdist
+    sends nothing else to its controller), so there the cases' reports go out under the
+    module item's nodeid and CaseReports, in the controller, gives them back their own."""
     hook = parent.ihook
     for case in result.cases:
         reps = case_reports(parent, result, case)
-        hook.pytest_runtest_logstart(nodeid=reps[0].nodeid, location=reps[0].location)
+        nodeid, location = reps[0].nodeid, reps[0].location
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
         for rep in reps:
+            if in_worker:
+                rep.nodeid = parent.nodeid
             hook.pytest_runtest_logreport(report=rep)
-        hook.pytest_runtest_logfinish(nodeid=reps[0].nodeid, location=reps[0].location)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
 
 
-class CaseCounter:
-    """A plugin object (one per pytest process: the session, or xdist's controller) that
-    counts each KTAP case's call report as one test more than were collected, so the
-    terminal's progress counts the cases and never goes past 100 %."""
+class CaseReports:
+    """A plugin object of the process that shows the results (the pytest session, or
+    pytest-xdist's controller; not a worker). Each KTAP case's report gets its own nodeid
+    back (a worker sent it under its module's), and each case's call report counts as one
+    test more than were collected, so the terminal's progress never goes past 100 %."""
 
     def __init__(self) -> None:
         self.session: pytest.Session | None = None
@@ -100,8 +110,11 @@ class CaseCounter:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
 
-    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter reads the count
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and JUnit read the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.session is not None and report.when == "call" and \
-                getattr(report, CASE_MARK, None):
+        nodeid = getattr(report, CASE_MARK, None)
+        if not nodeid:
+            return
+        report.nodeid = nodeid
+        if self.session is not None and report.when == "call":
             self.session.testscollected += 1

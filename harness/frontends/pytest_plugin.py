@@ -38,7 +38,7 @@ from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
-from .pytest_cases import CaseCounter, log_cases
+from .pytest_cases import CaseReports, log_cases
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -114,7 +114,8 @@ _STATE = pytest.StashKey[HighmemState]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = HighmemState(config)
-    config.pluginmanager.register(CaseCounter(), "highmem-case-counter")
+    if xdist_worker(config) is None:  # the process that shows the results
+        config.pluginmanager.register(CaseReports(), "highmem-case-reports")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -255,7 +256,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     with capture.item_capture("setup", item) if capture is not None else nullcontext():
         item.run_module()
     if item.result is not None:
-        log_cases(item, item.result)
+        log_cases(item, item.result, in_worker=xdist_worker(item.config) is not None)
 
 
 # -- fixtures for Python tests ---------------------------------------------------------------
