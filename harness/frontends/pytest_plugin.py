@@ -292,5 +292,6 @@ def highmem_module(highmem_lab: Lab) -> Callable[..., ModuleResult]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    art = _opt(config, "artifacts") or artifacts_root()
     return (f"highmem: source {_opt(config, 'source')}, accel {_opt(config, 'accel')}, "
-            f"memory {_opt(config, 'memory')}, artifacts {artifacts_root()}")
+            f"memory {_opt(config, 'memory')}, artifacts {art}")
