@@ -64,19 +64,19 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
     props = [("artifacts", str(result.artifacts))] if result.artifacts is not None else []
     outcome, text, xfail = case_verdict(result, case)
     longrepr: str | tuple[str, int, str] | None = None
-    extra: dict[str, object] = {CASE_MARK: nodeid}
+    call_extra: dict[str, object] = {}  # only the call: a passed setup marked xfail is XPASS
     if outcome == "failed":
         longrepr = text
     elif xfail:
-        extra["wasxfail"] = text
+        call_extra["wasxfail"] = text
     elif outcome == "skipped":
         longrepr = (str(Path(parent.path)), 0, f"Skipped: {text}")
 
     def report(when: Literal["setup", "call", "teardown"], out: Outcome,
-               rep: str | tuple[str, int, str] | None) -> pytest.TestReport:
+               rep: str | tuple[str, int, str] | None, **extra: object) -> pytest.TestReport:
         return pytest.TestReport(nodeid, (path, 0, domain), keywords, out, rep, when,
-                                 user_properties=props, **extra)
-    return [report("setup", "passed", None), report("call", outcome, longrepr),
+                                 user_properties=props, **{CASE_MARK: nodeid}, **extra)
+    return [report("setup", "passed", None), report("call", outcome, longrepr, **call_extra),
             report("teardown", "passed", None)]
 
 

@@ -142,6 +142,7 @@ def test_case_reports_survive_xdist_serialisation():
     result, case = _result("XFAIL", "known bug")
     reps = case_reports(Parent(), result, case)  # type: ignore[arg-type]
     assert [r.when for r in reps] == ["setup", "call", "teardown"]
+    assert [hasattr(r, "wasxfail") for r in reps] == [False, True, False]  # else XPASS twice
     back = pytest.TestReport._from_json(reps[1]._to_json())
     assert back.nodeid == "suite.yaml::m::kmap_x"
     assert getattr(back, CASE_MARK) == "suite.yaml::m::kmap_x"
