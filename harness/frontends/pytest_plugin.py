@@ -167,7 +167,7 @@ class BootItem(pytest.Item):
             lab = _state(self.config).get_lab()
         except HarnessError as e:
             raise CaseFailure(str(e)) from None
-        # TODO(lead): Lab.boot_for_modules() public (the plugin boots as the Lab's modules do)
+        # the boot the Lab makes for its modules, recorded as a BootResult
         lab._boot_for_modules()
         why = [r for b in lab.boots for r in b.reasons()]
         for b in lab.boots:
