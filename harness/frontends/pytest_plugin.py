@@ -18,7 +18,8 @@ Two ways in:
 Options (command line, or `highmem_*` ini keys in pytest.ini / pyproject.toml): one per run
 knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-config (comma-separated), --highmem-accel, --highmem-memory, --highmem-smp,
---highmem-timeout, --highmem-append — and --highmem-artifacts.
+--highmem-timeout, --highmem-append, --highmem-snapshot, --highmem-reset — and
+--highmem-artifacts.
 """
 
 from collections.abc import Callable, Iterator
