@@ -117,6 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = HighmemState(config)
     if xdist_worker(config) is None:  # the process that shows the results
         config.pluginmanager.register(CaseReports(), "highmem-case-reports")
+        config.pluginmanager.register(CollectionErrorExit(), "highmem-collection-error-exit")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -127,6 +128,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _state(config: pytest.Config) -> HighmemState:
     return config.stash[_STATE]
+
+
+class CollectionErrorExit:
+    """A plugin object of the process that shows the results: a suite that could not be
+    collected (its source, config or build failed: one HarnessError) ends the run with exit
+    2, under pytest-xdist too (pytest stops at a collection error with 2; xdist's controller
+    counts the workers' collection errors as failures, exit 1)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.failed = self.failed or report.failed
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.failed and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 # -- YAML suites as pytest items -----------------------------------------------------------

@@ -40,11 +40,11 @@ modules:
 """
 
 
-def _pytest(tmp: Path, *args: str) -> subprocess.Popen[str]:
+def _pytest(tmp: Path, *args: str, suite: str = SUITE) -> subprocess.Popen[str]:
     """pytest on the suite in `tmp`, started (wait with communicate())."""
     tmp.mkdir(exist_ok=True)
     (tmp / "conftest.py").write_text(CONFTEST)
-    (tmp / "suite.yaml").write_text(SUITE)
+    (tmp / "suite.yaml").write_text(suite)
     env = dict(os.environ, PYTHONPATH=str(REPO), HIGHMEM_ARTIFACTS=str(tmp / "art"))
     return subprocess.Popen([sys.executable, "-m", "pytest", "suite.yaml", "-p",
                              "no:cacheprovider", "--rootdir", str(tmp), *args], cwd=tmp,
@@ -82,9 +82,12 @@ def test_collection_runs_nothing_and_lists_modules(tmp_path):
 def test_cases_are_tests_and_xdist_gives_the_same_outcomes(tmp_path):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     started = [_pytest(parallel, "-n", "2", "--junitxml=junit.xml"),
-               _pytest(serial, "-n", "0", "--junitxml=junit.xml")]
-    (rc2, out2, err2), (rc0, out0, err0) = [_finish(p) for p in started]
+               _pytest(serial, "-n", "0", "--junitxml=junit.xml"),
+               _pytest(tmp_path / "broken", "-n", "2", suite="timeout: soon\nmodules: []\n")]
+    (rc2, out2, err2), (rc0, out0, err0), (rc_bad, out_bad, _) = [_finish(p) for p in started]
     assert (rc0, rc2) == (1, 1), out0 + err0 + out2 + err2
+    # a suite that cannot be collected is a usage error (exit 2) under xdist as without it
+    assert rc_bad == 2 and "error: " in out_bad and "'timeout' must be a number" in out_bad
     got0, got2 = _outcomes(serial / "junit.xml"), _outcomes(parallel / "junit.xml")
     assert got0 == got2
     assert got0["suite.yaml.kmap_local_basic::kmap_local_above_4g"] == "passed"
