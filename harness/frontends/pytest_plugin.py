@@ -188,7 +188,7 @@ class BootItem(pytest.Item):
         except HarnessError as e:
             raise CaseFailure(str(e)) from None
         # the boot the Lab makes for its modules, recorded as a BootResult
-        lab._boot_for_modules()
+        lab.boot_for_modules()
         why = [r for b in lab.boots for r in b.reasons()]
         for b in lab.boots:
             if b.artifacts is not None:

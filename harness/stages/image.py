@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from ..core.errors import BuildError
@@ -118,8 +119,7 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         say(f"  image up to date: {out.name}")
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    for old in sorted(out.parent.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime)[:-8]:
-        old.unlink()  # keep a few: a concurrent run may be booting one
+    _prune(out.parent)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         root = Path(tmp) / "root"
         for deb in debs:
@@ -134,3 +134,21 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         _write_atomically(out, gzip.compress(r.stdout, compresslevel=1))
     say(f"  image: {out} ({out.stat().st_size // 1024} KiB, {nmodules} modules)")
     return out
+
+
+IMAGES_KEPT = 8
+IMAGE_MAX_AGE_S = 24 * 3600
+
+
+def _prune(d: Path) -> None:
+    """Old images go, but not one a concurrent run may still boot from: only beyond the
+    IMAGES_KEPT newest, and only those made more than IMAGE_MAX_AGE_S ago (an image is
+    never touched after it is written: its mtime is part of the snapshot key)."""
+    now = time.time()
+    images = sorted(d.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime)
+    for old in images[:-IMAGES_KEPT]:
+        try:
+            if now - old.stat().st_mtime > IMAGE_MAX_AGE_S:
+                old.unlink()
+        except OSError:
+            pass  # removed by another run meanwhile
