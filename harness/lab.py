@@ -173,7 +173,7 @@ class Lab:
         return (self.opts.reset and self.session is not None
                 and self.session.snapshot_ready)
 
-    def _boot_for_modules(self) -> Session | None:
+    def boot_for_modules(self) -> Session | None:
         """Boot for the modules, recorded as a BootResult; None if the guest did not come
         up (then no later module boots again: the same kernel would fail the same way)."""
         if self.session is not None:
@@ -238,7 +238,7 @@ class Lab:
         return m
 
     def _run_on_guest(self, spec: ModuleSpec, mdir: Path) -> ModuleResult:
-        s = self._boot_for_modules()
+        s = self.boot_for_modules()
         if s is None:
             b = self.boot_failed
             return not_run(spec, f"the guest did not boot (boot {b.number if b else '?'}: "

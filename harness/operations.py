@@ -146,7 +146,13 @@ class GuestSession:
             snapshot.copy_sparse(snap.ram, qemu.ram_file)
             qemu.start_incoming(snap.meta.accel)
             self.qemu = qemu
-            self.monitor = Monitor(qemu.qmp_socket, wait_s=10.0)
+            while True:
+                try:
+                    self.monitor = Monitor(qemu.qmp_socket, wait_s=10.0)
+                    break
+                except BootError:
+                    if not qemu.port_clash():
+                        raise
             self.stack.callback(self._close_monitor)
             snapshot.migrate_in(self.monitor, snap)
             self.monitor.qmp("cont")

@@ -33,6 +33,8 @@ RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by
 RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: the RAM file must never be a disk file
 BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopped
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
+HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
+PORT_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Qemu:
         self.argv: list[str] = []
         self.boot_seconds = 0.0
         self.started = 0.0          # time.monotonic() when QEMU was started
+        self.tries = 0              # QEMU processes started (a port clash starts another)
+        self.incoming = False
         self.ssh_port = free_port()
         self._log = (run_dir / "console.log").open("a", encoding="utf-8", errors="replace")
 
@@ -155,8 +159,19 @@ class Qemu:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def port_clash(self) -> bool:
+        """QEMU exited because another process took the SSH port free_port() picked (two
+        parallel runs, rarely): then a new port is picked and QEMU started again."""
+        if self.alive() or self.tries >= PORT_TRIES or HOSTFWD_CLASH not in \
+                self.console_text()[-4000:]:
+            return False
+        self.ssh_port = free_port()
+        self.child = self._spawn(self.accel, self.incoming)
+        return True
+
     def _spawn(self, accel: str, incoming: bool = False) -> pexpect.spawn:
-        self.accel = accel
+        self.tries += 1
+        self.accel, self.incoming = accel, incoming
         self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file,
                               incoming)
         (self.run_dir / "qemu-cmdline.txt").write_text(
@@ -204,7 +219,9 @@ class Qemu:
         except (pexpect.TIMEOUT, pexpect.EOF):
             child.close(force=True)
             verdict.parent.mkdir(parents=True, exist_ok=True)
-            verdict.write_text(f"KVM guest printed nothing in {KVM_LIVENESS_SECONDS} s\n")
+            tmp = verdict.with_name(f".{verdict.name}.{os.getpid()}")
+            tmp.write_text(f"KVM guest printed nothing in {KVM_LIVENESS_SECONDS} s\n")
+            os.replace(tmp, verdict)  # parallel runs: one whole file
             say(f"  accel: KVM printed nothing in {KVM_LIVENESS_SECONDS:.0f} s; "
                 "falling back to TCG (remembered for this host)")
             return "tcg"
@@ -240,6 +257,8 @@ class Qemu:
                 ticker.update(last)
                 continue
             except pexpect.EOF:
+                if self.port_clash():
+                    continue
                 text = self.console_text()
                 why = panic_line(text) or self.crash_line
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else
