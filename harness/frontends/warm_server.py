@@ -1,24 +1,25 @@
 """The warm guest's server: `highmem up` starts it detached (`python -m
 harness.frontends.warm_server`, its own session, output in warm.log of its run directory).
 It holds one Lab, prepared and with a guest up and attached, and serves requests on a unix
-socket in a 0700 directory under /tmp, one connection at a time:
+socket in a 0700 directory under /tmp, one request line and one answer per connection:
 
 - `run` {specs, module_dirs, run_dir, reset}: the modules' directories rebuilt with
-  `make M=` (no image, no reboot), each fresh .ko copied into the guest over SSH right
-  before its insmod (again after every restore: a restored guest has none), the modules run
-  as `highmem run` runs them (a clean kernel per module from the snapshot unless reset is
-  off), report.txt and report.json written to run_dir; the answer holds both and the exit
-  status. After answering, the next guest is restored at once, so the next request finds
-  it ready.
-  With run_dir "" no report files are written; with results "pickle" the answer also
-  holds the ModuleResult objects (the pytest plugin's items are made from them).
-- `status`: its record.
+  `make M=` as soon as the request is read (no image, no reboot; the build overlaps the
+  restore of the guest that follows the previous request); runs in order, each module's
+  fresh .ko copied into the guest over SSH right before its insmod (again after every
+  restore: a restored guest has none), the modules run as `highmem run` runs them (a clean
+  kernel per module from the snapshot unless reset is off), report.txt and report.json
+  written to run_dir (none when it is ""); the answer holds the report, its JSON and the
+  exit status (with results "pickle", the ModuleResult objects too: the pytest plugin's
+  items are made from them). After answering, the next guest is restored at once.
+- `status`: its record; `down`: stop. Both answered at once, even while a run goes on.
 
 Its lifetime is explicit: warm.json (core/warm.py's WarmRecord) in its run directory says
 starting/ready/failed; SIGTERM (`highmem down`) stops QEMU and gdb, removes the socket
 directory and the record. Killed with -9, QEMU and gdb die with it (PR_SET_PDEATHSIG) and
 its record is found stale by the next `highmem status`/`run`/`down`/`up` and removed. It
-exits by itself after --idle-timeout seconds without a request.
+exits by itself after --idle-timeout seconds without a request. Its image is kept alive by
+a hard link (another run may prune the image cache meanwhile: WarmOperations.keep_image).
 """
 
 import argparse
@@ -27,12 +28,16 @@ import hashlib
 import json
 import os
 import pickle
+import queue
 import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -66,6 +71,8 @@ from ..stages.warm_push import push_ko
 from ..stages.warm_record import ident, proc_facts, write_record
 
 REQUEST_READ_S = 10.0   # a client has this long to send its request line
+KEEP_PREFIX = ".warm-keep-"  # + PID-initramfs-*.cpio.gz: a warm server's hard link
+DirBuild = tuple[Path, list[Path], dict[str, str]]  # a directory, its .ko files, failures
 
 
 class WarmSession:
@@ -87,15 +94,44 @@ class WarmSession:
 
 
 class WarmOperations(StageOperations):
-    """StageOperations whose guests run the pushed modules of `kos` (name -> host .ko)."""
+    """StageOperations whose guests run the pushed modules of `kos` (name -> host .ko),
+    and whose image outlives the image cache's pruning (keep_image())."""
 
     def __init__(self) -> None:
         super().__init__()
         self.kos: dict[str, Path] = {}
+        self.kept_image: tuple[Path, Path] | None = None  # (the image, a hard link to it)
+
+    def keep_image(self, initrd: Path) -> None:
+        """A hard link to the image beside it (a name the image cache's pruning does not
+        match): another run may prune the image while this server lives for hours; boot()
+        puts the same file (same size and mtime: the snapshot still fits) back."""
+        for old in initrd.parent.glob(f"{KEEP_PREFIX}*"):  # of servers killed with -9
+            pid = old.name[len(KEEP_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and proc_facts(int(pid))[0] is None:
+                old.unlink(missing_ok=True)
+        keep = initrd.parent / f"{KEEP_PREFIX}{os.getpid()}-{initrd.name}"
+        keep.unlink(missing_ok=True)
+        os.link(initrd, keep)
+        self.kept_image = (initrd, keep)
 
     def boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
              run_dir: Path) -> Any:
+        if self.kept_image is not None and self.kept_image[0] == initrd \
+                and not initrd.exists():
+            try:
+                os.link(self.kept_image[1], initrd)
+                say(f"  the image {initrd.name} was pruned by another run: put back")
+            except FileExistsError:  # made again meanwhile (its snapshot may not fit)
+                pass
         return WarmSession(super().boot(kernel, initrd, opts, run_dir), self.kos)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.kept_image is not None:
+                self.kept_image[1].unlink(missing_ok=True)
 
 
 def core_source_hash() -> str:
@@ -123,7 +159,11 @@ class WarmServer:
                                  knobs=guest_knobs(opts))
         self.core_sha = ""
         self.stop = False
-        self.used = False   # the guest ran modules that a reset must not leave behind
+        self.used = False       # the guest ran modules that a reset must not leave behind
+        self.prewarm = False    # the next guest is to be made ready
+        self.requests: queue.Queue[tuple[socket.socket, dict[str, Any],
+                                         Future[list[DirBuild]]]] = queue.Queue()
+        self.builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="make")
 
     def start(self) -> None:
         """Prepare (configure, build, image), the guest up and attached; record ready."""
@@ -133,6 +173,7 @@ class WarmServer:
         assert self.lab.built is not None and self.lab.initrd is not None
         self.core_sha = core_source_hash()
         self._set_kos()
+        self.ops.keep_image(self.lab.initrd)
         self.lab.boot(attach=True)
         k = self.lab.kernel
         self.record.state = "ready"
@@ -150,28 +191,59 @@ class WarmServer:
         self.ops.kos.update({k.stem: k for k in self.lab.built.kos if k.stem != CORE})
 
     def serve(self) -> None:
+        """A listener thread reads each request and starts its modules' build at once (so a
+        build overlaps the restore of the next guest); this thread prewarms the guest, runs
+        the requests in order and answers them."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
             srv.bind(self.record.socket)
             srv.listen(4)
-            srv.settimeout(1.0)
+            srv.settimeout(0.5)
+            threading.Thread(target=self._listen, args=(srv,), daemon=True).start()
             idle_since = time.monotonic()
             while not self.stop:
+                if self.prewarm:
+                    self._prewarm()
                 try:
-                    conn, _ = srv.accept()
-                except TimeoutError:
+                    conn, req, build = self.requests.get(timeout=1.0)
+                except queue.Empty:
                     if time.monotonic() - idle_since > self.idle_timeout:
                         say(f"no request for {self.idle_timeout:.0f} s: stopping")
                         return
                     continue
                 with conn:
-                    self._one(conn)
-                self._prewarm()
+                    self._answer(conn, lambda: self.run(req, build))
+                self.prewarm = True
                 idle_since = time.monotonic()
 
-    def _one(self, conn: socket.socket) -> None:
+    def _listen(self, srv: socket.socket) -> None:
+        """Accept, read the request; `status` and `down` answered here (even while a run
+        goes on), a `run` queued with its build started."""
+        while not self.stop:
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed: the server stops
+                return
+            try:
+                req = decode(read_line(conn, time.monotonic() + REQUEST_READ_S))
+                op = req["op"]
+            except (HarnessError, ValueError, KeyError) as e:
+                bad = {"ok": False, "error": f"bad request: {e}", "fix": "report this"}
+                with conn:
+                    self._answer(conn, lambda: bad)
+                continue
+            if op == "run" and not self.stop:
+                self.requests.put((conn, req, self.builder.submit(self._build, req)))
+                continue
+            with conn:
+                self._answer(conn, lambda: self.handle(op))
+
+    def _answer(self, conn: socket.socket, make: Callable[[], dict[str, Any]]) -> None:
+        """Send make()'s answer; an error of the user or the machine, or a bug of ours,
+        is an answer too (and the server goes on)."""
         try:
-            req = decode(read_line(conn, time.monotonic() + REQUEST_READ_S))
-            resp = self.handle(req)
+            resp = make()
         except (ValueError, KeyError, TypeError) as e:
             resp = {"ok": False, "error": f"bad request: {e}", "fix": "report this"}
         except HarnessError as e:
@@ -186,28 +258,26 @@ class WarmServer:
         except OSError:
             say("the client left before its answer")
 
-    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
-        op = req["op"]
+    def handle(self, op: str) -> dict[str, Any]:
         if op == "status":
             return {"ok": True, "record": json.loads(self.record.to_json())}
         if op == "down":
             self.stop = True
             return {"ok": True}
         if op == "run":
-            return self.run(req)
+            raise WarmError("the warm guest is stopping", "start one: highmem up")
         raise ValueError(f"unknown op {op!r}")
 
-    def run(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Rebuild the modules' directories, run the specs, write and return the report."""
+    def run(self, req: dict[str, Any], build: "Future[list[DirBuild]]") -> dict[str, Any]:
+        """Wait for the modules' build, run the specs, write and return the report."""
         specs = [spec_from_json(s) for s in req["specs"]]
-        dirs = {str(n): Path(d) for n, d in dict(req.get("module_dirs", {})).items()}
         run_dir = Path(req["run_dir"] or self.run_dir)
         lab = self.lab
         lab.phases, lab.boots = Phases(), []
         lab.opts.reset = bool(req.get("reset", True))
         say(f"run: {', '.join(s.title for s in specs)} -> {run_dir}")
-        with lab.phases.phase("build"):
-            self._rebuild(specs, dirs)
+        with lab.phases.phase("build"):  # what is left of it: it began when the request came
+            self._apply(build.result())
         result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=lab.phases)
         reset = lab.opts.reset
         for i, spec in enumerate(specs):
@@ -229,15 +299,23 @@ class WarmServer:
             resp["results_pickle"] = base64.b64encode(pickle.dumps(result.modules)).decode()
         return resp
 
-    def _rebuild(self, specs: list[ModuleSpec], dirs: dict[str, Path]) -> None:
-        """`make M=` for each directory of the specs' modules; the Lab's built modules
-        and build failures updated (a module that does not compile is NO BUILD)."""
+    def _build(self, req: dict[str, Any]) -> "list[DirBuild]":
+        """(In the builder thread.) `make M=` for each directory of the request's modules:
+        [(directory, .ko files, {module: first error})]."""
+        dirs = {str(n): Path(d) for n, d in dict(req.get("module_dirs", {})).items()}
+        kernel = self.lab.kernel
+        out = []
+        for d in dict.fromkeys(dirs.get(str(s["name"]), MODULES_DIR) for s in req["specs"]):
+            extra = None if d == MODULES_DIR else symvers(kernel)
+            out.append((d, *build_modules(kernel, d, extra_symbols=extra)))
+        return out
+
+    def _apply(self, builds: "list[DirBuild]") -> None:
+        """The Lab's built modules and build failures updated from the builds (a module
+        that does not compile is then NO BUILD)."""
         built = self.lab.built
         assert built is not None
-        kernel = self.lab.kernel
-        for d in dict.fromkeys(dirs.get(s.name, MODULES_DIR) for s in specs):
-            extra = None if d == MODULES_DIR else symvers(kernel)
-            kos, failures = build_modules(kernel, d, extra_symbols=extra)
+        for d, kos, failures in builds:
             names = set(module_names(d)) | {k.stem for k in kos} | set(failures)
             built.kos = [k for k in built.kos if k.stem not in names] + kos
             for n in names:
@@ -252,6 +330,7 @@ class WarmServer:
         """The next guest up now (restored from the snapshot, SSH connected), so a request
         finds it ready: the guest of the last request is dropped here, after its answer,
         when each module must start from a clean kernel; one that died idle is replaced."""
+        self.prewarm = False  # once per request: a guest that does not come up is not retried
         lab = self.lab
         s: Session | None = lab.session
         if s is not None and (self.used or not s.alive()):
@@ -266,6 +345,8 @@ class WarmServer:
                 say(f"the next guest did not come up ({e.what}); the next request boots")
 
     def close(self) -> None:
+        self.stop = True
+        self.builder.shutdown(wait=False, cancel_futures=True)
         try:
             self.lab.close()
         finally:

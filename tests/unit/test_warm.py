@@ -348,3 +348,29 @@ def test_up_usage_errors(args, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err
     assert "is not a positive number of seconds" in err and "fix:" in err
     assert not list(tmp_path.iterdir())  # nothing started
+
+
+def test_the_image_outlives_pruning(tmp_path, monkeypatch):
+    """The server's image, pruned by another run, is put back (the same inode: size and
+    mtime, hence the snapshot key, unchanged); leftovers of killed servers are swept."""
+    from harness.frontends import warm_server
+    from harness.operations import StageOperations
+
+    img = tmp_path / "initramfs-abc.cpio.gz"
+    img.write_bytes(b"image")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = tmp_path / f"{warm_server.KEEP_PREFIX}{dead.pid}-initramfs-old.cpio.gz"
+    leftover.write_bytes(b"old")
+    booted = []
+    monkeypatch.setattr(StageOperations, "boot", lambda self, k, i, o, r: booted.append(i))
+    ops = warm_server.WarmOperations()
+    ops.keep_image(img)
+    assert not leftover.exists()
+    st = img.stat()
+    img.unlink()  # pruned
+    ops.boot(None, img, RunOptions(), tmp_path)  # type: ignore[arg-type]
+    assert booted == [img] and img.read_bytes() == b"image"
+    assert (img.stat().st_ino, img.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    ops.close()
+    assert not list(tmp_path.glob(f"{warm_server.KEEP_PREFIX}*")) and img.exists()
