@@ -57,7 +57,7 @@ from .warm_server import options_text
 UP_WAIT_S = 1800.0      # a cold kernel build on shared cores fits
 IDLE_S = 4 * 3600.0     # a warm guest forgotten stops by itself
 DOWN_WAIT_S = 30.0
-STATUS_WAIT_S = 3.0      # a server busy with a run answers after it
+STATUS_WAIT_S = 3.0      # its listener answers at once, even during a run
 
 
 def fitting(opts: RunOptions, root: Path | None = None) -> WarmRecord | None:
@@ -266,7 +266,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if r["alive"]:
             k = r["knobs"]
             state = r["state"] if r.get("answers", True) else \
-                f"{r['state']} but busy (a run in progress) or not answering"
+                f"{r['state']} but not answering (read warm.log in its run directory)"
             print(f"up: pid {r['pid']}, {state}, --memory {k.get('memory')} --smp "
                   f"{k.get('smp')} --accel {k.get('accel')}"
                   + (f" --config {k['configs']}" if k.get("configs") else "")
