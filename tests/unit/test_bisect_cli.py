@@ -1,0 +1,182 @@
+"""`highmem bisect` on a tiny git tree with a fake step (a script that calls a commit bad
+when its mm/highmem.c has "pfn + 1"): the checks before anything is checked out, the first
+bad commit found (and the --bad end tested when git never did), only skipped commits left,
+Ctrl-C, and the tree always back where it was."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.core import bisect as bi
+from harness.frontends import bisect, cli
+from harness.stages import host
+
+MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 7\nEXTRAVERSION =\n"
+FAKE_STEP = """
+import os, signal, subprocess, sys, time
+sys.path.insert(0, {repo!r})
+from harness.core import bisect as bi
+signal.signal(signal.SIGINT, signal.default_int_handler)
+log = sys.argv[1]
+text = open("mm/highmem.c").read()
+sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+n = len(bi.read_steps(open(log).read())) + 1 if os.path.exists(log) else 1
+if "INTERRUPT" in text:
+    os.kill(int(os.environ["BISECT_TEST_PID"]), signal.SIGINT)
+    time.sleep(60)
+verdict = bi.SKIP if "SKIP" in text else bi.BAD if "pfn + 1" in text else bi.GOOD
+ev = bi.Evidence("m/c: mapped: PFN: expected 0x1, got 0x2", "m/c", "mapped", "PFN",
+                 "PFN: expected 0x1, got 0x2") if verdict == bi.BAD else bi.Evidence(verdict)
+with open(log, "a") as f:
+    f.write(bi.Step(n, sha, "s", verdict, ev, 0.1).to_line())
+sys.exit(bi.exit_code(verdict))
+"""
+
+
+def git(tree: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tree),
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A git kernel tree of 6 commits on branch `work`: base, then each appending a line
+    to mm/highmem.c; the cache and artifacts in tmp_path; the fake step."""
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(host.shutil, "which", lambda name: f"/usr/bin/{name}")
+    step = tmp_path / "fake_step.py"
+    step.write_text(FAKE_STEP.format(repo=str(Path(bisect.__file__).parents[2])))
+    monkeypatch.setattr(bisect, "step_argv",
+                        lambda log, tree, args: [sys.executable, str(step), str(log)])
+    t = tmp_path / "linux"
+    (t / "mm").mkdir(parents=True)
+    (t / "Makefile").write_text(MAKEFILE)
+    (t / "mm" / "highmem.c").write_text("int kmap_local(int pfn) { return pfn; }\n")
+    git(t, "init", "-q", "-b", "work")
+    git(t, "add", "-A")
+    git(t, "commit", "-qm", "base")
+    return t
+
+
+def commit(t: Path, line: str, subject: str) -> str:
+    with (t / "mm" / "highmem.c").open("a") as f:
+        f.write(line + "\n")
+    git(t, "commit", "-qam", subject)
+    return git(t, "rev-parse", "HEAD")
+
+
+def history(t: Path, lines: list[str]) -> list[str]:
+    """base, then one commit per line: their shas."""
+    return [git(t, "rev-parse", "HEAD")] + [commit(t, x, f"c{n}: {x}")
+                                            for n, x in enumerate(lines, 1)]
+
+
+def bisect_cli(t: Path, good: str, bad: str, *extra: str) -> int:
+    return cli.main(["bisect", "--source", str(t), "--good", good, "--bad", bad, *extra,
+                     "--", "--module", "kmap_local_basic"])
+
+
+def untouched(t: Path, head: str) -> None:
+    assert git(t, "rev-parse", "--abbrev-ref", "HEAD") == "work"
+    assert git(t, "rev-parse", "HEAD") == head
+    assert not (t / ".git" / "BISECT_START").exists()
+
+
+def test_finds_the_first_bad_commit_names_case_and_field_and_resets(tree, capsys):
+    shas = history(tree, ["/* 1 */", "/* 2 */", "/* pfn + 1 */", "/* 4 */", "/* 5 */"])
+    assert bisect_cli(tree, shas[0], shas[-1]) == 0
+    out, err = capsys.readouterr()
+    assert f"First bad commit: {shas[3]} c3: /* pfn + 1 */" in out
+    assert "  failing case: m/c (checkpoint: mapped)\n  PTE field: PFN (PFN: expected 0x1" in out
+    assert "highmem bisect: 5 commits after good" in err
+    assert f"git bisect reset: {tree} is back at work" in err
+    steps = bi.read_steps(next((tree.parent / "artifacts").glob("bisect-*/steps.jsonl"))
+                          .read_text())
+    assert shas[3] in [s.commit for s in steps] and len(steps) <= 3
+    untouched(tree, shas[-1])
+
+
+def test_the_bad_end_is_tested_when_git_never_did(tree, capsys):
+    shas = history(tree, ["/* pfn + 1 */"])
+    assert bisect_cli(tree, shas[0], shas[1]) == 0
+    assert f"First bad commit: {shas[1]}" in capsys.readouterr().out
+    untouched(tree, shas[1])
+    good_end = history(tree, ["/* no longer */"])  # a --bad where the suite passes
+    git(tree, "checkout", "-q", "-b", "fixed", shas[0])
+    later = commit(tree, "/* fine */", "fine")
+    git(tree, "checkout", "-q", "work")
+    assert good_end and bisect_cli(tree, shas[0], later) == 1
+    assert "is --bad really bad?" in capsys.readouterr().out
+    untouched(tree, good_end[-1])
+
+
+def test_only_skipped_commits_left_lists_the_candidates(tree, capsys):
+    shas = history(tree, ["/* SKIP */", "/* SKIP pfn + 1 */", "/* pfn + 1 */"])
+    assert bisect_cli(tree, shas[0], shas[-1]) == 1
+    out = capsys.readouterr().out
+    assert "No single first bad commit" in out
+    assert f"  {shas[1]} c1: /* SKIP */" in out
+    untouched(tree, shas[-1])
+
+
+def test_ctrl_c_stops_the_step_and_resets_the_tree(tree, capsys, monkeypatch):
+    shas = history(tree, ["/* 1 */", "/* INTERRUPT */", "/* pfn + 1 */", "/* 4 */"])
+    monkeypatch.setenv("BISECT_TEST_PID", str(os.getpid()))
+    monkeypatch.setattr(bisect, "STOP_GRACE_S", 20)
+    seen = []
+    old = signal.signal(signal.SIGINT, lambda *a: seen.append(1) or
+                        signal.default_int_handler(*a))
+    try:
+        assert bisect_cli(tree, shas[0], shas[-1]) == 130
+    finally:
+        signal.signal(signal.SIGINT, old)
+    out, err = capsys.readouterr()
+    assert seen and "No first bad commit found: interrupted" in out
+    assert "bisect: interrupted: stopping the step under test" in err
+    untouched(tree, shas[-1])
+
+
+@pytest.mark.parametrize("setup,what", [
+    (lambda t, s: (t / "mm" / "highmem.c").write_text("edited\n"), "has uncommitted changes"),
+    (lambda t, s: git(t, "bisect", "start"), "a git bisect is already in progress"),
+    (lambda t, s: (t / ".config").write_text("CONFIG_X=y\n"), "holds an in-tree build"),
+])
+def test_a_tree_bisect_must_not_touch_is_refused(tree, capsys, setup, what):
+    shas = history(tree, ["/* 1 */", "/* pfn + 1 */"])
+    setup(tree, shas)
+    assert bisect_cli(tree, shas[0], shas[-1]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith("error: ") and what in err[-2] and err[-1].startswith("fix: ")
+    assert git(tree, "rev-parse", "HEAD") == shas[-1]
+
+
+@pytest.mark.parametrize("args,what", [
+    (lambda s: ["--good", "nosuchrev", "--bad", s[-1]], "--good nosuchrev does not name a commit"),
+    (lambda s: ["--good", s[-1], "--bad", s[0]], "is not an ancestor of --bad"),
+    (lambda s: ["--good", s[0], "--bad", s[0]], "are the same commit"),
+    (lambda s: ["--good", s[0], "--bad", s[-1], "--", "--source", "/x"], "--source is among"),
+])
+def test_revisions_and_run_args_are_checked_first(tree, capsys, args, what):
+    shas = history(tree, ["/* 1 */", "/* pfn + 1 */"])
+    assert cli.main(["bisect", "--source", str(tree), *args(shas)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert what in err[-2] and err[-1].startswith("fix: ")
+    assert not list((tree.parent / "artifacts").glob("bisect-*"))
+
+
+def test_bad_run_args_and_a_tree_without_git(tree, tmp_path, capsys):
+    shas = history(tree, ["/* 1 */"])
+    assert cli.main(["bisect", "--source", str(tree), "--good", shas[0], "--bad", shas[1],
+                     "--", "--module", "nope"]) == 2
+    assert "error:" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    (plain / "mm").mkdir(parents=True)
+    (plain / "Makefile").write_text(MAKEFILE)
+    assert bisect_cli(plain, "a", "b") == 2
+    err = capsys.readouterr().err
+    assert "is not the top of a git tree, and has no git copy in the cache" in err
