@@ -10,7 +10,8 @@ A step's verdict, from the report.json dict of the suite run on the checked-out 
   boot check of the kmap_local maps made while booting, a module's crash or hang, an
   unexpected kernel message;
 - SKIP (exit 125): the commit cannot be tested: the kernel or a test module does not build,
-  or the kernel does not come up at all (a boot failure with no check of ours failing);
+  or the kernel does not come up at all (a boot failure with no check of ours failing;
+  `highmem bisect --boot-failure bad` calls that BAD, to hunt a commit that kills the boot);
 - ABORT (exit 128, which stops `git bisect run`): the harness could not judge the commit
   (its own error, or Ctrl-C); the bisect ends with that reason rather than a wrong verdict.
 """
@@ -111,8 +112,9 @@ def _did_not_boot(report: dict[str, Any]) -> bool:
     return bool(boots) and boots[0].get("failure") is not None and not ran
 
 
-def step_verdict(report: dict[str, Any]) -> tuple[str, Evidence]:
-    """(verdict, evidence) of one commit from its run's report.json dict."""
+def step_verdict(report: dict[str, Any], no_boot: str = SKIP) -> tuple[str, Evidence]:
+    """(verdict, evidence) of one commit from its run's report.json dict; `no_boot`: the
+    verdict of a kernel that does not come up (SKIP, or BAD when the boot is what broke)."""
     verdict, evidence, _ = mu.classify(report)
     if verdict == mu.CHECK:
         pte = _check_evidence(report)
@@ -122,7 +124,7 @@ def step_verdict(report: dict[str, Any]) -> tuple[str, Evidence]:
         return BAD, Evidence(evidence, case=case)
     if verdict == mu.CRASH:
         if _did_not_boot(report):
-            return SKIP, Evidence(f"does not boot: {evidence}")
+            return no_boot, Evidence(f"does not boot: {evidence}", case="boot")
         return BAD, Evidence(evidence, case=evidence.split(": ", 1)[0])
     if verdict == mu.NOT_CAUGHT:
         return GOOD, Evidence(evidence)

@@ -111,13 +111,14 @@ def _step_env() -> dict[str, str]:
     """The step runs in the kernel tree: it finds this harness through PYTHONPATH."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(x for x in (str(REPO), env.get("PYTHONPATH")) if x)
+    env["LC_ALL"] = "C"  # git's messages as _conclude() reads them
     return env
 
 
-def step_argv(log: Path, tree: Path, args: list[str]) -> list[str]:
+def step_argv(log: Path, tree: Path, args: list[str], boot_failure: str) -> list[str]:
     """The command `git bisect run` calls for each commit."""
     return [sys.executable, "-m", "harness.cli", "bisect-step", "--log", str(log),
-            "--source", str(tree), "--", *args]
+            "--source", str(tree), "--boot-failure", boot_failure, "--", *args]
 
 
 def _ignore_sigint() -> None:
@@ -200,7 +201,7 @@ def _subject(tree: Path, sha: str) -> str:
     return _git_out(tree, "log", "-1", "--format=%s", sha)
 
 
-def _conclude(tree: Path, session: Path, args: list[str], steps_log: Path,
+def _conclude(tree: Path, step: list[str], steps_log: Path,
               git_log: Path) -> tuple[int, list[str]]:
     """After `git bisect run`: the first bad commit (tested now if git never tested it:
     the --bad end), or why there is none; the exit status and the summary lines."""
@@ -210,7 +211,7 @@ def _conclude(tree: Path, session: Path, args: list[str], steps_log: Path,
     if sha is not None and all(s.commit != sha for s in steps):
         say(f"bisect: the first bad commit is --bad {sha[:12]} itself, never tested: testing it")
         _git_out(tree, "checkout", "-q", sha)
-        run_in_group(step_argv(steps_log, tree, args), tree, git_log, STEP_BUDGET_S)
+        run_in_group(step, tree, git_log, STEP_BUDGET_S)
         steps = bi.read_steps(steps_log.read_text())
     if sha is not None:
         last = next(s for s in reversed(steps) if s.commit == sha) if steps else None
@@ -248,11 +249,12 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             f"{' '.join(rargs) or '(the default suite)'}; artifacts in {session}")
         budget = STEP_BUDGET_S * (math.log2(n + 1) + 3)
         t0 = time.monotonic()
+        step = step_argv(steps_log, tree, rargs, args.boot_failure)
         with bisecting(tree, good, bad, git_log):
             try:
-                run_in_group(["git", "-C", str(tree), "bisect", "run",
-                              *step_argv(steps_log, tree, rargs)], tree, git_log, budget)
-                status, lines = _conclude(tree, session, rargs, steps_log, git_log)
+                run_in_group(["git", "-C", str(tree), "bisect", "run", *step], tree, git_log,
+                             budget)
+                status, lines = _conclude(tree, step, steps_log, git_log)
             except KeyboardInterrupt as e:
                 steps = bi.read_steps(steps_log.read_text()) if steps_log.exists() else []
                 lines = bi.summary(None, [], steps, "interrupted")

@@ -63,7 +63,8 @@ def parse_run_args(args: list[str], tree: Path) -> argparse.Namespace:
     return ns
 
 
-def _test_commit(tree: Path, args: list[str], run_dir: Path) -> tuple[str, bi.Evidence]:
+def _test_commit(tree: Path, args: list[str], run_dir: Path,
+                 no_boot: str) -> tuple[str, bi.Evidence]:
     """Build and run the suite on the checked-out commit: its verdict and evidence. The
     run's progress and report go to run_dir/output.txt."""
     try:
@@ -85,7 +86,7 @@ def _test_commit(tree: Path, args: list[str], run_dir: Path) -> tuple[str, bi.Ev
         (run_dir / "report.txt").write_text(report.format_report(result) + "\n")
     if result.interrupted:
         raise Terminated() if result.interrupted == "SIGTERM" else KeyboardInterrupt()
-    return bi.step_verdict(report_with_diagnostics(result))
+    return bi.step_verdict(report_with_diagnostics(result), no_boot)
 
 
 def _die_with_git() -> None:
@@ -115,7 +116,8 @@ def cmd_bisect_step(args: argparse.Namespace) -> int:
     run_dir = session / f"step-{number:02d}-{sha[:12]}"
     t0 = time.monotonic()
     try:
-        verdict, evidence = _test_commit(tree, run_args(args.run_args), run_dir)
+        verdict, evidence = _test_commit(tree, run_args(args.run_args), run_dir,
+                                         args.boot_failure)
     except KeyboardInterrupt:
         say(f"bisect: step {number} interrupted: QEMU and gdb were stopped")
         raise

@@ -270,6 +270,9 @@ def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     b.add_argument("--source", default=DEFAULTS.source, metavar="TREE",
                    help="the top of a git kernel tree (default: the cache's git copy of "
                    "%(default)s, the one `highmem mutate` makes)")
+    b.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a commit whose kernel does not come up at all: skipped (default), "
+                   "or bad (to find the commit that kills the boot)")
     b.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run` for each step, e.g. -- --module "
                    "kmap_local_basic")
@@ -281,6 +284,8 @@ def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     s.add_argument("--source", default=".", metavar="TREE",
                    help="the kernel tree (default: the current directory)")
     s.add_argument("--log", metavar="FILE", help="append the step's verdict to FILE (JSON)")
+    s.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a kernel that does not come up: exit 125 (skip, default) or 1 (bad)")
     s.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run`")
     s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))

@@ -52,6 +52,7 @@ def test_a_kernel_that_does_not_come_up_is_skipped(name):
     verdict, ev = bi.step_verdict(recorded(name))
     assert (verdict, bi.exit_code(verdict)) == (bi.SKIP, 125)
     assert ev.line.startswith("does not boot: boot 1 failed: the kernel panicked")
+    assert bi.step_verdict(recorded(name), no_boot=bi.BAD)[0] == bi.BAD
 
 
 def test_a_boot_whose_kmap_local_checks_failed_is_bad_with_the_field():

@@ -52,7 +52,7 @@ def tree(tmp_path, monkeypatch):
     step = tmp_path / "fake_step.py"
     step.write_text(FAKE_STEP.format(repo=str(Path(bisect.__file__).parents[2])))
     monkeypatch.setattr(bisect, "step_argv",
-                        lambda log, tree, args: [sys.executable, str(step), str(log)])
+                        lambda log, tree, args, boot: [sys.executable, str(step), str(log)])
     t = tmp_path / "linux"
     (t / "mm").mkdir(parents=True)
     (t / "Makefile").write_text(MAKEFILE)
@@ -180,3 +180,50 @@ def test_bad_run_args_and_a_tree_without_git(tree, tmp_path, capsys):
     assert bisect_cli(plain, "a", "b") == 2
     err = capsys.readouterr().err
     assert "is not the top of a git tree, and has no git copy in the cache" in err
+
+
+def test_the_step_argv_and_its_parser():
+    argv = bisect.step_argv(Path("/s/steps.jsonl"), Path("/t"), ["--module", "m"], "bad")
+    assert argv[1:] == ["-m", "harness.cli", "bisect-step", "--log", "/s/steps.jsonl",
+                        "--source", "/t", "--boot-failure", "bad", "--", "--module", "m"]
+    ns = cli._parse(argv[3:])
+    assert (ns.log, ns.source, ns.boot_failure, ns.run_args) == (
+        "/s/steps.jsonl", "/t", "bad", ["--", "--module", "m"])
+
+
+def test_the_step_logs_its_verdict_and_exits_as_git_bisect_run_reads(tree, monkeypatch):
+    """bisect-step with the run replaced: bad, skip for a build failure, abort (never bad)
+    for a harness bug, each one JSON line in the log."""
+    from harness.core.errors import BuildError
+    from harness.core.failure import Failure
+    from harness.core.ktap import Case, Suite
+    from harness.core.phases import Phases
+    from harness.core.results import ModuleResult, RunResult
+    from harness.frontends import bisect_step
+
+    outcomes = ["crash", "build", "bug"]
+
+    def fake_run(opts, suite, run_dir, ops):
+        assert opts.source == tree.resolve()
+        what = outcomes.pop(0)
+        if what == "build":
+            raise BuildError("the kernel build failed (make exit 2)", f"read {run_dir}/nolog")
+        if what == "bug":
+            raise ValueError("a bug of ours")
+        m = ModuleResult(spec=suite[0], insmod_rc=0, suites=[Suite("s", 1, [
+            Case("kmap_local_above_4g", 1, "PASS")], False)],
+            failure=Failure("crash", "oops in kmap_local_basic: BUG: x; at f+0x3c a.c:1"))
+        return RunResult(run_dir=run_dir, modules=[m], meminfo={}, phases=Phases())
+    monkeypatch.setattr(bisect_step, "run", fake_run)
+    monkeypatch.setattr(bisect_step, "_die_with_git", lambda: None)
+    monkeypatch.chdir(tree)
+    log = tree.parent / "artifacts" / "b" / "steps.jsonl"
+    log.parent.mkdir(parents=True)
+    argv = ["bisect-step", "--log", str(log), "--", "--module", "kmap_local_basic"]
+    assert [cli.main(argv) for _ in range(3)] == [1, 125, 128]
+    steps = bi.read_steps(log.read_text())
+    assert [(s.number, s.verdict) for s in steps] == [(1, bi.BAD), (2, bi.SKIP), (3, bi.ABORT)]
+    assert steps[0].evidence.case == "kmap_local_basic"
+    assert steps[1].evidence.line.startswith("does not build: ")
+    assert "ValueError: a bug of ours" in steps[2].evidence.line
+    assert (Path(steps[2].run_dir) / "traceback.txt").read_text().startswith("Traceback")
