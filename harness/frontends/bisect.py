@@ -178,6 +178,7 @@ def bisecting(tree: Path, good: str, bad: str, log: Path) -> Iterator[None]:
     head = _git_out(tree, "rev-parse", "--abbrev-ref", "HEAD")
     if head == "HEAD":
         head = _git_out(tree, "rev-parse", "HEAD")[:12]
+    started = Path(_git_out(tree, "rev-parse", "--absolute-git-dir")) / "BISECT_START"
     try:
         with log.open("ab") as f:
             r = subprocess.run(["git", "-C", str(tree), "bisect", "start", bad, good],
@@ -187,14 +188,19 @@ def bisecting(tree: Path, good: str, bad: str, log: Path) -> Iterator[None]:
                                f"read {log} (an untracked file in the way of a checkout?)")
         yield
     finally:
-        with log.open("ab") as f:
-            r = subprocess.run(["git", "-C", str(tree), "bisect", "reset"], stdout=f,
-                               stderr=subprocess.STDOUT, timeout=600)
-        if r.returncode == 0:
-            say(f"bisect: git bisect reset: {tree} is back at {head}")
-        else:
-            say(f"bisect: `git bisect reset` failed in {tree} (read {log}); "
-                f"run `git -C {tree} bisect reset` by hand")
+        if started.exists():  # else git bisect start failed before it began
+            _reset(tree, head, log)
+
+
+def _reset(tree: Path, head: str, log: Path) -> None:
+    with log.open("ab") as f:
+        r = subprocess.run(["git", "-C", str(tree), "bisect", "reset"], stdout=f,
+                           stderr=subprocess.STDOUT, timeout=600)
+    if r.returncode == 0:
+        say(f"bisect: git bisect reset: {tree} is back at {head}")
+    else:
+        say(f"bisect: `git bisect reset` failed in {tree} (read {log}); "
+            f"run `git -C {tree} bisect reset` by hand")
 
 
 def _subject(tree: Path, sha: str) -> str:
@@ -245,7 +251,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         session = new_run_dir("bisect")
         steps_log, git_log = session / "steps.jsonl", session / "git-bisect.log"
         say(f"highmem bisect: {n} commits after good {good[:12]} up to bad {bad[:12]} in "
-            f"{tree}: about {max(1, math.ceil(math.log2(n + 1)) - 1)} steps; RUN_ARGS "
+            f"{tree}: about {max(1, round(math.log2(n + 1)))} steps; RUN_ARGS "
             f"{' '.join(rargs) or '(the default suite)'}; artifacts in {session}")
         budget = STEP_BUDGET_S * (math.log2(n + 1) + 3)
         t0 = time.monotonic()

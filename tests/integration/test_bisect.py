@@ -95,3 +95,49 @@ def test_bisect_finds_the_commit_that_breaks_a_kmap_pte(tmp_path):
     gitdir = Path(git(tree, "rev-parse", "--absolute-git-dir"))
     assert not (gitdir / "BISECT_START").exists()
     assert "Traceback" not in p.stderr
+
+
+def _pgrep(text: str) -> str:
+    p = subprocess.run(["pgrep", "-af", text], capture_output=True, text=True)
+    return "\n".join(line for line in p.stdout.splitlines() if "pgrep" not in line)
+
+
+def test_ctrl_c_while_a_step_boots_stops_everything_and_resets_the_copy(tmp_path):
+    """SIGINT to `highmem bisect` once the first step's guest is up: the step stops QEMU and
+    gdb, no process of the session is left, the copy is back at its HEAD, exit 130. (SIGINT
+    is set back to its default for the command: a shell's background job ignores it.)"""
+    import signal
+    tree = the_copy()
+    head = git(tree, "rev-parse", "HEAD")
+    commits = synthetic_history(tree, tmp_path / "index")
+    art = tmp_path / "artifacts"
+    env = dict(os.environ, HIGHMEM_ARTIFACTS=str(art))
+    with (tmp_path / "out").open("w") as out, (tmp_path / "err").open("w") as err:
+        p = subprocess.Popen([*HIGHMEM, "bisect", "--good", head, "--bad", commits[-1][0],
+                              "--", "--module", "kmap_local_basic"], cwd=REPO, env=env,
+                             stdout=out, stderr=err, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            deadline = time.monotonic() + 1800
+            while not list(art.glob("bisect-*/step-01-*/qemu-cmdline.txt")):
+                assert p.poll() is None and time.monotonic() < deadline, "no guest started"
+                time.sleep(1)
+            step_dir = next(art.glob("bisect-*/step-01-*"))
+            time.sleep(3)
+            p.send_signal(signal.SIGINT)
+            rc = p.wait(timeout=300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    text = (tmp_path / "err").read_text() + (tmp_path / "out").read_text()
+    print(text[-3000:])
+    assert rc == 130, text[-2000:]
+    assert "bisect: interrupted: stopping the step under test" in text
+    assert "No first bad commit found: interrupted" in text
+    assert f"git bisect reset: {tree} is back at" in text
+    sock = (step_dir / "sockets").resolve()
+    assert not sock.exists() and not _pgrep(str(sock)), "QEMU or gdb outlived the step"
+    assert not _pgrep(str(step_dir.parent / "steps.jsonl")), "the step outlived the bisect"
+    assert git(tree, "rev-parse", "HEAD") == head
+    assert git(tree, "status", "--porcelain", "--untracked-files=no") == ""
+    assert not (Path(git(tree, "rev-parse", "--absolute-git-dir")) / "BISECT_START").exists()

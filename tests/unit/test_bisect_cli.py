@@ -227,3 +227,19 @@ def test_the_step_logs_its_verdict_and_exits_as_git_bisect_run_reads(tree, monke
     assert steps[1].evidence.line.startswith("does not build: ")
     assert "ValueError: a bug of ours" in steps[2].evidence.line
     assert (Path(steps[2].run_dir) / "traceback.txt").read_text().startswith("Traceback")
+
+
+def test_a_checkout_git_refuses_is_an_error_and_the_tree_stays(tree, capsys):
+    base = git(tree, "rev-parse", "HEAD")
+    git(tree, "checkout", "-q", "-b", "other")
+    (tree / "mm" / "new.c").write_text("tracked\n")
+    git(tree, "add", "mm/new.c")
+    git(tree, "commit", "-qm", "add new.c")
+    bad = commit(tree, "/* pfn + 1 */", "break")
+    git(tree, "checkout", "-q", "work")
+    (tree / "mm" / "new.c").write_text("untracked, in the way\n")
+    assert bisect_cli(tree, base, bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2].startswith("error: git bisect start failed") and err[-1].startswith("fix: ")
+    untouched(tree, base)
+    assert (tree / "mm" / "new.c").read_text() == "untracked, in the way\n"
