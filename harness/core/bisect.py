@@ -144,6 +144,11 @@ def first_bad(git_output: str) -> str | None:
     return m.group(1) if m else None
 
 
+def steps_run(git_output: str) -> int:
+    """How many times `git bisect run` ran the step (its `running ...` lines)."""
+    return len(re.findall(r"^running ", git_output, re.M))
+
+
 def only_skipped(git_output: str) -> list[str]:
     """The candidates when only skipped commits were left ("could be any of")."""
     m = ONLY_SKIPPED.search(git_output)

@@ -33,7 +33,7 @@ from ..stages.paths import new_run_dir
 from ..stages.procutil import die_with_parent
 from ..stages.progress import say
 from ..stages.source import resolve_source
-from .bisect_step import parse_run_args, run_args
+from .bisect_step import PROGRESS_FD, parse_run_args, run_args
 from .cli import checked_run
 
 STEP_BUDGET_S = 2 * 3600  # one step: a cold build on shared cores and a whole suite
@@ -155,11 +155,15 @@ def _stop_group(proc: "subprocess.Popen[bytes]") -> None:
 
 
 def run_in_group(argv: list[str], tree: Path, out: Path, timeout: float) -> int:
-    """Run argv in the tree in a process group of its own (stdout to `out`, stderr to ours,
-    where the steps' progress lines go); Ctrl-C and SIGTERM stop the whole group first."""
-    with out.open("ab") as f:
+    """Run argv in the tree in a process group of its own, its output to `out` but the
+    steps' progress lines (written to a copy of our stderr they are given); Ctrl-C and
+    SIGTERM stop the whole group first."""
+    progress = os.dup(2)
+    env = {**_step_env(), PROGRESS_FD: str(progress)}
+    with out.open("ab") as f, contextlib.closing(os.fdopen(progress, "wb")):
         proc = subprocess.Popen(argv, cwd=tree, stdin=subprocess.DEVNULL, stdout=f,
-                                env=_step_env(), process_group=0, preexec_fn=_ignore_sigint)
+                                stderr=subprocess.STDOUT, env=env, pass_fds=(progress,),
+                                process_group=0, preexec_fn=_ignore_sigint)
         try:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -214,6 +218,10 @@ def _conclude(tree: Path, step: list[str], steps_log: Path,
     out = git_log.read_text(errors="replace")
     sha = bi.first_bad(out)
     steps = bi.read_steps(steps_log.read_text()) if steps_log.exists() else []
+    unlogged = bi.steps_run(out) - len(steps)
+    if unlogged > 0:  # git read an exit status no step wrote: a verdict nobody gave
+        return 1, bi.summary(None, [], steps, f"{unlogged} step(s) ended without a verdict "
+                             f"(a crash of the step itself? read {git_log})")
     if sha is not None and all(s.commit != sha for s in steps):
         say(f"bisect: the first bad commit is --bad {sha[:12]} itself, never tested: testing it")
         _git_out(tree, "checkout", "-q", sha)

@@ -12,6 +12,7 @@ It can be used by hand too, in a tree where a `git bisect` is in progress:
 """
 
 import argparse
+import os
 import signal
 import subprocess
 import time
@@ -29,6 +30,22 @@ from ..stages.procutil import PR_SET_PDEATHSIG
 from ..stages.progress import say
 from .cli import checked_run, parser
 from .mutate import build_error_line, report_with_diagnostics
+
+
+PROGRESS_FD = "HIGHMEM_BISECT_PROGRESS_FD"  # where `highmem bisect` wants our progress lines
+
+
+def progress(line: str) -> None:
+    """A progress line to `highmem bisect`'s stderr (git's own stderr, and ours, go to the
+    session's git-bisect.log), else to stderr."""
+    fd = os.environ.get(PROGRESS_FD, "")
+    if fd.isdigit():
+        try:
+            os.write(int(fd), (line + "\n").encode())
+            return
+        except OSError:
+            pass
+    say(line)
 
 
 def _git_text(tree: Path, *args: str) -> str:
@@ -109,17 +126,17 @@ def cmd_bisect_step(args: argparse.Namespace) -> int:
     sha = _git_text(tree, "rev-parse", "HEAD")
     subject = _git_text(tree, "log", "-1", "--format=%s", "HEAD")
     if not sha:
-        say(f"error: {tree} is not a git tree with a HEAD\nfix: run this where `git bisect "
-            "run` runs it: the top of the kernel tree")
+        progress(f"error: {tree} is not a git tree with a HEAD\nfix: run this where `git "
+                 "bisect run` runs it: the top of the kernel tree")
         return bi.exit_code(bi.ABORT)
-    say(bi.progress_line(number, sha, subject, suspects(tree)))
+    progress(bi.progress_line(number, sha, subject, suspects(tree)))
     run_dir = session / f"step-{number:02d}-{sha[:12]}"
     t0 = time.monotonic()
     try:
         verdict, evidence = _test_commit(tree, run_args(args.run_args), run_dir,
                                          args.boot_failure)
     except KeyboardInterrupt:
-        say(f"bisect: step {number} interrupted: QEMU and gdb were stopped")
+        progress(f"bisect: step {number} interrupted: QEMU and gdb were stopped")
         raise
     except Exception as e:  # our bug: stop the bisect rather than call the commit bad
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -131,6 +148,6 @@ def cmd_bisect_step(args: argparse.Namespace) -> int:
     if log is not None:
         with log.open("a") as f:
             f.write(step.to_line())
-    say(bi.step_line(step))
+    progress(bi.step_line(step))
     return bi.exit_code(verdict)
 

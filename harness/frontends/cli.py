@@ -4,8 +4,8 @@ Every subcommand's parser is here; the options that are run knobs (--source, --c
 --accel, --memory, --smp, --timeout, --append) are generated from core/options.py's
 RunOptions, which holds their defaults. Usage and host errors are caught here, before
 anything is built or booted. The subcommands that build or boot live in commands.py,
-inspect_cli.py and mutate.py and are imported when they run: parsing and every usage error
-need no I/O library (tests/unit/test_layers.py holds that).
+inspect_cli.py, mutate.py, bisect.py and bisect_step.py and are imported when they run:
+parsing and every usage error need no I/O library (tests/unit/test_layers.py holds that).
 """
 
 import argparse

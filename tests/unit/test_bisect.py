@@ -123,6 +123,7 @@ bisect run cannot continue any more
 
 def test_what_git_bisect_printed():
     assert bi.first_bad(FOUND) == "3" * 40 and bi.only_skipped(FOUND) == []
+    assert (bi.steps_run(FOUND), bi.steps_run(SKIPPED)) == (1, 0)
     assert bi.first_bad(SKIPPED) is None
     assert bi.only_skipped(SKIPPED) == ["1" * 40, "2" * 40]
     v = bi.bisect_vars("bisect_rev='abc'\nbisect_nr=2\nbisect_good=1\nbisect_bad=2\n"

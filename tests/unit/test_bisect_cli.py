@@ -25,6 +25,8 @@ log = sys.argv[1]
 text = open("mm/highmem.c").read()
 sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
 n = len(bi.read_steps(open(log).read())) + 1 if os.path.exists(log) else 1
+if "CRASH" in text:
+    raise SystemExit(1)  # a step dying with a traceback: git reads "bad"
 if "INTERRUPT" in text:
     os.kill(int(os.environ["BISECT_TEST_PID"]), signal.SIGINT)
     time.sleep(60)
@@ -113,6 +115,14 @@ def test_the_bad_end_is_tested_when_git_never_did(tree, capsys):
     assert good_end and bisect_cli(tree, shas[0], later) == 1
     assert "is --bad really bad?" in capsys.readouterr().out
     untouched(tree, good_end[-1])
+
+
+def test_a_step_that_dies_without_a_verdict_is_no_result(tree, capsys):
+    shas = history(tree, ["/* 1 */", "/* CRASH */", "/* 3 */"])
+    assert bisect_cli(tree, shas[0], shas[-1]) == 1
+    out = capsys.readouterr().out
+    assert "No first bad commit found: 1 step(s) ended without a verdict" in out
+    untouched(tree, shas[-1])
 
 
 def test_only_skipped_commits_left_lists_the_candidates(tree, capsys):
