@@ -26,11 +26,10 @@ from ..core.errors import BuildError, ConfigError, HarnessError, SourceError, Te
 from ..operations import StageOperations
 from ..run import run
 from ..stages.paths import new_run_dir
-from ..stages.procutil import PR_SET_PDEATHSIG
+from ..stages.procutil import die_with_parent
 from ..stages.progress import say
 from .cli import checked_run, parser
 from .mutate import build_error_line, report_with_diagnostics
-
 
 PROGRESS_FD = "HIGHMEM_BISECT_PROGRESS_FD"  # where `highmem bisect` wants our progress lines
 
@@ -109,8 +108,7 @@ def _test_commit(tree: Path, args: list[str], run_dir: Path,
 def _die_with_git() -> None:
     """SIGTERM when git (our parent) dies: `highmem bisect` killed with -9 takes git with it
     (PDEATHSIG), and so this step, which stops QEMU and gdb on the way out."""
-    import ctypes
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 def cmd_bisect_step(args: argparse.Namespace) -> int:
