@@ -166,7 +166,8 @@ def progress_line(number: int, commit: str, subject: str, vars_: dict[str, str])
     left = ""
     if vars_.get("all", "").isdigit() and vars_.get("steps", "").isdigit():
         steps = int(vars_["steps"])
-        left = (f", {vars_['all']} suspect commits, ~{steps} step{'' if steps == 1 else 's'} "
+        n = int(vars_["all"])
+        left = (f", {n} suspect commit{'s' * (n != 1)}, ~{steps} step{'s' * (steps != 1)} "
                 "left after this")
     return f"bisect: step {number}{left}; testing {commit[:12]} {subject}"
 

@@ -258,16 +258,19 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         n = check_range(tree, good, bad)
         session = new_run_dir("bisect")
         steps_log, git_log = session / "steps.jsonl", session / "git-bisect.log"
-        say(f"highmem bisect: {n} commits after good {good[:12]} up to bad {bad[:12]} in "
-            f"{tree}: about {max(1, round(math.log2(n + 1)))} steps; RUN_ARGS "
+        estimate = max(1, round(math.log2(n + 1)))
+        say(f"highmem bisect: {n} commit{'s' * (n != 1)} after good {good[:12]} up to bad "
+            f"{bad[:12]} in {tree}: about {estimate} step{'s' * (estimate != 1)}; RUN_ARGS "
             f"{' '.join(rargs) or '(the default suite)'}; artifacts in {session}")
         budget = STEP_BUDGET_S * (math.log2(n + 1) + 3)
         t0 = time.monotonic()
         step = step_argv(steps_log, tree, rargs, args.boot_failure)
         with bisecting(tree, good, bad, git_log):
             try:
-                run_in_group(["git", "-C", str(tree), "bisect", "run", *step], tree, git_log,
-                             budget)
+                if bi.first_bad(git_log.read_text(errors="replace")) is None:
+                    run_in_group(["git", "-C", str(tree), "bisect", "run", *step], tree,
+                                 git_log, budget)
+                # else one commit: `git bisect start` named it (bisect run would test HEAD)
                 status, lines = _conclude(tree, step, steps_log, git_log)
             except KeyboardInterrupt as e:
                 steps = bi.read_steps(steps_log.read_text()) if steps_log.exists() else []

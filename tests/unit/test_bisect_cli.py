@@ -104,10 +104,12 @@ def test_finds_the_first_bad_commit_names_case_and_field_and_resets(tree, capsys
 
 
 def test_the_bad_end_is_tested_when_git_never_did(tree, capsys):
-    shas = history(tree, ["/* pfn + 1 */"])
+    shas = history(tree, ["/* pfn + 1 */", "/* HEAD, later */"])
     assert bisect_cli(tree, shas[0], shas[1]) == 0
     assert f"First bad commit: {shas[1]}" in capsys.readouterr().out
-    untouched(tree, shas[1])
+    untouched(tree, shas[2])
+    log = next((tree.parent / "artifacts").glob("bisect-*/steps.jsonl"))
+    assert [s.commit for s in bi.read_steps(log.read_text())] == [shas[1]]  # not HEAD
     good_end = history(tree, ["/* no longer */"])  # a --bad where the suite passes
     git(tree, "checkout", "-q", "-b", "fixed", shas[0])
     later = commit(tree, "/* fine */", "fine")
