@@ -84,13 +84,21 @@ def field_of(mismatch: str) -> str:
     return m.group(1) if m else ""
 
 
+def _boot_check(number: object, check: str) -> Evidence:
+    """A failed boot check (stages/boot_probe.py), `boot check: CALL on CPUn: FIELD: ...`:
+    the call as the checkpoint, the mismatch from its field on."""
+    m = FIELD.search(check)
+    mismatch = check[m.start(1):] if m else check
+    call = check[:m.start(1)].removeprefix("boot check: ").rstrip(": ") if m else ""
+    return Evidence(f"boot {number}: {check}", case=f"boot {number} checks",
+                    checkpoint=call, field=field_of(check), mismatch=mismatch)
+
+
 def _check_evidence(report: dict[str, Any]) -> Evidence | None:
     """The first failed PTE check of a boot or a module: case, checkpoint, field."""
     for b in report.get("boots", []):
         for c in b.get("checks") or []:
-            return Evidence(f"boot {b.get('number')}: {c}", case=f"boot {b.get('number')}",
-                            checkpoint="kmap_local while booting", field=field_of(c),
-                            mismatch=c)
+            return _boot_check(b.get("number"), c)
     for m in report.get("modules", []):
         title = m["name"] + (f" {m['params']}" if m.get("params") else "")
         for cp in m.get("checkpoints", []):

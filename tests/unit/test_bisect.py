@@ -61,7 +61,11 @@ def test_a_boot_whose_kmap_local_checks_failed_is_bad_with_the_field():
                                "0xfffbb000 on CPU0: PFN: expected 0x3f, got 0x40"]
     verdict, ev = bi.step_verdict(r)
     assert verdict == bi.BAD
-    assert (ev.case, ev.field) == ("boot 1", "PFN")
+    assert (ev.case, ev.checkpoint, ev.field, ev.mismatch) == (
+        "boot 1 checks",
+        "__kmap_local_pfn_prot(pfn 0x3f) returned 0xfffbb000 on CPU0", "PFN",
+        "PFN: expected 0x3f, got 0x40")
+    assert ev.line == "boot 1: " + r["boots"][0]["checks"][0]
 
 
 def test_a_crash_after_the_boot_is_bad_a_module_build_failure_skipped_a_harness_error_aborts():
