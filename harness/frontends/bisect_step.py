@@ -13,6 +13,7 @@ It can be used by hand too, in a tree where a `git bisect` is in progress:
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from ..core import bisect as bi
 from ..core import report
 from ..core.errors import BuildError, ConfigError, HarnessError, SourceError, Terminated
+from ..core.repo import REPO
 from ..operations import StageOperations
 from ..run import run
 from ..stages.paths import new_run_dir
@@ -90,6 +92,10 @@ def _test_commit(tree: Path, args: list[str], run_dir: Path,
     except HarnessError as e:
         return bi.ABORT, bi.Evidence(f"{e.what} ({e.fix})")
     run_dir.mkdir(parents=True, exist_ok=True)
+    sha = _git_text(tree, "rev-parse", "HEAD")
+    (run_dir / "reproduce.txt").write_text(
+        f"git -C {shlex.quote(str(tree))} checkout {sha} && cd {shlex.quote(str(REPO))} && "
+        f"{shlex.join(['.venv/bin/highmem', 'run', *args, '--source', str(tree)])}\n")
     with (run_dir / "output.txt").open("w") as out, redirect_stdout(out), redirect_stderr(out):
         try:
             result = run(opts, suite, run_dir, StageOperations())

@@ -236,6 +236,9 @@ def test_the_step_logs_its_verdict_and_exits_as_git_bisect_run_reads(tree, monke
     steps = bi.read_steps(log.read_text())
     assert [(s.number, s.verdict) for s in steps] == [(1, bi.BAD), (2, bi.SKIP), (3, bi.ABORT)]
     assert steps[0].evidence.case == "kmap_local_basic"
+    again = (Path(steps[0].run_dir) / "reproduce.txt").read_text()
+    assert f"checkout {steps[0].commit} && cd " in again
+    assert again.rstrip().endswith(f"highmem run --module kmap_local_basic --source {tree}")
     assert steps[1].evidence.line.startswith("does not build: ")
     assert "ValueError: a bug of ours" in steps[2].evidence.line
     assert (Path(steps[2].run_dir) / "traceback.txt").read_text().startswith("Traceback")
