@@ -2,8 +2,9 @@
 
 It drives `git bisect run` on a kernel tree with the harness as the test: each commit git
 checks out is built in the tree's one build directory (incremental) and the suite runs on it
-with RUN_ARGS (`highmem bisect-step`, bisect_step.py: 0 good, 1 bad, 125 skip). At the end
-it prints the first bad commit with its failing case and PTE field, and every commit tested.
+with RUN_ARGS (`highmem bisect-step`, bisect_step.py: 0 good, 1 bad, 125 skip, 128 abort).
+At the end it prints the first bad commit with its failing case and PTE field, and every
+commit tested.
 
 The tree: --source when it is the top of a git repository of the user's; otherwise (the
 default tarball, any other tree) the git copy `highmem mutate` keeps of it in the cache
