@@ -30,6 +30,7 @@ from ..core import bisect as bi
 from ..core.errors import HarnessError, Terminated
 from ..core.repo import REPO
 from ..stages.gitcopy import copy_lock, copy_top, git
+from ..stages.host import check_tools
 from ..stages.paths import new_run_dir
 from ..stages.procutil import die_with_parent
 from ..stages.progress import say
@@ -243,6 +244,7 @@ def _conclude(tree: Path, step: list[str], steps_log: Path,
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     """Validate everything, bisect, print the first bad commit; `git bisect reset` always."""
+    check_tools(("git",))
     rargs = run_args(args.run_args)
     if any(a == "--source" or a.startswith("--source=") for a in rargs):
         raise HarnessError("--source is among RUN_ARGS",
