@@ -30,14 +30,17 @@ from ..core.preflight import (
     check_timeout,
     format_memory,
 )
+from ..core.kcidb import ORIGIN, check_origin
+from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
+from ..run import Outputs
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
-LAB_KNOBS = ("source", "config", "accel", "memory", "smp")
+LAB_KNOBS = ("source", "config", "accel", "memory", "smp", "snapshot")
 
 
 def load(module: str, name: str) -> Any:
@@ -56,6 +59,10 @@ def _deferred(module: str, name: str) -> Command:
 def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     """The run knobs `names` as options of `p`, with RunOptions' defaults."""
     for f, k in knobs(names):
+        if isinstance(getattr(DEFAULTS, f.name), bool):  # a switch, on by default
+            p.add_argument(f"--no-{k.name}", dest=f.name, action="store_false",
+                           default=True, help=f"switch off: {k.help}")
+            continue
         kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
         text = k.help
         if k.repeat:
@@ -131,13 +138,29 @@ def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec,
     return opts, suite
 
 
+def _output_file(text: str | None, option: str) -> Path | None:
+    """An output file's path (--junit, --kcidb): its directory must exist."""
+    if text is None:
+        return None
+    path = Path(text).absolute()
+    if path.is_dir() or not path.parent.is_dir():
+        raise HarnessError(f"{option} {text}: " + ("is a directory" if path.is_dir() else
+                           f"directory {path.parent} does not exist"),
+                           f"give a file in an existing directory, e.g. {option} "
+                           f"results/{option.strip('-')}.{'xml' if 'junit' in option else 'json'}")
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`highmem run`: every usage and host check first, then a run directory and the run."""
+    out = Outputs(parse_shard(args.shard), _output_file(args.junit, "--junit"),
+                  _output_file(args.kcidb, "--kcidb"), check_origin(args.kcidb_origin))
     opts, suite = checked_run(args)
+    check_not_empty(out.shard, len(suite))
     run_dir = new_run_dir()
     (run_dir / "reproduce.txt").write_text(
         f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *args.argv])}\n")
-    return int(load("commands", "run_suite")(opts, suite, run_dir))
+    return int(load("commands", "run_suite")(opts, suite, run_dir, out))
 
 
 def _remove(d: Path) -> None:
@@ -232,7 +255,7 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    "modules/ (repeatable; they run in the order given)")
     p.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
-    add_knobs(p, ("timeout", "append"))
+    add_knobs(p, ("timeout", "append", "reset"))
 
 
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -291,6 +314,37 @@ def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))
 
 
+def _ci_options(r: argparse.ArgumentParser) -> None:
+    """`highmem run`'s options for CI engines (not knobs of the guest)."""
+    r.add_argument("--shard", default="1/1", metavar="I/N",
+                   help="run only shard I of N of the modules: N contiguous, balanced blocks "
+                   "in suite order (default: %(default)s, all)")
+    r.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    r.add_argument("--kcidb", metavar="FILE",
+                   help="also write KCIDB JSON (KernelCI's results schema v5.3) to FILE")
+    _origin_option(r)
+
+
+def _origin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kcidb-origin", default=ORIGIN, metavar="NAME",
+                   help="the KCIDB origin of the ids (your lab's name at KernelCI; default: "
+                   "%(default)s)")
+
+
+def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """merge (merge.py)."""
+    m = sub.add_parser("merge", help="combine the report.json of shards into one report",
+                       description="Combine shards' report.json (files, or run directories "
+                       "holding one) into OUT_DIR: report.txt, report.json, junit.xml, "
+                       "kcidb.json. Refused if two shards overlap or a shard is missing. "
+                       "Exit 0 all passed, 1 a test failed, 2 usage.")
+    m.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created)")
+    m.add_argument("shards", nargs="+", metavar="SHARD",
+                   help="a shard's report.json, or its run directory")
+    _origin_option(m)
+    m.set_defaults(func=_deferred("merge", "cmd_merge"))
+
+
 def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
@@ -300,7 +354,9 @@ def parser() -> HarnessParser:
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
                    help="YAML suite file (default: suites/default.yaml)")
     _suite_options(r)
+    _ci_options(r)
     r.set_defaults(func=cmd_run)
+    _merge_command(sub)
     _mutate_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)

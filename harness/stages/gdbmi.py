@@ -21,13 +21,17 @@ from .procutil import pdeathsig_argv, stop
 class Gdb:
     """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
 
-    def __init__(self, vmlinux: Path, transcript: Path, timeout: float = 30.0) -> None:
+    def __init__(self, vmlinux: Path | None, transcript: Path, timeout: float = 30.0) -> None:
+        """vmlinux None: a gdb without symbols (registers, breakpoints at addresses and
+        memory only; it starts in milliseconds instead of reading the kernel's DWARF)."""
         self.timeout = timeout
         self.token = 100
         self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
+        self.running = False  # the target was resumed and no *stopped was taken since
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
-            ["gdb", "--nx", "--quiet", "--interpreter=mi3", str(vmlinux)]),
+            ["gdb", "--nx", "--quiet", "--interpreter=mi3",
+             *([str(vmlinux)] if vmlinux is not None else [])]),
             # we wait for our token's result ourselves: no extra pause after each read
             time_to_check_for_additional_output_sec=0.002)
         for setting in ("pagination off", "confirm off", "width 0", "height 0"):
@@ -87,6 +91,7 @@ class Gdb:
             for i, r in enumerate(self.pending):
                 if r.get("message") == "stopped":
                     del self.pending[i]
+                    self.running = False
                     return r.get("payload") or {}
             left = deadline - time.monotonic()
             if left <= 0:
@@ -100,12 +105,14 @@ class Gdb:
     def attach(self, socket: Path) -> None:
         """Attach to QEMU's gdbstub (this stops the guest)."""
         self.cmd(f"-target-select remote {socket}", timeout=60)
+        self.running = False
 
     def resume(self) -> None:
         """Continue all vCPUs. Older async records are dropped first: a *stopped that is
         pending now belongs to a stop we already handled (or to the attach)."""
         self.pending.clear()
         self.cmd("-exec-continue")
+        self.running = True
 
     def value(self, expr: str) -> str:
         r, _ = self.cmd(f'-data-evaluate-expression "{expr}"')

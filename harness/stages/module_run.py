@@ -9,6 +9,7 @@ the guest is resumed. gdb is the only owner of run control here. One deadline (t
 timeout) covers insmod and the time stopped at checkpoints.
 """
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -33,8 +34,13 @@ PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 
 
 def load_core(shell: SerialShell) -> int:
-    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint()."""
-    shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko")
+    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint() (the module prints
+    it: one serial round trip, where reading /proc/kallsyms costs a second under TCG)."""
+    out = shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko && "
+                      f"dmesg | grep '{CORE}: ready at' | tail -n 1")
+    m = re.search(r"ready at ([0-9a-f]{8})", out)
+    if m:
+        return int(m.group(1), 16)
     out = shell.check(f"awk '$3 == \"{CORE}\" {{print $1}}' /proc/kallsyms")
     try:
         return int(out.split()[0], 16)

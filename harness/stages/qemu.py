@@ -56,11 +56,12 @@ def kernel_cmdline(extra: str = "") -> str:
 
 
 def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None,
-              ram_file: Path | None = None) -> list[str]:
+              ram_file: Path | None = None, incoming: bool = False) -> list[str]:
     """The QEMU command line; pure, so tests and the reproducer line can show it.
     ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22.
     ram_file: the guest's RAM as a shared file (on tmpfs) that the harness maps to read
-    page tables without the monitor (see core/ram_layout.py)."""
+    page tables without the monitor (see core/ram_layout.py).
+    incoming: wait for a saved state over QMP instead of booting (stages/snapshot.py)."""
     net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
            if ssh_port else ["-nic", "none"])
     machine = ["-machine", "pc"]
@@ -78,7 +79,7 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
         "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
-        *net, *cfg.extra_args,
+        *net, *cfg.extra_args, *(["-incoming", "defer"] if incoming else []),
     ]
 
 
@@ -131,6 +132,7 @@ class Qemu:
         self.accel = ""
         self.argv: list[str] = []
         self.boot_seconds = 0.0
+        self.started = 0.0          # time.monotonic() when QEMU was started
         self.ssh_port = free_port()
         self._log = (run_dir / "console.log").open("a", encoding="utf-8", errors="replace")
 
@@ -153,9 +155,10 @@ class Qemu:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _spawn(self, accel: str) -> pexpect.spawn:
+    def _spawn(self, accel: str, incoming: bool = False) -> pexpect.spawn:
         self.accel = accel
-        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file)
+        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file,
+                              incoming)
         (self.run_dir / "qemu-cmdline.txt").write_text(
             " ".join(subprocess.list2cmdline([a]) for a in self.argv) + "\n")
         child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=30, maxread=65536,
@@ -167,7 +170,7 @@ class Qemu:
 
     def boot(self) -> None:
         """Start QEMU and wait for the guest's ready marker and shell, with a deadline."""
-        t0 = time.monotonic()
+        t0 = self.started = time.monotonic()
         accel = self.cfg.accel
         if accel == "auto":
             accel = self._probe_kvm() if _kvm_usable() else "tcg"
@@ -175,6 +178,16 @@ class Qemu:
             self.child = self._spawn(accel)
         self._wait_ready(t0)
         self.boot_seconds = time.monotonic() - t0
+
+    def start_incoming(self, accel: str) -> None:
+        """Start QEMU paused, waiting for a saved state (`migrate-incoming` over QMP); its
+        RAM file must already hold the snapshot's RAM. No ready marker: the guest was
+        ready when it was saved."""
+        if self.ram_file is None:
+            raise BootError("a snapshot needs the guest RAM in a shared tmpfs file",
+                            f"make {RAM_DIR_BASE} a writable tmpfs")
+        self.started = time.monotonic()
+        self.child = self._spawn(accel, incoming=True)
 
     def _probe_kvm(self) -> str:
         """Start under KVM; keep it only if the kernel prints within a few seconds."""
