@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate clean
+.PHONY: deps run test unit integration lint bench mutate bisect clean
 
 deps:
 	@scripts/deps.sh
@@ -33,6 +33,11 @@ bench: deps
 # the suite run on each (minutes per mutant; not part of `make test`).
 mutate: deps
 	$(HM) mutate $(MUTATE_ARGS) mutants/
+
+# The first bad commit of a git kernel tree, the harness as the test of `git bisect run`:
+# make bisect BISECT_ARGS='--source ~/linux --good v6.12.10 --bad v6.12.11 -- --module kmap_local_basic'
+bisect: deps
+	$(HM) bisect $(BISECT_ARGS)
 
 clean:
 	$(HM) clean

@@ -4,8 +4,8 @@ Every subcommand's parser is here; the options that are run knobs (--source, --c
 --accel, --memory, --smp, --timeout, --append) are generated from core/options.py's
 RunOptions, which holds their defaults. Usage and host errors are caught here, before
 anything is built or booted. The subcommands that build or boot live in commands.py,
-inspect_cli.py and mutate.py and are imported when they run: parsing and every usage error
-need no I/O library (tests/unit/test_layers.py holds that).
+inspect_cli.py, mutate.py, bisect.py and bisect_step.py and are imported when they run:
+parsing and every usage error need no I/O library (tests/unit/test_layers.py holds that).
 """
 
 import argparse
@@ -312,6 +312,42 @@ def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
 
 
+def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
+    b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
+                       "with the harness as the test, one incremental build directory",
+                       description="Bisect GOOD..BAD of a git kernel tree: each commit is "
+                       "built and the suite run on it with RUN_ARGS (`highmem run`'s options); "
+                       "a test failure is bad, a commit that does not build or boot is "
+                       "skipped. Prints the first bad commit with its failing case and PTE "
+                       "field; `git bisect reset` always. Exit 0 when it was found.")
+    b.add_argument("--good", required=True, metavar="REV", help="a commit where the suite "
+                   "passes (an ancestor of --bad)")
+    b.add_argument("--bad", required=True, metavar="REV", help="a commit where it fails")
+    b.add_argument("--source", default=DEFAULTS.source, metavar="TREE",
+                   help="the top of a git kernel tree (default: the cache's git copy of "
+                   "%(default)s, the one `highmem mutate` makes)")
+    b.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a commit whose kernel does not come up at all: skipped (default), "
+                   "or bad (to find the commit that kills the boot)")
+    b.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                   help="options of `highmem run` for each step, e.g. -- --module "
+                   "kmap_local_basic")
+    b.set_defaults(func=_deferred("bisect", "cmd_bisect"))
+    s = sub.add_parser("bisect-step", help="one step of highmem bisect: build and test the "
+                       "checked-out commit, exit 0 good, 1 bad, 125 skip (for git bisect run)",
+                       description="What `git bisect run` calls for each commit; by hand: "
+                       "`git bisect run highmem bisect-step -- --module kmap_local_basic`.")
+    s.add_argument("--source", default=".", metavar="TREE",
+                   help="the kernel tree (default: the current directory)")
+    s.add_argument("--log", metavar="FILE", help="append the step's verdict to FILE (JSON)")
+    s.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a kernel that does not come up: exit 125 (skip, default) or 1 (bad)")
+    s.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                   help="options of `highmem run`")
+    s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))
+
+
 def _ci_options(r: argparse.ArgumentParser) -> None:
     """`highmem run`'s options for CI engines (not knobs of the guest)."""
     r.add_argument("--shard", default="1/1", metavar="I/N",
@@ -356,6 +392,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _bisect_commands(sub)
     _stage_commands(sub)
     _warm_commands(sub)
     _inspect_commands(sub)
