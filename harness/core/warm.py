@@ -16,6 +16,7 @@ from .suite import ModuleSpec
 STATUS_FILE = "warm.json"       # in the server's run directory
 SOCKET_NAME = "warm.sock"       # in the server's 0700 socket directory under /tmp
 SERVER_MODULE = "harness.frontends.warm_server"
+KEEP_PREFIX = ".warm-keep-"     # + PID-<image name>: a server's hard link to its image
 # what a guest depends on, of the run knobs: a run with other values cannot use it
 GUEST_KNOBS = ("source", "configs", "accel", "memory", "smp", "append", "snapshot")
 MAX_LINE = 64 << 20             # a request or response line (a report.json of the suite)

@@ -251,7 +251,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                                "stale": f.stale}
         if rec is not None:
             row.update(pid=rec.pid, state=rec.state, run_dir=rec.run_dir, socket=rec.socket,
-                       vmlinux=rec.vmlinux, knobs=rec.knobs)
+                       vmlinux=rec.vmlinux, image=rec.image, knobs=rec.knobs)
             if f.alive and rec.state == "ready":
                 row["answers"] = bool(send_status(rec).get("ok"))
         rows.append(row)

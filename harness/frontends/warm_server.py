@@ -50,6 +50,7 @@ from ..core.repo import MODULES_DIR
 from ..core.results import ModuleResult, RunResult, exit_status
 from ..core.suite import ModuleSpec
 from ..core.warm import (
+    KEEP_PREFIX,
     SOCKET_NAME,
     STATUS_FILE,
     WarmRecord,
@@ -71,7 +72,6 @@ from ..stages.warm_push import push_ko
 from ..stages.warm_record import ident, proc_facts, write_record
 
 REQUEST_READ_S = 10.0   # a client has this long to send its request line
-KEEP_PREFIX = ".warm-keep-"  # + PID-initramfs-*.cpio.gz: a warm server's hard link
 DirBuild = tuple[Path, list[Path], dict[str, str]]  # a directory, its .ko files, failures
 
 

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.warm import STATUS_FILE, WarmRecord, parse_record, stale_reason
+from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
 from .paths import artifacts_root
 from .sockdir import OWNER, owner_alive
 
@@ -85,10 +85,14 @@ def find_records(root: Path | None = None) -> list[Found]:
 
 def remove_stale(found: Found) -> None:
     """Remove a stale record and, if its server is gone, the socket directory it names
-    (only one of ours: sockdir.owner_alive says False only for those)."""
+    (only one of ours: sockdir.owner_alive says False only for those) and its hard link to
+    its image."""
     found.path.unlink(missing_ok=True)
     if found.record is None:
         return
+    if found.record.image and proc_facts(found.record.pid)[0] is None:
+        image = Path(found.record.image)
+        (image.parent / f"{KEEP_PREFIX}{found.record.pid}-{image.name}").unlink(missing_ok=True)
     sockdir = Path(found.record.socket).parent
     if not sockdir.is_dir() or sockdir.is_symlink():
         return

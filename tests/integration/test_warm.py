@@ -159,6 +159,7 @@ def test_warm_guest_edit_loop(warm_env, tmp_path):
     assert not _alive(server)
     assert not [p for p in kids if _alive(p)], "QEMU or gdb outlived the warm server"
     assert not sockdir.exists()
+    assert not list(Path(st[0]["image"]).parent.glob(f".warm-keep-{server}-*"))
     assert "no warm guest is up" in _highmem(env, "status").stdout
 
 
@@ -178,4 +179,5 @@ def test_killed_server_is_stale(warm_env):
     assert "stale" in out and "is gone" in out and "removed" in out
     assert not Path(st["socket"]).parent.exists()
     assert not Path(st["run_dir"], "warm.json").exists()
+    assert not list(Path(st["image"]).parent.glob(f".warm-keep-{st['pid']}-*"))
     assert "no warm guest is up" in _highmem(env, "status").stdout

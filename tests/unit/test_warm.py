@@ -233,7 +233,10 @@ def test_find_records_alive_gone_and_foreign(tmp_path):
         sockdir = make_sockdir(Path(tempfile.gettempdir()))  # owned by this (live) process
         foreign = _rec(pid=sleeper.pid, started=warm_record.proc_facts(sleeper.pid)[1],
                        socket=str(sockdir / "warm.sock"))
-        gone = _rec(pid=dead.pid, socket="/nonexistent/warm.sock")
+        keep = tmp_path / f".warm-keep-{dead.pid}-initramfs-x.cpio.gz"
+        keep.write_bytes(b"")
+        gone = _rec(pid=dead.pid, socket="/nonexistent/warm.sock",
+                    image=str(tmp_path / "initramfs-x.cpio.gz"))
         _write(tmp_path, "warm-20260101-000000-0", foreign)
         _write(tmp_path, "warm-20260101-000000-1", gone)
         (tmp_path / "warm-20260101-000000-2").mkdir()
@@ -245,6 +248,7 @@ def test_find_records_alive_gone_and_foreign(tmp_path):
         assert warm_record.live_records(tmp_path) == []
         assert not list(tmp_path.glob("*/warm.json"))
         assert sockdir.is_dir()  # its owner (this process) lives: never removed
+        assert not keep.exists()  # the dead server's hard link to its image
     finally:
         sleeper.kill()
         sleeper.wait()
