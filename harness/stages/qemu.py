@@ -10,6 +10,7 @@ guests hang right after SeaBIOS under KVM on some hosts), else falls back to TCG
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -181,6 +182,9 @@ class Qemu:
                               encoding="utf-8", codec_errors="replace",
                               dimensions=(50, 200))
         child.logfile_read = self._log
+        # pexpect sleeps 50 ms before every send by default (for slow terminals): at ~5
+        # serial commands a module that was a quarter of a suite's module time
+        child.delaybeforesend = None
         return child
 
     def boot(self) -> None:
@@ -292,8 +296,9 @@ class Qemu:
 
     def close(self) -> None:
         if self.child is not None:
-            if self.child.isalive():
-                self.child.close(force=True)
+            if self.child.isalive():  # nothing to save: SIGKILL (pexpect's own ladder of
+                self.child.kill(signal.SIGKILL)  # signals sleeps 0.1 s at each rung)
+            self.child.close(force=True)
             self.child = None
         self._log.flush()
         shutil.rmtree(self.sockdir, ignore_errors=True)
