@@ -141,7 +141,9 @@ class Checker:
 
     def judge(self, e: cp.Expect, stop: Stop, deadline: float, kernel: Kernel) -> None:
         """Append to `stop.checks` one PTE assertion per address of the checkpoint; `kernel`
-        reads this stop's CPU (CR3, table pages read once)."""
+        reads this stop's CPU (CR3, table pages read once). An address whose PTE is exactly
+        the expected one and QEMU agrees is judged from its PTE page (`judge_fast`); any
+        other gets the full walk and `judge_entry`, which names what differs."""
         masks, layout = self.kernel_masks(), self.kernel_layout()
         if e.kind in ("range", "range_unmapped"):
             try:
