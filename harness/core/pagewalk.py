@@ -12,6 +12,9 @@ memory (little endian).  Two formats are supported, Linux 6.1-6.14:
   31-22 / 21-12 / 11-0 (PGDIR_SHIFT 22, PTRS_PER_PGD/PTE 1024:
   pgtable-2level_types.h).
 
+:class:`PteTables` serves the PTEs of many addresses (a checkpoint's range) from PTE pages
+read once, with :func:`walk` doing the upper levels once per page.
+
 The walker models what the MMU does with present bits and PS; it does not
 check reserved bits (e.g. PDPTE bits 1-2/5-8, which make the CPU fault when
 CR3 is loaded) or access rights.
