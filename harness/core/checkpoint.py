@@ -5,8 +5,9 @@ Nothing here does I/O: `checker.py` fetches bytes and walks through gdb, then ca
 `judge_entry`. A checkpoint can hold several PTE assertions (a vmap range has one per page).
 """
 
+import functools
 import struct
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from . import pte as ptemod
 from .layout import Layout
@@ -92,8 +93,9 @@ def parse_expect(raw: bytes) -> Expect:
 
 def parse_range(raw: bytes, count: int) -> list[tuple[int, int]]:
     """(va, pfn) pairs of a range checkpoint (`struct hm_range_entry[count]`)."""
-    return [(va, pfn) for va, _pad, pfn in
-            (RANGE_ENTRY.unpack_from(raw, i * RANGE_ENTRY.size) for i in range(count))]
+    if len(raw) < count * RANGE_ENTRY.size:
+        raise struct.error(f"{len(raw)} bytes hold fewer than {count} range entries")
+    return [(va, pfn) for va, _pad, pfn in RANGE_ENTRY.iter_unpack(raw[:count * RANGE_ENTRY.size])]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class KernelMasks:
     pae: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class PteCheck:
     """One PTE assertion: what was expected at `va`, what the walk found, the verdict."""
 
@@ -126,9 +128,42 @@ class PteCheck:
         return not self.mismatches
 
     def to_json(self) -> dict[str, object]:
-        d = asdict(self)
-        d["passed"] = self.passed
-        return d
+        """Its fields (as dataclasses.asdict gives them) and `passed`."""
+        return {"label": self.label, "kind": self.kind, "va": self.va,
+                "expected": self.expected, "actual": self.actual, "flags": self.flags,
+                "pfn": self.pfn, "mismatches": list(self.mismatches),
+                "qemu_phys": self.qemu_phys, "walk_phys": self.walk_phys,
+                "passed": not self.mismatches}
+
+
+@functools.lru_cache(maxsize=256)
+def _flags_text(bits: int, pae: bool) -> str:
+    """format_flags of a 4 KiB PTE whose non-frame bits are `bits` (the flag names do not
+    depend on the frame: a range's thousands of PTEs share a handful of these)."""
+    return ptemod.format_flags(ptemod.decode_entry(bits, pae=pae))
+
+
+def judge_fast(label: str, kind: str, va: int, expected: int, pte: int | None,
+               qemu_phys: int | None, pae: bool) -> PteCheck | None:
+    """The PteCheck `judge_entry` returns for an address whose 4 KiB PTE (`pte`, read at
+    the PTE level; None: the walk stopped above it) is exactly what was expected and QEMU
+    agrees, built without a Walk or a decode: mapped/stale, `pte` == `expected`, present,
+    QEMU translating `va` where the PTE does; unmapped, `pte` 0 and QEMU finding nothing.
+    None for every other address, which `judge_entry` then judges (and names what differs).
+    `expected` is `expected_kernel_pte()` of the address's pfn; not for PROT_ANY checkpoints.
+    """
+    if kind == "unmapped":
+        if pte == 0 and qemu_phys is None:
+            return PteCheck(label, kind, va, 0, 0, "-", 0, [], None, None)
+        return None
+    if pte != expected or pte is None or not pte & 1:
+        return None
+    frame_mask = ptemod.PAE_PFN_MASK if pae else ptemod.NONPAE_PFN_MASK
+    phys = (pte & frame_mask) | (va & 0xFFF)
+    if qemu_phys != phys:
+        return None
+    return PteCheck(label, kind, va, expected, pte, _flags_text(pte & ~frame_mask, pae),
+                    (pte & frame_mask) >> 12, [], qemu_phys, phys)
 
 
 def judge_entry(label: str, kind: str, va: int, pfn: int, prot_flags: int,

@@ -12,6 +12,9 @@ memory (little endian).  Two formats are supported, Linux 6.1-6.14:
   31-22 / 21-12 / 11-0 (PGDIR_SHIFT 22, PTRS_PER_PGD/PTE 1024:
   pgtable-2level_types.h).
 
+:class:`PteTables` serves the PTEs of many addresses (a checkpoint's range) from PTE pages
+read once, with :func:`walk` doing the upper levels once per page.
+
 The walker models what the MMU does with present bits and PS; it does not
 check reserved bits (e.g. PDPTE bits 1-2/5-8, which make the CPU fault when
 CR3 is loaded) or access rights.
@@ -19,6 +22,7 @@ CR3 is loaded) or access rights.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -156,6 +160,49 @@ def walk_2level(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
 def walk(cr3: int, va: int, read_phys: ReadPhys, *, pae: bool) -> Walk:
     """Dispatch to :func:`walk_pae` or :func:`walk_2level`."""
     return walk_pae(cr3, va, read_phys) if pae else walk_2level(cr3, va, read_phys)
+
+
+_UNREAD = ()  # a region whose PTE page was not looked up yet (no PTE page is empty)
+
+
+class PteTables:
+    """The 4 KiB PTEs of many addresses under one CR3, for judging a range: the upper
+    levels are walked (by :func:`walk`) once per region one PTE page maps (2 MiB with PAE,
+    4 MiB without), and that PTE page is read once and unpacked to its 512 (PAE, u64) or
+    1024 (2-level, u32) entries.  ``pte(va)`` is then the value ``walk(cr3, va).levels[-1]``
+    would read at the PTE level, without building a :class:`Walk`.
+    """
+
+    def __init__(self, cr3: int, read_phys: ReadPhys, *, pae: bool) -> None:
+        self.cr3, self.read_phys, self.pae = cr3, read_phys, pae
+        self.shift = 21 if pae else 22                   # PMD_SHIFT / PGDIR_SHIFT
+        self.index_mask = 0x1FF if pae else 0x3FF         # PTRS_PER_PTE - 1
+        self.entries = struct.Struct("<512Q" if pae else "<1024I")
+        self.tables: dict[int, tuple[int, ...] | None] = {}
+
+    def table(self, va: int) -> tuple[int, ...] | None:
+        """The unpacked PTE page covering ``va``; None when the walk of the region stops
+        above the PTE level (an entry not present) or ends in a large page."""
+        region = va >> self.shift
+        if region in self.tables:
+            return self.tables[region]
+        w = walk(self.cr3, region << self.shift, self.read_phys, pae=self.pae)
+        table = None
+        if w.levels[-1].name == "PTE":
+            raw = self.read_phys(w.levels[-1].table_phys, PAGE_SIZE)
+            if len(raw) != PAGE_SIZE:
+                raise ValueError(f"read_phys({w.levels[-1].table_phys:#x}, {PAGE_SIZE}) "
+                                 f"returned {len(raw)} bytes")
+            table = self.entries.unpack(raw)
+        self.tables[region] = table
+        return table
+
+    def pte(self, va: int) -> int | None:
+        """The 4 KiB PTE of ``va`` (present or not); None as for :meth:`table`."""
+        table = self.tables.get(va >> self.shift, _UNREAD)
+        if table is _UNREAD:
+            table = self.table(_check_va(va))
+        return None if table is None else table[(va >> 12) & self.index_mask]
 
 
 def format_walk(w: Walk) -> str:

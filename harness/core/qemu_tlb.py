@@ -7,18 +7,15 @@ import re
 
 from .pte import PAE_PFN_MASK
 
-TLB_LINE = re.compile(r"^([0-9a-f]{8,16}): ([0-9a-f]{8,16}) ([-XGPDACTUW]{9})$")
+TLB_LINE = re.compile(r"^[ \t]*([0-9a-f]{8,16}): ([0-9a-f]{8,16}) ([-XGPDACTUW]{9})[ \t]*\r?$",
+                      re.MULTILINE)
 GPA = re.compile(r"gpa:\s*(0x[0-9a-fA-F]+)")
 
 
 def parse_tlb(text: str) -> dict[int, tuple[int, str]]:
     """`info tlb`: {va: (pa without the NX bit QEMU leaves in it, flags)}."""
-    out = {}
-    for line in text.splitlines():
-        m = TLB_LINE.match(line.strip())
-        if m:
-            out[int(m.group(1), 16)] = (int(m.group(2), 16) & PAE_PFN_MASK, m.group(3))
-    return out
+    return {int(va, 16): (int(pa, 16) & PAE_PFN_MASK, flags)
+            for va, pa, flags in TLB_LINE.findall(text)}
 
 
 def tlb_translate(tlb: dict[int, tuple[int, str]], va: int, pae: bool = True) -> int | None:

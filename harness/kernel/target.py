@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ..core.errors import HarnessError
 from ..core.layout import PAGE_SIZE, Layout, LayoutInputs, compute_layout
-from ..core.pagewalk import Walk, walk
+from ..core.pagewalk import PteTables, Walk, walk
 from ..core.pte import decode_entry, format_flags
 
 CR4_PAE = 1 << 5
@@ -79,6 +79,7 @@ class Kernel:
         self.cpu = target.cpu
         self.pte_size = 8 if self.pae else 4
         self._layout: Layout | None = None
+        self._tables: PteTables | None = None
 
     def value(self, expr: str) -> int:
         if expr not in self.ints:
@@ -114,6 +115,13 @@ class Kernel:
 
     def walk(self, va: int) -> Walk:
         return walk(self.cr3, va, self.phys, pae=self.pae)
+
+    @property
+    def pte_tables(self) -> PteTables:
+        """This stop's PTE pages, each read once and unpacked (for judging a range)."""
+        if self._tables is None:
+            self._tables = PteTables(self.cr3, self.phys, pae=self.pae)
+        return self._tables
 
     def decode(self, value: int) -> tuple[str, int | None]:
         """(flags, pfn) of a PTE value (pte_t); pfn None when the entry is 0."""
