@@ -31,6 +31,7 @@ from .progress import Ticker
 CORE = "hm_checkpoint"
 CRASH_GRACE_S = 5.0      # after an oops on the console: time for insmod to be killed
 PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
+EXIT_GRACE_S = 3.0       # gdb saw the target exit: QEMU's own exit is that close behind
 
 
 def load_core(shell: SerialShell) -> int:
@@ -173,7 +174,8 @@ def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
     reason = stopped.get("reason")
     if reason != "breakpoint-hit":
         return _dead_or(g, w, Failure("crash", f"the guest stopped unexpectedly while "
-                                      f"{w.spec.name} ran: {reason}"))
+                                      f"{w.spec.name} ran: {reason}"),
+                        exiting=str(reason).startswith("exited"))
     g0 = time.monotonic()
     try:
         stop = g.checker.handle_stop(stopped, len(w.stops) + 1, w.deadline)
@@ -193,8 +195,12 @@ def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
     return None
 
 
-def _dead_or(g: Guest, w: _Watch, failure: Failure) -> Failure:
-    """If QEMU is gone, the failure is a crash with the panic line of the console."""
+def _dead_or(g: Guest, w: _Watch, failure: Failure, exiting: bool = False) -> Failure:
+    """If QEMU is gone, the failure is a crash with the panic line of the console.
+    `exiting`: gdb said the target exited; QEMU may not be reaped yet (give it a moment)."""
+    deadline = time.monotonic() + (EXIT_GRACE_S if exiting else 0.0)
+    while g.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
     if g.alive():
         return failure
     text = g.console.text()
