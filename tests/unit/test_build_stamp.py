@@ -40,6 +40,7 @@ def make(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "_run_make", fake)
     monkeypatch.setattr(build, "add_gdb_index", fake_index)
     monkeypatch.delenv("KCFLAGS", raising=False)
+    monkeypatch.delenv("KAFLAGS", raising=False)
     return fake
 
 
@@ -99,6 +100,7 @@ def test_the_stamp_pins_the_indexed_vmlinux(make):
 def test_a_changed_recipe_runs_make_with_the_new_flags(make, monkeypatch, capsys):
     build.build_kernel(TAR, make.build_dir)
     assert f"KCFLAGS=-fdebug-prefix-map={make.build_dir}=." in make.argv
+    assert f"KAFLAGS=-fdebug-prefix-map={make.build_dir}=." in make.argv
     assert "bzImage" not in make.argv
     monkeypatch.setenv("KCFLAGS", "-O1")
     capsys.readouterr()
@@ -171,7 +173,7 @@ def test_progress_shows_a_percentage_only_below_the_estimate():
 
 
 def test_the_estimate_is_the_last_build_or_a_cold_guess(tmp_path):
-    assert build._previous_steps(tmp_path) == StepEstimate(1500, "a typical cold build's")
+    assert build._previous_steps(tmp_path) == StepEstimate(1800, "a typical cold build's")
     (tmp_path / "vmlinux").write_bytes(b"")
     assert build._previous_steps(tmp_path).steps == 0
     (tmp_path / ".hm-steps").write_text("550")
