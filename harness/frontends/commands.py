@@ -53,7 +53,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     lab, _ = new_lab(args, "build")
     lab.prepare()
     k = lab.kernel
-    info = {"build_dir": str(k.build_dir), "vmlinux": str(k.vmlinux), "bzImage": str(k.bzimage),
+    info = {"build_dir": str(k.build_dir), "vmlinux": str(k.vmlinux),
             "vmlinux-gdb.py": str(k.gdb_script), "config": str(k.config),
             "initramfs": str(lab.initrd), "release": k.release}
     print(json.dumps(info, indent=2) if args.json else

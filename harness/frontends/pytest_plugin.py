@@ -314,7 +314,7 @@ def highmem_lab(request: pytest.FixtureRequest) -> Lab:
 
 @pytest.fixture(scope="session")
 def kernel(highmem_lab: Lab) -> KernelBuild:
-    """The built kernel: .vmlinux, .bzimage, .config, .gdb_script, .build_dir."""
+    """The built kernel: .vmlinux, .config, .gdb_script, .build_dir."""
     return highmem_lab.kernel
 
 

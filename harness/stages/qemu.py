@@ -40,7 +40,7 @@ PORT_TRIES = 3
 
 @dataclass(frozen=True)
 class QemuConfig:
-    kernel: Path                # vmlinux (PVH entry) or bzImage
+    kernel: Path                # vmlinux (its PVH entry: no bzImage is built)
     initrd: Path
     memory: str = DEFAULTS.memory
     smp: int = DEFAULTS.smp

@@ -1,6 +1,10 @@
 """Build stamp and progress on a tmp build directory; make is replaced by a fake that writes
-the artifacts, so these run in milliseconds."""
+the artifacts, so these run in milliseconds (the gdb index step runs the real gdb-add-index on
+a small program)."""
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ TAR = KernelSource(tree=Path("/nonexistent"), version=(6, 12, 7), identity="tar:
 
 
 class FakeMake:
-    """Stands in for build._run_make: writes vmlinux, bzImage, vmlinux-gdb.py, release."""
+    """Stands in for build._run_make: writes vmlinux, vmlinux-gdb.py, release."""
 
     def __init__(self, build_dir: Path) -> None:
         self.build_dir, self.runs = build_dir, 0
@@ -21,12 +25,11 @@ class FakeMake:
     def __call__(self, argv: list[str], log: Path, expected: StepEstimate) -> tuple[int, int]:
         self.runs += 1
         kb = KernelBuild(self.build_dir, TAR)
-        kb.bzimage.parent.mkdir(parents=True, exist_ok=True)
+        self.argv = argv
         (self.build_dir / "include" / "config").mkdir(parents=True, exist_ok=True)
         (self.build_dir / "include" / "config" / "kernel.release").write_text("6.12.7\n")
         if not kb.vmlinux.exists():  # like make: an existing file is trusted by its mtime
             kb.vmlinux.write_bytes(b"\x7fELF" + bytes(range(256)) * 64)
-        kb.bzimage.write_bytes(b"MZ" * 100)
         kb.gdb_script.write_text("# gdb\n")
         return 0, 42
 
@@ -35,7 +38,17 @@ class FakeMake:
 def make(tmp_path, monkeypatch):
     fake = FakeMake(tmp_path / "build")
     monkeypatch.setattr(build, "_run_make", fake)
+    monkeypatch.setattr(build, "add_gdb_index", fake_index)
+    monkeypatch.delenv("KCFLAGS", raising=False)
+    monkeypatch.delenv("KAFLAGS", raising=False)
     return fake
+
+
+def fake_index(vmlinux: Path, log: Path) -> None:
+    """Like gdb-add-index: rewrites vmlinux, once."""
+    data = vmlinux.read_bytes()
+    if not data.endswith(b"INDEX"):
+        vmlinux.write_bytes(data + b"INDEX")
 
 
 def test_a_second_build_of_the_same_identity_skips_make(make, capsys):
@@ -58,14 +71,13 @@ def test_a_same_size_corrupt_vmlinux_is_rebuilt(make, capsys):
     assert build.check_stamp(kb).fresh
 
 
-def test_a_truncated_vmlinux_or_bzimage_is_rebuilt(make):
+def test_a_truncated_vmlinux_or_a_missing_gdb_script_is_rebuilt(make):
     kb = build.build_kernel(TAR, make.build_dir)
     kb.vmlinux.write_bytes(kb.vmlinux.read_bytes()[:10])
     verdict = build.check_stamp(kb)
     assert not verdict.fresh and verdict.damaged == (kb.vmlinux,)
     build.build_kernel(TAR, make.build_dir)
-    kb.bzimage.write_bytes(b"MZ")
-    assert "bzImage does not match" in build.check_stamp(kb).note
+    assert build.check_stamp(kb).fresh
     kb.gdb_script.unlink()
     assert kb.gdb_script in build.check_stamp(kb).damaged
 
@@ -77,6 +89,54 @@ def test_an_old_one_line_stamp_means_make_runs_once(make, capsys):
     assert "older harness" in capsys.readouterr().err
     build.build_kernel(TAR, make.build_dir)
     assert make.runs == 1
+
+
+def test_the_stamp_pins_the_indexed_vmlinux(make):
+    kb = build.build_kernel(TAR, make.build_dir)
+    assert kb.vmlinux.read_bytes().endswith(b"INDEX")
+    assert build.check_stamp(kb).fresh  # the sha256 in the stamp is of the indexed file
+
+
+def test_a_changed_recipe_runs_make_with_the_new_flags(make, monkeypatch, capsys):
+    build.build_kernel(TAR, make.build_dir)
+    assert f"KCFLAGS=-fdebug-prefix-map={make.build_dir}=." in make.argv
+    assert f"KAFLAGS=-fdebug-prefix-map={make.build_dir}=." in make.argv
+    assert "bzImage" not in make.argv
+    monkeypatch.setenv("KCFLAGS", "-O1")
+    capsys.readouterr()
+    build.build_kernel(TAR, make.build_dir)
+    assert make.runs == 2
+    assert "build recipe" in capsys.readouterr().err
+    assert f"KCFLAGS=-O1 -fdebug-prefix-map={make.build_dir}=." in make.argv
+    build.build_kernel(TAR, make.build_dir)
+    assert make.runs == 2
+
+
+def test_a_stamp_without_a_recipe_means_make_runs_once(make):
+    kb = build.build_kernel(TAR, make.build_dir)
+    stamp = make.build_dir / ".hm-built"
+    d = json.loads(stamp.read_text())
+    del d["recipe"]  # as the harness wrote it before the recipe was recorded
+    stamp.write_text(json.dumps(d))
+    assert not build.check_stamp(kb).fresh
+    build.build_kernel(TAR, make.build_dir)
+    build.build_kernel(TAR, make.build_dir)
+    assert make.runs == 2
+
+
+@pytest.mark.skipif(not (shutil.which("gcc") and shutil.which(build.GDB_INDEX)),
+                    reason="needs gcc and gdb-add-index")
+def test_add_gdb_index_adds_the_section_once(tmp_path):
+    src = tmp_path / "t.c"
+    src.write_text("struct s { int a; long b; };\nstruct s v;\nint main(void) { return 0; }\n")
+    exe = tmp_path / "t"
+    subprocess.run(["gcc", "-g", "-o", str(exe), str(src)], check=True, timeout=60)
+    assert not build.has_gdb_index(exe)
+    build.add_gdb_index(exe, tmp_path / "log")
+    assert build.has_gdb_index(exe)
+    once = exe.read_bytes()
+    build.add_gdb_index(exe, tmp_path / "log")
+    assert exe.read_bytes() == once
 
 
 def test_another_identity_or_an_unversioned_tree_runs_make(make):
@@ -113,7 +173,7 @@ def test_progress_shows_a_percentage_only_below_the_estimate():
 
 
 def test_the_estimate_is_the_last_build_or_a_cold_guess(tmp_path):
-    assert build._previous_steps(tmp_path) == StepEstimate(1500, "a typical cold build's")
+    assert build._previous_steps(tmp_path) == StepEstimate(1800, "a typical cold build's")
     (tmp_path / "vmlinux").write_bytes(b"")
     assert build._previous_steps(tmp_path).steps == 0
     (tmp_path / ".hm-steps").write_text("550")
