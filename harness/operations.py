@@ -253,9 +253,11 @@ class GuestSession:
 
     @property
     def gdb(self) -> Gdb:
-        """The harness's MI gdb; a GdbError if this guest was booted without it."""
+        """The harness's MI gdb, with vmlinux's symbols (loaded now into the symbol-less
+        gdb of a restored guest); a GdbError if this guest was booted without it."""
         if self._gdb is None:
             raise _not_attached()
+        self.kept.ensure_symbols()
         return self._gdb
 
     @property
@@ -302,10 +304,14 @@ class GuestSession:
 
     def gdb_mark(self) -> int:
         """Where the gdb transcript (gdb-mi.log) is now, to cut one module's part out."""
-        return self.gdb.transcript_size()
+        if self._gdb is None:
+            raise _not_attached()
+        return self._gdb.transcript_size()
 
     def module_guest(self, console: ConsoleLog) -> Guest:
-        return Guest(shell=self.console, gdb=self.gdb, checker=self.checker, console=console,
+        if self._gdb is None:
+            raise _not_attached()
+        return Guest(shell=self.console, gdb=self._gdb, checker=self.checker, console=console,
                      remote=self.run, alive=self.alive)
 
     def run_module(self, spec: ModuleSpec, console: ConsoleLog) -> ModuleResult:

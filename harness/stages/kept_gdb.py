@@ -94,6 +94,14 @@ class KeptGdb:
             self.checker.ram, self.checker.monitor, self.checker.last = ram, monitor, None
         return self.gdb, self.checker
 
+    def ensure_symbols(self) -> None:
+        """Load vmlinux into a gdb that was started without it (for the inspection
+        commands and the fixtures, which evaluate C expressions)."""
+        if self.gdb is None or self.symbols or self.vmlinux is None:
+            return
+        self.gdb.cmd(f"-file-symbol-file {self.vmlinux}", timeout=WARM_TIMEOUT_S)
+        self.symbols = True
+
     @contextmanager
     def patient(self) -> Iterator[None]:
         """While gdb reads the kernel through its DWARF for the first time (each new CU
