@@ -15,6 +15,10 @@ Options (command line, or `highmem_*` ini keys in pytest.ini / pyproject.toml): 
 knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-config (comma-separated), --highmem-accel, --highmem-memory, --highmem-smp,
 --highmem-timeout, --highmem-append — and --highmem-artifacts.
+
+`--highmem-matrix FILE` (a kernel matrix, harness/core/matrix.py) runs the suite file once
+per cell: the items are parametrized by the cell id (`suite.yaml::<cell id>::<module>::
+<case>`), each cell with its own kernel, guest and artifacts directory, one after the other.
 """
 
 from collections.abc import Callable, Iterator
@@ -24,6 +28,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import HarnessError
+from ..core.matrix import Cell, cells
 from ..core.options import RunOptions, default_text, knobs, parse_text
 from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
@@ -37,6 +42,8 @@ from ..stages.paths import artifacts_root, new_run_dir
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
            for f, k in knobs()}
 OPTIONS["artifacts"] = ("", "artifacts directory (default: $HIGHMEM_ARTIFACTS or ./artifacts)")
+OPTIONS["matrix"] = ("", "kernel matrix file: run the suite on each of its cells, items "
+                     "parametrized by cell id (e.g. matrices/default.yaml)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,8 +71,15 @@ class HighmemState:
         self.config = config
         self.lab: Lab | None = None
         self.module_dirs: dict[str, Path] = {}
+        self.cell: Cell | None = None          # the matrix cell the Lab is for
+        self.cell_labs: dict[str, Lab] = {}    # every cell's Lab (closed), for its boot item
 
-    def get_lab(self, module_dirs: dict[str, Path] | None = None) -> Lab:
+    def get_lab(self, module_dirs: dict[str, Path] | None = None,
+                cell: Cell | None = None) -> Lab:
+        if cell is not None and cell != self.cell:  # the next matrix cell: its own Lab
+            if self.lab is not None:
+                self.lab.close()
+            self.lab, self.cell = None, cell
         new_dirs = {k: v for k, v in (module_dirs or {}).items() if self.module_dirs.get(k) != v}
         if self.lab is not None and not new_dirs:
             return self.lab
@@ -75,8 +89,12 @@ class HighmemState:
         art = _opt(self.config, "artifacts")
         run_dir = new_run_dir("pytest") if not art else _run_dir_in(Path(art))
         opts = run_options(self.config)
+        if self.cell is not None:
+            opts = self.cell.options(opts)
         opts.module_dirs = dict(self.module_dirs)
         lab = stage_lab(opts, run_dir)
+        if self.cell is not None:
+            self.cell_labs[self.cell.id] = lab
         lab.prepare()  # a HarnessError here leaves no Lab: the next item tries again
         self.lab = lab
         return lab
@@ -133,18 +151,53 @@ class SuiteFile(pytest.File):
             extra = _opt(self.config, "config")
             if not extra:
                 self.config.option.highmem_config = ",".join(configs)
-        yield BootItem.from_parent(self, name="boot")
-        for spec in specs:
-            name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
-            yield ModuleCollector.from_parent(self, name=name, spec=spec, dirs=dirs)
+        matrix = _opt(self.config, "matrix")
+        if not matrix:
+            yield from _suite_items(self, specs, dirs, None)
+            return
+        try:
+            matrix_cells = cells(Path(matrix))
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        for cell in matrix_cells:
+            yield CellCollector.from_parent(self, name=cell.id, cell=cell, specs=specs,
+                                            dirs=dirs)
+
+
+def _suite_items(parent: pytest.Collector, specs: tuple[ModuleSpec, ...],
+                 dirs: dict[str, Path], cell: Cell | None) -> Iterator[pytest.Collector]:
+    """The boot item and one collector per module entry (those of the cell, if any)."""
+    yield BootItem.from_parent(parent, name="boot", cell=cell)
+    for spec in specs:
+        if cell is not None and cell.modules and spec.name not in cell.modules:
+            continue
+        name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
+        yield ModuleCollector.from_parent(parent, name=name, spec=spec, dirs=dirs, cell=cell)
+
+
+class CellCollector(pytest.Collector):
+    """One cell of a --highmem-matrix: the suite's items on that cell's kernel and guest."""
+
+    def __init__(self, *, cell: Cell, specs: tuple[ModuleSpec, ...], dirs: dict[str, Path],
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell, self.specs, self.dirs = cell, specs, dirs
+
+    def collect(self) -> Iterator[pytest.Collector]:
+        yield from _suite_items(self, self.specs, self.dirs, self.cell)
 
 
 class BootItem(pytest.Item):
     """The boots of the guest (run while modules were collected): a kernel that does not
     boot, or warns while booting, is a failing test of its own."""
 
+    def __init__(self, *, cell: Cell | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell = cell
+
     def runtest(self) -> None:
-        lab = _state(self.config).lab
+        state = _state(self.config)
+        lab = state.lab if self.cell is None else state.cell_labs.get(self.cell.id)
         if lab is None or not lab.boots:
             pytest.skip("no guest was booted")
         why = [r for b in lab.boots for r in b.reasons()]
@@ -167,14 +220,15 @@ class BootItem(pytest.Item):
 class ModuleCollector(pytest.Collector):
     """Runs the module in the guest, then yields one item per KTAP case it printed."""
 
-    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], **kw: Any) -> None:
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
-        self.spec, self.dirs = spec, dirs
+        self.spec, self.dirs, self.cell = spec, dirs, cell
 
     def collect(self) -> Iterator[pytest.Item]:
         state = _state(self.config)
         try:
-            lab = state.get_lab(self.dirs)
+            lab = state.get_lab(self.dirs, self.cell)
             t = state.timeout()
             spec = self.spec if t is None else ModuleSpec(
                 self.spec.name, self.spec.params, self.spec.expect_log, self.spec.crashes, t,
