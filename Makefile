@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate matrix clean
+.PHONY: deps run test unit integration lint bench mutate matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -47,6 +47,11 @@ mutate: deps
 matrix:
 	@scripts/deps.sh && pkgs=$$($(HM) matrix --packages $(MATRIX_FILE)) && \
 	  scripts/deps.sh $$pkgs && $(HM) matrix $(MATRIX_FILE) $(MATRIX_ARGS)
+
+# The matrix cells' integration tests (tests/integration/test_matrix_cells.py: the 2-level
+# walker against QEMU's info tlb, the suite on the highmem4g cell); skipped in `make test`.
+matrix-test: deps
+	HIGHMEM_MATRIX_TESTS=1 $(PY) -m pytest -ra tests/integration/test_matrix_cells.py $(TEST_ARGS)
 
 clean:
 	$(HM) clean

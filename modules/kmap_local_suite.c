@@ -77,6 +77,8 @@ static void test_one(struct hm_case *c, struct page *page)
 
 static void test_above_4g(struct hm_case *c)
 {
+	if (!hm_case_needs_pfn_above_4g(c))
+		return;
 	test_one(c, hi(0));
 }
 
@@ -131,7 +133,10 @@ static void test_nest_max(struct hm_case *c)
 	hm_case_expect(c, !migration_disabled(), "migration still disabled after all unmaps");
 }
 
-/* 4: a lowmem page: kmap_local_page() is page_address(), no slot is taken. */
+/*
+ * 4: a lowmem page: kmap_local_page() is page_address(), no slot is taken; with
+ * DEBUG_KMAP_LOCAL_FORCE_MAP it takes slot 0 like a highmem page (HM_LOWMEM_TAKES_SLOT).
+ */
 static void test_lowmem(struct hm_case *c)
 {
 	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
@@ -146,24 +151,31 @@ static void test_lowmem(struct hm_case *c)
 		return;
 	hm_case_expect(c, !PageHighMem(page), "pfn %#lx", page_to_pfn(page));
 	va = kmap_local_page(page);
-	hm_case_expect(c, va == page_address(page), "va %#lx, page_address %#lx",
-		       VA(va), VA(page_address(page)));
+	cpu = smp_processor_id();
+	if (HM_LOWMEM_TAKES_SLOT) {
+		hm_case_expect(c, va != page_address(page), "va %#lx is page_address", VA(va));
+		hm_cp_slot(c, va, page_to_pfn(page), cpu, 0, "lowmem forced into slot d0");
+	} else {
+		hm_case_expect(c, va == page_address(page), "va %#lx, page_address %#lx",
+			       VA(va), VA(page_address(page)));
+		e.prot = HM_PROT_ANY;
+		e.va = (u32)(unsigned long)va;
+		e.pfn = page_to_pfn(page);
+		e.where = HM_WHERE_LOWMEM;
+		hm_mklabel(label, c, "page_address");
+		hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+	}
 	*(u64 *)va = PATTERN;
-	e.prot = HM_PROT_ANY;
-	e.va = (u32)(unsigned long)va;
-	e.pfn = page_to_pfn(page);
-	e.where = HM_WHERE_LOWMEM;
-	hm_mklabel(label, c, "page_address");
-	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
 
-	/* No slot was pushed: a highmem map now takes depth 0. */
+	/* A highmem map on top: depth 0 if no slot was pushed, else depth 1. */
 	probe = hi(100);
 	va2 = kmap_local_page(probe);
-	cpu = smp_processor_id();
-	hm_cp_slot(c, va2, page_to_pfn(probe), cpu, 0, "highmem on top d0");
+	hm_cp_slot(c, va2, page_to_pfn(probe), cpu, HM_LOWMEM_TAKES_SLOT, "highmem on top");
 	kunmap_local(va2);
 	hm_cp_unmapped(c, va2, "highmem on top unmapped");
 	kunmap_local(va);
+	if (HM_LOWMEM_TAKES_SLOT)
+		hm_cp_unmapped(c, va, "lowmem slot unmapped");
 	hm_case_expect(c, *(u64 *)page_address(page) == PATTERN, "read back %#llx",
 		       *(u64 *)page_address(page));
 	__free_page(page);
@@ -442,7 +454,7 @@ static void test_pfn(struct hm_case *c)
 }
 
 /* 11: pages above and below 4 GiB in nested slots do not alias each other. */
-static void test_two_pages(struct hm_case *c)
+static void test_two_pages_run(struct hm_case *c)
 {
 	struct page *p = hi(700), *q = lo(700);
 	struct hm_range_entry ent[2];
@@ -475,6 +487,13 @@ static void test_two_pages(struct hm_case *c)
 	kunmap_local(a);
 	hm_mklabel(label, c, "both unmapped");
 	hm_case_checkpoint(c, hm_expect_range_unmapped(label, ent, 2), label);
+}
+
+/* Only where a PFN above 4 GiB can exist (PAE); skipped otherwise. */
+static void test_two_pages(struct hm_case *c)
+{
+	if (hm_case_needs_pfn_above_4g(c))
+		test_two_pages_run(c);
 }
 
 /* 12: map/unmap 100 times: always the same slot, each time the page's own content. */

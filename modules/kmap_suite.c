@@ -160,13 +160,20 @@ static void map_once(struct hm_case *c, struct page *page)
 	pk_check(c, HM_EXPECT_STALE, va, page, 1, "stale after kunmap, count 1");
 }
 
-static void case_above_4g(struct hm_case *c)
+static void case_above_4g_run(struct hm_case *c)
 {
 	struct page *page = page_above();
 
 	map_once(c, page);
 	if (page)
 		hm_case_expect(c, page_to_pfn(page) >= HM_PFN_4G, "pfn %#lx", page_to_pfn(page));
+}
+
+/* Only where a PFN above 4 GiB can exist (PAE); skipped otherwise. */
+static void case_above_4g(struct hm_case *c)
+{
+	if (hm_case_needs_pfn_above_4g(c))
+		case_above_4g_run(c);
 }
 
 static void case_below_4g(struct hm_case *c)
@@ -488,7 +495,7 @@ static void case_content(struct hm_case *c)
 }
 
 /* A batch of pages above 4 GiB mapped at once: PTE PFNs above 32 bits. */
-static void case_batch_above_4g(struct hm_case *c)
+static void case_batch_above_4g_run(struct hm_case *c)
 {
 	struct hm_range_entry ent[BATCH_4G];
 	struct page *pages[BATCH_4G];
@@ -522,6 +529,13 @@ static void case_batch_above_4g(struct hm_case *c)
 	for (i = 0; i < n; i++)
 		kunmap(pages[i]);
 	pk_check(c, HM_EXPECT_STALE, va[n / 2], pages[n / 2], 1, "middle stale, count 1");
+}
+
+/* Only where a PFN above 4 GiB can exist (PAE); skipped otherwise. */
+static void case_batch_above_4g(struct hm_case *c)
+{
+	if (hm_case_needs_pfn_above_4g(c))
+		case_batch_above_4g_run(c);
 }
 
 /* kmap() after kunmap() finds the stale slot again: same address, no new slot. */
