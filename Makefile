@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate matrix matrix-test clean
+.PHONY: deps run test unit integration lint bench mutate bisect matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -52,6 +52,11 @@ matrix:
 # walker against QEMU's info tlb, the suite on the highmem4g cell); skipped in `make test`.
 matrix-test: deps
 	HIGHMEM_MATRIX_TESTS=1 $(PY) -m pytest -ra tests/integration/test_matrix_cells.py $(TEST_ARGS)
+
+# The first bad commit of a git kernel tree, the harness as the test of `git bisect run`:
+# make bisect BISECT_ARGS='--source ~/linux --good v6.12.10 --bad v6.12.11 -- --module kmap_local_basic'
+bisect: deps
+	$(HM) bisect $(BISECT_ARGS)
 
 clean:
 	$(HM) clean

@@ -58,14 +58,17 @@ class Session(Protocol):
     meminfo: dict[str, int]
     boot_dmesg: str
     layout: Layout | None       # read when gdb attached
+    restored: bool              # from a snapshot, not booted
 
     @property
     def attached(self) -> bool: ...
     @property
+    def snapshot_ready(self) -> bool: ...
+    @property
     def accel(self) -> str: ...
     @property
     def boot_seconds(self) -> float: ...
-    def attach(self) -> None: ...
+    def attach(self, save: bool = False) -> None: ...
     def alive(self) -> bool: ...
     def gdb_mark(self) -> int: ...
     def run_module(self, spec: ModuleSpec, console: ConsoleLog) -> ModuleResult: ...
@@ -83,6 +86,7 @@ class Operations(Protocol):
     def decode_crash(self, text: str, built: Built) -> str | None: ...
     def probe_boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
                    run_dir: Path) -> list[str]: ...
+    def close(self) -> None: ...
 
 
 def _slug(text: str) -> str:
@@ -141,28 +145,39 @@ class Lab:
         self.prepare()
         assert self.built is not None and self.initrd is not None
         if self.session is None:
+            t0 = time.monotonic()
             with self.phases.phase("boot"):
                 s = self.ops.boot(self.built.kernel, self.initrd, self.opts, self.run_dir)
                 self.session = s
                 self.meminfo = s.meminfo
-                say(f"  booted ({s.accel}) in {s.boot_seconds:.1f} s: HighTotal "
+                how = "restored from its snapshot" if s.restored else f"booted ({s.accel})"
+                say(f"  {how} in {s.boot_seconds:.1f} s: HighTotal "
                     f"{s.meminfo.get('HighTotal', 0)} kB, "
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 try:
                     check_highmem(s.meminfo, self.opts.memory, pae=self.pae)
                     if attach:
-                        s.attach()
+                        s.attach(save=self.opts.snapshot)
                         self.layout = s.layout
                 except BaseException:
-                    self.close()
+                    self._drop_guest()
                     raise
+            if s.restored:  # its own phase: `boot` is the cold boot
+                self.phases.move("boot", "restore", time.monotonic() - t0)
         elif attach and not self.session.attached:
             with self.phases.phase("boot"):
-                self.session.attach()
+                self.session.attach(save=self.opts.snapshot)
                 self.layout = self.session.layout
         return self.session
 
-    def _boot_for_modules(self) -> Session | None:
+    @property
+    def resets(self) -> bool:
+        """Each module on a clean kernel: opts.reset, and a snapshot to restore (without
+        one a cold boot per module would cost a boot each: the kernel is shared)."""
+        return (self.opts.reset and self.session is not None
+                and self.session.snapshot_ready)
+
+    def boot_for_modules(self) -> Session | None:
         """Boot for the modules, recorded as a BootResult; None if the guest did not come
         up (then no later module boots again: the same kernel would fail the same way)."""
         if self.session is not None:
@@ -176,10 +191,11 @@ class Lab:
         t0 = time.monotonic()
         try:
             s = self.boot()
-            rec.messages = boot_messages(s.boot_dmesg)
+            rec.restored = s.restored
+            rec.messages = [] if s.restored else boot_messages(s.boot_dmesg)
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
         except HarnessError as e:
-            self.close()
+            self._drop_guest()
             text = console.text()
             why = panic_line(text) or crash_summary(text)
             cause = e.what if not why or why in e.what else f"{e.what}: {why}"
@@ -226,7 +242,7 @@ class Lab:
         return m
 
     def _run_on_guest(self, spec: ModuleSpec, mdir: Path) -> ModuleResult:
-        s = self._boot_for_modules()
+        s = self.boot_for_modules()
         if s is None:
             b = self.boot_failed
             return not_run(spec, f"the guest did not boot (boot {b.number if b else '?'}: "
@@ -259,9 +275,11 @@ class Lab:
         (mdir / "gdb-mi.log").write_text(_slice(self.run_dir / "gdb-mi.log", gdb_mark))
         damaged = any(r.startswith("unexpected kernel message") for r in m.reasons())
         if m.failure is not None or spec.crashes or m.insmod_rc != 0 or damaged:
-            say("  the guest will be booted again before the next module (the kernel may "
-                "be damaged)")
-            self.close()
+            say("  the guest will be " + ("restored" if s.snapshot_ready else "booted again")
+                + " before the next module (the kernel may be damaged)")
+            self._drop_guest()
+        elif self.resets:
+            self._drop_guest()  # the next module starts from the snapshot
         return m
 
     def _decoded(self, failure: Failure, text: str) -> Failure:
@@ -272,10 +290,16 @@ class Lab:
         chain = self.ops.decode_crash(text, self.built)
         return Failure(failure.kind, f"{failure.cause}; at {chain}") if chain else failure
 
-    def close(self) -> None:
+    def _drop_guest(self) -> None:
+        """Stop the guest (the next module gets a restored or booted one)."""
         if self.session is not None:
             self.session.close()
             self.session = None
+
+    def close(self) -> None:
+        """Stop the guest and everything kept for the next ones (the harness's gdb)."""
+        self._drop_guest()
+        self.ops.close()
 
 
 def _slice(path: Path, start: int) -> str:

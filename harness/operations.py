@@ -4,10 +4,12 @@ and when; this file only does it — as kunit_tool keeps LinuxSourceTreeOperatio
 QEMU) apart from LinuxSourceTree (policy). The unit tests give the Lab a fake instead.
 """
 
+import shutil
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .core.errors import GdbError
+from .core.errors import BootError, GdbError
 from .core.layout import Layout
 from .core.meminfo import parse_meminfo
 from .core.options import RunOptions
@@ -26,13 +28,17 @@ from .stages.gdbmi import Gdb
 from .stages.image import build_image
 from .stages.kconfig import configure, resolve_fragments
 from .stages.modbuild import build_modules, symvers
-from .stages.module_run import Guest, arm, load_core, run_module
+from .stages.module_run import Guest, load_core, run_module
 from .stages.progress import say
 from .stages.guest_ram import GuestRam
-from .stages.qemu import RAM_BACKEND, Qemu, QemuConfig
+from .stages.kept_gdb import KeptGdb
+from .stages.qemu import CPU, RAM_BACKEND, Qemu, QemuConfig, kernel_cmdline
 from .stages.qmp import Monitor
+from .stages import snapshot
 from .stages.source import resolve_source
-from .stages.ssh import GuestSSH, start_sshd
+from .stages.ssh import GuestSSH, access_keys, start_sshd
+from .core.errors import HarnessError
+from .core.snapshot_meta import SnapshotMeta, snapshot_key
 
 
 def _not_attached() -> GdbError:
@@ -46,10 +52,15 @@ class GuestSession:
     is free for any debugger (`highmem gdb` hands it to an interactive gdb). *attached*
     (attach()): hm_checkpoint.ko loaded, the harness's MI gdb attached and its breakpoint
     armed, the guest running again: modules can run. close() ends any state; a failure in
-    boot() or attach() closes the session before it raises."""
+    boot() or attach() closes the session before it raises.
 
-    def __init__(self, cfg: QemuConfig, kernel: KernelBuild, run_dir: Path) -> None:
+    boot() restores the snapshot of this kernel and image when there is one (`restored`),
+    and a cold-booted, attached guest can be saved as that snapshot (save_snapshot())."""
+
+    def __init__(self, cfg: QemuConfig, kernel: KernelBuild, run_dir: Path,
+                 kept: KeptGdb | None = None) -> None:
         self.cfg, self.kernel, self.run_dir = cfg, kernel, run_dir
+        self.kept = kept or KeptGdb()
         self.stack = ExitStack()
         self.qemu: Qemu | None = None
         self.shell: SerialShell | None = None
@@ -57,6 +68,10 @@ class GuestSession:
         self.meminfo: dict[str, int] = {}
         self.boot_dmesg = ""
         self.layout: Layout | None = None
+        self.monitor: Monitor | None = None
+        self.restored = False          # from a snapshot, not booted
+        self.snapshot: snapshot.Snapshot | None = None  # this guest's snapshot, if any
+        self.core_addr: int | None = None
         self._gdb: Gdb | None = None
         self._checker: Checker | None = None
 
@@ -69,11 +84,46 @@ class GuestSession:
         """Whether the harness's gdb is attached (and hm_checkpoint() armed)."""
         return self._gdb is not None
 
-    def boot(self) -> None:
-        """Start QEMU, wait for the shell, start sshd; read /proc/meminfo and the boot log."""
+    @property
+    def snapshot_ready(self) -> bool:
+        """Whether a guest like this one can be restored (a snapshot exists)."""
+        return self.snapshot is not None
+
+    def snapshot_key(self) -> str:
+        return snapshot_key(self.snapshot_parts())
+
+    def snapshot_parts(self) -> dict[str, str]:
+        """What the saved state depends on: the kernel, the image, QEMU and its flags."""
+        def ident(p: Path) -> str:
+            try:
+                st = p.stat()
+            except OSError as e:
+                raise BootError(f"the guest's {p.name} is gone: {e.strerror}",
+                                "another run may have removed it: run again") from None
+            return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        qemu = shutil.which("qemu-system-i386") or "qemu-system-i386"
+        return {"vmlinux": ident(self.cfg.kernel), "initrd": ident(self.cfg.initrd),
+                "qemu": ident(Path(qemu)), "memory": self.cfg.memory, "smp": str(self.cfg.smp),
+                "cpu": CPU, "cmdline": kernel_cmdline(self.cfg.append),
+                "accel": self.cfg.accel, "extra": " ".join(self.cfg.extra_args)}
+
+    def boot(self, restore: bool = False) -> None:
+        """Start QEMU, wait for the shell, start sshd; read /proc/meminfo and the boot log.
+        restore: from this kernel and image's snapshot if there is one (a snapshot that
+        does not restore is discarded and the guest booted)."""
         if self.booted:
             return
+        if restore and self.cfg.shared_ram:
+            snap = snapshot.find(self.snapshot_key())
+            if snap is not None:
+                try:
+                    self._restore(snap)
+                    return
+                except HarnessError as e:
+                    say(f"  the snapshot did not restore ({e.what}); booting instead")
+                    snapshot.discard(snap)
         try:
+            self.kept.prewarm(self.kernel.vmlinux, self.run_dir / "gdb-mi.log")
             qemu = self.stack.enter_context(Qemu(self.cfg, self.run_dir))
             qemu.boot()
             self.qemu = qemu
@@ -81,45 +131,125 @@ class GuestSession:
             self.shell.sync()
             self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
             self.ssh = start_sshd(self.shell, qemu.ssh_port)
-            self.stack.callback(self.ssh.close)
+            self.stack.callback(self._close_ssh)
             self.boot_dmesg = self.ssh.run("dmesg", 30)[1]
         except BaseException:
             self.close()
             raise
 
-    def attach(self) -> None:
-        """insmod hm_checkpoint.ko, attach the MI gdb (the guest stops), read the kernel's
-        masks and layout while it is stopped, arm the breakpoint and resume."""
+    def _restore(self, snap: snapshot.Snapshot) -> None:
+        """QEMU started paused on a copy of the snapshot's RAM, its state loaded, resumed;
+        the shell answers. SSH connects on first use, with the keys saved with it."""
+        try:
+            qemu = self.stack.enter_context(Qemu(self.cfg, self.run_dir))
+            assert qemu.ram_file is not None
+            snapshot.copy_sparse(snap.ram, qemu.ram_file)
+            qemu.start_incoming(snap.meta.accel)
+            self.qemu = qemu
+            while True:
+                try:
+                    self.monitor = Monitor(qemu.qmp_socket, wait_s=10.0)
+                    break
+                except BootError:
+                    if not qemu.port_clash():
+                        raise
+            self.stack.callback(self._close_monitor)
+            snapshot.migrate_in(self.monitor, snap)
+            self.monitor.qmp("cont")
+            self.shell = SerialShell(qemu.child)
+            self.shell.run("true", timeout=10)
+            qemu.boot_seconds = time.monotonic() - qemu.started
+            m = snap.meta
+            self.meminfo, self.boot_dmesg, self.core_addr = m.meminfo, m.boot_dmesg, m.core_addr
+            self.restored, self.snapshot = True, snap
+        except BaseException:
+            self.close()
+            raise
+
+    def save_snapshot(self) -> None:
+        """Save this cold-booted guest, hm_checkpoint loaded and gdb not yet attached, as
+        the snapshot of its kernel and image (it pauses for the save, ~0.2 s)."""
+        if self.restored or self.snapshot is not None:
+            return
+        if self.qemu is None or self.qemu.ram_file is None or self.monitor is None \
+                or self.ssh is None or self.core_addr is None or self.attached:
+            raise HarnessError("this guest cannot be saved (no shared RAM file, or gdb is "
+                               "attached)", "make /dev/shm a writable tmpfs")
+        host_type, host, client = access_keys(self.ssh)
+        self._close_ssh()  # no TCP connection in the saved guest; run() connects again
+        meta = SnapshotMeta(key=self.snapshot_key(), parts=self.snapshot_parts(),
+                            accel=self.qemu.accel, core_addr=self.core_addr,
+                            host_key_type=host_type, host_key=host, client_key=client,
+                            meminfo=self.meminfo, boot_dmesg=self.boot_dmesg,
+                            boot_seconds=self.qemu.boot_seconds)
+        self.snapshot = snapshot.save(self.monitor, self.qemu.ram_file, meta)
+
+    def attach(self, save: bool = False) -> None:
+        """insmod hm_checkpoint.ko (already loaded in a restored guest); save: keep this
+        ready guest as the snapshot of its kernel and image (before gdb attaches: a QMP
+        stop would be a stop gdb did not ask for); attach the MI gdb (the guest stops),
+        read the kernel's masks and layout while it is stopped (once per gdb), arm the
+        breakpoint and resume."""
         if self.attached:
             return
         if self.qemu is None or self.shell is None:
             raise GdbError("attach() on a guest that is not booted", "boot() it first")
         try:
-            gdb = self.stack.enter_context(Gdb(self.kernel.vmlinux, self.run_dir / "gdb-mi.log"))
-            core = load_core(self.shell)
+            if self.core_addr is None:
+                self.core_addr = load_core(self.shell)
             ram, monitor = self._ram_and_monitor()
-            gdb.attach(self.qemu.gdb_socket)  # the guest stops here
-            checker = Checker(gdb, ram, monitor)
-            checker.kernel_masks()  # read while stopped
-            self.layout = checker.kernel_layout()
-            arm(gdb, core)
+            if save and not self.restored:
+                self._save_quietly()
+            facts = self.snapshot.meta.facts if self.snapshot is not None else None
+            gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
+                                            self.qemu.gdb_socket, ram, monitor, facts)
+            self.stack.callback(self.kept.detach)
+            with self.kept.patient():  # read while stopped
+                checker.kernel_masks()
+                self.layout = checker.kernel_layout()
+                if self.snapshot is not None and not self.snapshot.meta.facts:
+                    self.snapshot = snapshot.add_facts(self.snapshot, checker.facts())
+            self.kept.arm(self.core_addr)
             self._gdb, self._checker = gdb, checker
         except BaseException:
             self.close()
             raise
 
+    def _save_quietly(self) -> None:
+        """save_snapshot(); a save that fails costs the speed of the next guests, not the
+        run (each is then booted)."""
+        t0 = time.monotonic()
+        try:
+            self.save_snapshot()
+            say(f"  snapshot saved in {time.monotonic() - t0:.1f} s "
+                f"({self.snapshot.disk_bytes() >> 20 if self.snapshot else 0} MiB): the next "
+                "guests of this kernel and image are restored from it")
+        except HarnessError as e:
+            say(f"  no snapshot ({e.what}): each guest is booted")
+
     def _ram_and_monitor(self) -> tuple[GuestRam | None, Monitor | None]:
         """QMP kept open for QEMU's cross-check, and the guest's RAM mapped at the offsets
         of QEMU's own memory map (None, None: the checks go through gdb's monitor)."""
         assert self.qemu is not None
-        monitor = Monitor(self.qemu.qmp_socket)
-        self.stack.callback(monitor.close)
+        if self.monitor is None:
+            self.monitor = Monitor(self.qemu.qmp_socket)
+            self.stack.callback(self._close_monitor)
         if self.qemu.ram_file is None:
-            return None, monitor
-        regions = parse_mtree(monitor.hmp("info mtree -f"), RAM_BACKEND)
+            return None, self.monitor
+        regions = parse_mtree(self.monitor.hmp("info mtree -f"), RAM_BACKEND)
         ram = GuestRam(self.qemu.ram_file, regions)
         self.stack.callback(ram.close)
-        return ram, monitor
+        return ram, self.monitor
+
+    def _close_monitor(self) -> None:
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+
+    def _close_ssh(self) -> None:
+        if self.ssh is not None:
+            self.ssh.close()
+            self.ssh = None
 
     @property
     def gdb(self) -> Gdb:
@@ -142,10 +272,21 @@ class GuestSession:
     def boot_seconds(self) -> float:
         return self.qemu.boot_seconds if self.qemu else 0.0
 
+    def guest_ssh(self, timeout: float = 10.0) -> GuestSSH:
+        """The SSH connection; a restored guest is connected to on first use, with the
+        keys saved in its snapshot."""
+        assert self.qemu is not None, "boot() first"
+        if self.ssh is None and self.snapshot is not None:
+            m = self.snapshot.meta
+            self.ssh = GuestSSH.from_keys(self.qemu.ssh_port, m.host_key_type, m.host_key,
+                                          m.client_key, timeout=timeout)
+            self.stack.callback(self._close_ssh)
+        assert self.ssh is not None, "boot() first"
+        return self.ssh
+
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """A command in the guest over SSH: (exit code, stdout, stderr)."""
-        assert self.ssh is not None, "boot() first"
-        return self.ssh.run(cmd, timeout)
+        return self.guest_ssh(min(timeout, 10.0)).run(cmd, timeout)
 
     @property
     def console(self) -> SerialShell:
@@ -173,12 +314,19 @@ class GuestSession:
 
     def close(self) -> None:
         self._gdb = self._checker = None
-        self.qemu = self.shell = self.ssh = None
         self.stack.close()
+        self.qemu = self.shell = self.ssh = self.monitor = None
 
 
 class StageOperations:
-    """What the Lab asks of the machine, done by the stages (see lab.Operations)."""
+    """What the Lab asks of the machine, done by the stages (see lab.Operations). One gdb
+    is kept across the Lab's guests (stages/kept_gdb.py); close() ends it."""
+
+    def __init__(self) -> None:
+        self.kept = KeptGdb()
+
+    def close(self) -> None:
+        self.kept.close()
 
     def configure(self, opts: RunOptions, run_dir: Path) -> KernelBuild:
         """The source resolved (unpacked once) and configured: a KernelBuild whose .config
@@ -202,11 +350,12 @@ class StageOperations:
 
     def boot(self, kernel: KernelBuild, initrd: Path, opts: RunOptions,
              run_dir: Path) -> GuestSession:
-        """A guest booted (not attached) from the built kernel and image."""
+        """A guest (not attached) from the built kernel and image: restored from their
+        snapshot when opts.snapshot and there is one, else booted."""
         cfg = QemuConfig(kernel=kernel.vmlinux, initrd=initrd, memory=opts.memory,
                          smp=opts.smp, accel=opts.accel, append=opts.append)
-        session = GuestSession(cfg, kernel, run_dir)
-        session.boot()
+        session = GuestSession(cfg, kernel, run_dir, self.kept)
+        session.boot(restore=opts.snapshot)
         return session
 
 

@@ -6,19 +6,35 @@ them). Every run gets an artifacts directory that is kept whether the run passes
 No I/O library is imported here: the unit tests drive run() with fake operations.
 """
 
+import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .core import report
 from .core.errors import HarnessError, Terminated
+from .core.junit import junit_xml
+from .core.kcidb import ORIGIN, kcidb_report, kernel_identity
 from .core.options import RunOptions
 from .core.phases import Phases
 from .core.results import RunResult, exit_status, not_run
+from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
 from .stages.progress import say
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What `highmem run` does besides report.txt and report.json: which shard of the
+    modules it runs (--shard), and where it also writes JUnit XML and KCIDB JSON."""
+
+    shard: Shard = Shard()
+    junit: Path | None = None
+    kcidb: Path | None = None
+    origin: str = ORIGIN            # KCIDB origin (the lab's name at KernelCI)
 
 
 def _deps_seconds() -> float | None:
@@ -29,11 +45,30 @@ def _deps_seconds() -> float | None:
         return None
 
 
+def plan(lab: Lab, suite: tuple[ModuleSpec, ...],
+         shard: Shard) -> tuple[list[int], dict[str, object]]:
+    """After prepare(): the positions in `suite` that `shard` runs (core/shard.py's rule),
+    and report.json's `kernel` (what was tested) and `plan` (for KCIDB and `highmem merge`).
+    The run id is $HIGHMEM_RUN_ID (a CI pipeline's id: its shards share one KCIDB checkout
+    and build), else the run directory's name."""
+    o = lab.opts
+    kernel = kernel_identity(str(o.source), lab.kernel.source.identity, lab.kernel.release,
+                             o.configs, o.memory, o.smp,
+                             (lab.run_dir / "kernel.config").read_text(errors="replace"))
+    cell = cell_id(kernel["release"], kernel["fragments"], o.memory, o.smp)
+    items = [WorkItem(cell, s.title) for s in suite]
+    picked = select(items, shard)
+    return picked, {"kernel": kernel, "plan": {
+        "run_id": os.environ.get("HIGHMEM_RUN_ID") or lab.run_dir.name, "cell": cell,
+        "shard": str(shard), "items": [[i.cell, i.module] for i in items], "picked": picked}}
+
+
 def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
-        ops: Operations) -> RunResult:
+        ops: Operations, shard: Shard = Shard()) -> RunResult:
     """Prepare (a HarnessError here ends the run: nothing could be tested), then every
-    module of `suite` in order; Ctrl-C or SIGTERM stops QEMU and gdb and marks the rest NOT
-    RUN. report.json is written whatever happens after the preparation."""
+    module of `suite` that `shard` runs, in order (the others are not run nor reported);
+    Ctrl-C or SIGTERM stops QEMU and gdb and marks the rest NOT RUN. report.json is written
+    whatever happens after the preparation."""
     phases = Phases()
     deps = _deps_seconds()
     if deps is not None:
@@ -42,6 +77,10 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=phases)
     lab = Lab(opts, run_dir, phases, ops)
     lab.prepare()
+    picked, extra = plan(lab, suite, shard)
+    suite = tuple(suite[i] for i in picked)
+    if shard.count > 1:
+        say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
     try:
         for spec in suite:
             result.modules.append(lab.run_spec(spec))
@@ -54,7 +93,7 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
         result.boots = lab.boots
         for spec in suite[len(result.modules):]:
             result.modules.append(not_run(spec, "the run was interrupted before this module"))
-        report.write_json(run_dir / "report.json", result)
+        report.write_json(run_dir / "report.json", result, extra)
     return result
 
 
@@ -66,13 +105,23 @@ def print_report(result: RunResult) -> str:
     return text
 
 
+def write_outputs(out: Outputs, report_json: Path) -> None:
+    """JUnit XML and KCIDB JSON, when asked for, from report.json."""
+    data = json.loads(report_json.read_text())
+    if out.junit is not None:
+        out.junit.write_text(junit_xml([data]))
+    if out.kcidb is not None:
+        out.kcidb.write_text(json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
+
+
 def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
-                   ops: Operations) -> int:
+                   ops: Operations, out: Outputs = Outputs()) -> int:
     """`highmem run` once its options are checked: the run, the report, the exit status."""
     try:
-        result = run(opts, suite, run_dir, ops)
+        result = run(opts, suite, run_dir, ops, out.shard)
     except (HarnessError, KeyboardInterrupt):
         print(f"artifacts kept in {run_dir}", file=sys.stderr)
         raise
     print_report(result)
+    write_outputs(out, run_dir / "report.json")
     return exit_status(result)

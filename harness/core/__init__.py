@@ -9,4 +9,5 @@ gdb_text). It may import only the standard library, yaml and itself: no subproce
 pexpect, pygdbmi, paramiko or qemu.qmp, and nothing else of harness
 (tests/unit/test_layers.py holds that). Everything here is tested in milliseconds on
 recorded or hand-built data.
+The warm guest's records, request lines and watch verdicts are in warm.
 """

@@ -19,7 +19,7 @@ Pure: no I/O beyond reading the file and checking the named fragments exist.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -82,9 +82,8 @@ class Cell:
         """`base` (the run's other knobs: accel, timeout, append) with this cell's kernel and
         guest. The suite's own fragments come first, then the cell's."""
         b = base or RunOptions()
-        return RunOptions(source=self.source_path, configs=[*b.configs, *self.configs],
-                          accel=b.accel, memory=self.memory, smp=self.smp, timeout=b.timeout,
-                          append=b.append, module_dirs=dict(b.module_dirs))
+        return replace(b, source=self.source_path, configs=[*b.configs, *self.configs],
+                       memory=self.memory, smp=self.smp, module_dirs=dict(b.module_dirs))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,16 @@ from typing import Any
 from .suite import MODULE_TIMEOUT_S
 
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.12.tar.xz")
+
+
+def yes_no(text: str) -> bool:
+    """A switch's text (pytest option or ini value): yes/no, true/false, on/off, 1/0."""
+    t = text.strip().lower()
+    if t in ("1", "yes", "true", "on"):
+        return True
+    if t in ("0", "no", "false", "off"):
+        return False
+    raise ValueError(f"not yes or no: {text!r}")
 ACCELS = ("auto", "kvm", "tcg")
 
 
@@ -52,6 +62,13 @@ class RunOptions:
     timeout: float | None = _knob(None, "timeout", "seconds per module before the run fails "
                                   f"(default: the suite's, {MODULE_TIMEOUT_S:g})", parse=float)
     append: str = _knob("", "append", "extra kernel command line")
+    # switches: `highmem --no-NAME`, pytest `--highmem-NAME=no`
+    snapshot: bool = _knob(True, "snapshot", "restore the guest from the snapshot of this "
+                           "kernel and image instead of booting it, and save one after a "
+                           "boot (stages/snapshot.py)", parse=yes_no)
+    reset: bool = _knob(True, "reset", "a clean kernel for each module: each module starts "
+                        "from the snapshot; off: one kernel for all modules (rebooted "
+                        "only after a crash)", parse=yes_no)
     # not a knob: the user module directories a suite file names (module name -> directory)
     module_dirs: dict[str, Path] = field(default_factory=dict)
 

@@ -28,6 +28,16 @@ class Phases:
     def add(self, name: str, seconds: float) -> None:
         self.times[name] = self.times.get(name, 0.0) + seconds
 
+    def move(self, src: str, dst: str, seconds: float) -> None:
+        """`seconds` of phase `src` belong to `dst` (known once the phase ran: a guest
+        restored, not booted); `src` is gone if nothing of it is left."""
+        left = self.times.get(src, 0.0) - seconds
+        if left < 1e-3:
+            self.times.pop(src, None)
+        else:
+            self.times[src] = left
+        self.add(dst, seconds)
+
     def total(self) -> float:
         return time.monotonic() - self.started + self.times.get("deps", 0.0)
 

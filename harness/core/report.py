@@ -62,15 +62,23 @@ def boot_section(boots: list[BootResult]) -> list[str]:
     if not boots:
         return []
     lines = ["Boot"]
+    restores = [b for b in boots if b.restored and b.passed]
     for b in boots:
+        if b in restores:
+            continue
         verdict = "PASS" if b.passed else "FAIL"
-        lines.append(f"  boot {b.number}: {b.seconds:.1f} s  {verdict}")
+        how = " (restored from the snapshot)" if b.restored else ""
+        lines.append(f"  boot {b.number}: {b.seconds:.1f} s{how}  {verdict}")
         lines += [f"  ! {r}" for r in b.reasons()]
         if b.failure is not None:
             lines.append("  console (last lines):")
             lines += [f"    | {x[:150]}" for x in b.console_tail]
         if b.artifacts is not None and not b.passed:
             lines.append(f"  artifacts: {b.artifacts}")
+    if restores:
+        secs = sorted(b.seconds for b in restores)
+        lines.append(f"  {len(restores)} guests restored from the snapshot (a clean kernel "
+                     f"per module): median {secs[len(secs) // 2]:.2f} s, all PASS")
     return lines
 
 
@@ -88,16 +96,25 @@ def _counts(cases: list[ktap.Case]) -> dict[str, int]:
     return out
 
 
+SUMMARY_HEAD = (f"  {'module':<34} {'cases':>5} {'pass':>4} {'fail':>4} {'xfail':>5} "
+                f"{'skip':>4} {'PTEs':>6} {'time s':>7}  verdict")
+
+
+def summary_row(title: str, statuses: list[str], ptes: int, seconds: float,
+                verdict: str) -> str:
+    """One row of the summary table: a module's KTAP case statuses counted."""
+    n = {s: statuses.count(s) for s in ktap.STATUSES}
+    return (f"  {title[:34]:<34} {len(statuses):>5} {n['PASS']:>4} "
+            f"{n['FAIL'] + n['CRASHED']:>4} {n['XFAIL']:>5} {n['SKIP']:>4} "
+            f"{ptes:>6} {seconds:>7.1f}  {verdict}")
+
+
 def summary_table(modules: list[ModuleResult]) -> list[str]:
-    head = (f"  {'module':<34} {'cases':>5} {'pass':>4} {'fail':>4} {'xfail':>5} {'skip':>4} "
-            f"{'PTEs':>6} {'time s':>7}  verdict")
-    lines = ["Summary", head]
+    lines = ["Summary", SUMMARY_HEAD]
     for m in modules:
-        n = _counts(m.cases)
-        lines.append(f"  {m.spec.title[:34]:<34} {len(m.cases):>5} {n['PASS']:>4} "
-                     f"{n['FAIL'] + n['CRASHED']:>4} {n['XFAIL']:>5} {n['SKIP']:>4} "
-                     f"{m.pte_checks:>6} {m.seconds:>7.1f}  {_verdict(m)}"
-                     + (f" ({m.failure.kind})" if m.failure and m.ran else ""))
+        lines.append(summary_row(m.spec.title, [c.status for c in m.cases], m.pte_checks,
+                                 m.seconds, _verdict(m)
+                                 + (f" ({m.failure.kind})" if m.failure and m.ran else "")))
     return lines
 
 
@@ -149,12 +166,14 @@ def _failure_json(f: Failure | None) -> dict[str, str] | None:
     return {"kind": f.kind, "cause": f.cause, "line": f.line} if f else None
 
 
-def report_json(result: RunResult) -> str:
-    """report.json's text."""
+def report_json(result: RunResult, extra: dict[str, object] | None = None) -> str:
+    """report.json's text; `extra`: more top-level keys (run.py adds the kernel's identity
+    and the shard plan, which KCIDB, JUnit and `highmem merge` read)."""
     data = {
         "passed": result.passed,
         "interrupted": result.interrupted,
         "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
+                   "restored": b.restored,
                    "reasons": b.reasons(), "failure": _failure_json(b.failure),
                    "checks": b.checks,
                    "console_tail": b.console_tail,
@@ -178,9 +197,10 @@ def report_json(result: RunResult) -> str:
             "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
                      for c in m.cases],
         } for m in result.modules],
+        **(extra or {}),
     }
     return json.dumps(data, indent=2) + "\n"
 
 
-def write_json(path: Path, result: RunResult) -> None:
-    path.write_text(report_json(result))
+def write_json(path: Path, result: RunResult, extra: dict[str, object] | None = None) -> None:
+    path.write_text(report_json(result, extra))

@@ -132,6 +132,7 @@ class BootResult:
     console_tail: list[str] = field(default_factory=list)
     artifacts: Path | None = None
     checks: list[str] = field(default_factory=list)  # failed boot checks (boot_probe.py)
+    restored: bool = False      # a snapshot restored, not a boot (stages/snapshot.py)
 
     def reasons(self) -> list[str]:
         why = [self.failure.line] if self.failure else []

@@ -4,8 +4,8 @@ Every subcommand's parser is here; the options that are run knobs (--source, --c
 --accel, --memory, --smp, --timeout, --append) are generated from core/options.py's
 RunOptions, which holds their defaults. Usage and host errors are caught here, before
 anything is built or booted. The subcommands that build or boot live in commands.py,
-inspect_cli.py and mutate.py and are imported when they run: parsing and every usage error
-need no I/O library (tests/unit/test_layers.py holds that).
+inspect_cli.py, mutate.py, bisect.py and bisect_step.py and are imported when they run:
+parsing and every usage error need no I/O library (tests/unit/test_layers.py holds that).
 """
 
 import argparse
@@ -30,15 +30,19 @@ from ..core.preflight import (
     check_timeout,
     format_memory,
 )
+from ..core.kcidb import ORIGIN, check_origin
 from ..core.matrix import DEFAULT_MATRIX_FILE
+from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
+from ..run import Outputs
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
+from ..stages.warm_record import find_records
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
-LAB_KNOBS = ("source", "config", "accel", "memory", "smp")
+LAB_KNOBS = ("source", "config", "accel", "memory", "smp", "snapshot")
 
 
 def load(module: str, name: str) -> Any:
@@ -57,6 +61,10 @@ def _deferred(module: str, name: str) -> Command:
 def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     """The run knobs `names` as options of `p`, with RunOptions' defaults."""
     for f, k in knobs(names):
+        if isinstance(getattr(DEFAULTS, f.name), bool):  # a switch, on by default
+            p.add_argument(f"--no-{k.name}", dest=f.name, action="store_false",
+                           default=True, help=f"switch off: {k.help}")
+            continue
         kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
         text = k.help
         if k.repeat:
@@ -132,13 +140,29 @@ def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec,
     return opts, suite
 
 
+def _output_file(text: str | None, option: str) -> Path | None:
+    """An output file's path (--junit, --kcidb): its directory must exist."""
+    if text is None:
+        return None
+    path = Path(text).absolute()
+    if path.is_dir() or not path.parent.is_dir():
+        raise HarnessError(f"{option} {text}: " + ("is a directory" if path.is_dir() else
+                           f"directory {path.parent} does not exist"),
+                           f"give a file in an existing directory, e.g. {option} "
+                           f"results/{option.strip('-')}.{'xml' if 'junit' in option else 'json'}")
+    return path
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`highmem run`: every usage and host check first, then a run directory and the run."""
+    out = Outputs(parse_shard(args.shard), _output_file(args.junit, "--junit"),
+                  _output_file(args.kcidb, "--kcidb"), check_origin(args.kcidb_origin))
     opts, suite = checked_run(args)
+    check_not_empty(out.shard, len(suite))
     run_dir = new_run_dir()
     (run_dir / "reproduce.txt").write_text(
         f"cd {shlex.quote(os.getcwd())} && {shlex.join(['highmem', *args.argv])}\n")
-    return int(load("commands", "run_suite")(opts, suite, run_dir))
+    return int(load("commands", "run_suite")(opts, suite, run_dir, out))
 
 
 def _remove(d: Path) -> None:
@@ -154,7 +178,10 @@ def cmd_clean(args: argparse.Namespace) -> int:
     """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
     anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
     root = artifacts_root()
-    runs = run_dirs(root)
+    warm = {f.path.parent.resolve() for f in find_records(root) if f.alive}
+    for d in sorted(warm):
+        print(f"leaving {d} alone: its warm guest is up (`highmem down` stops it)")
+    runs = [d for d in run_dirs(root) if d.resolve() not in warm]
     print(f"removing {len(runs)} run directories from {root}")
     for d in runs:
         _remove(d)
@@ -189,6 +216,36 @@ def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     s.add_argument("--timeout", type=float, default=120.0, help="seconds (default %(default)s)")
     s.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     s.set_defaults(func=_deferred("commands", "cmd_ssh"))
+
+
+def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """up, status, down (warm_client.py), watch (warm_watch.py): the warm guest."""
+    u = sub.add_parser("up", help="start a warm guest in the background for `highmem run` "
+                       "and `highmem watch`", description="Builds what is missing, starts "
+                       "a guest (and its gdb) held by a background server, and returns when "
+                       "it is ready. `highmem run` with the same knobs then runs there: "
+                       "modules rebuilt with make M= and copied in over SSH, no image, no "
+                       "boot. `highmem down` stops it.")
+    add_knobs(u, (*LAB_KNOBS, "append"))
+    u.add_argument("--wait", type=float, default=1800.0,
+                   help="seconds to wait for it to be ready (default %(default).0f)")
+    u.add_argument("--idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
+                   help="stop it after this long without a request (default %(default).0f)")
+    u.set_defaults(func=_deferred("warm_client", "cmd_up"))
+    st = sub.add_parser("status", help="list the warm guests (stale ones are removed)")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_deferred("warm_client", "cmd_status"))
+    d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
+    d.set_defaults(func=_deferred("warm_client", "cmd_down"))
+    w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
+                       "its sources", description="Polls MODULE_DIR's *.c, *.h, Kbuild and "
+                       "Makefile every 0.2 s; each save rebuilds the module (make M=), runs "
+                       "it on the warm guest (started if none is up) and prints its verdict. "
+                       "Ctrl-C stops watching; the warm guest stays up.")
+    w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
+    w.add_argument("--module", help="the module to run, if the directory builds several")
+    add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
+    w.set_defaults(func=_deferred("warm_watch", "cmd_watch"))
 
 
 def _inspect_common(p: argparse.ArgumentParser) -> None:
@@ -233,7 +290,7 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    "modules/ (repeatable; they run in the order given)")
     p.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
-    add_knobs(p, ("timeout", "append"))
+    add_knobs(p, ("timeout", "append", "reset"))
 
 
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -271,8 +328,73 @@ def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    help="print the Debian packages the matrix's kernel sources come from "
                    "(what `make deps MATRIX=FILE` installs) and exit")
     x.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
-    add_knobs(x, ("accel", "timeout", "append"))
+    add_knobs(x, ("accel", "timeout", "append", "snapshot", "reset"))
     x.set_defaults(func=_deferred("matrix", "cmd_matrix"))
+def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
+    b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
+                       "with the harness as the test, one incremental build directory",
+                       description="Bisect GOOD..BAD of a git kernel tree: each commit is "
+                       "built and the suite run on it with RUN_ARGS (`highmem run`'s options); "
+                       "a test failure is bad, a commit that does not build or boot is "
+                       "skipped. Prints the first bad commit with its failing case and PTE "
+                       "field; `git bisect reset` always. Exit 0 when it was found.")
+    b.add_argument("--good", required=True, metavar="REV", help="a commit where the suite "
+                   "passes (an ancestor of --bad)")
+    b.add_argument("--bad", required=True, metavar="REV", help="a commit where it fails")
+    b.add_argument("--source", default=DEFAULTS.source, metavar="TREE",
+                   help="the top of a git kernel tree (default: the cache's git copy of "
+                   "%(default)s, the one `highmem mutate` makes)")
+    b.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a commit whose kernel does not come up at all: skipped (default), "
+                   "or bad (to find the commit that kills the boot)")
+    b.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                   help="options of `highmem run` for each step, e.g. -- --module "
+                   "kmap_local_basic")
+    b.set_defaults(func=_deferred("bisect", "cmd_bisect"))
+    s = sub.add_parser("bisect-step", help="one step of highmem bisect: build and test the "
+                       "checked-out commit, exit 0 good, 1 bad, 125 skip (for git bisect run)",
+                       description="What `git bisect run` calls for each commit; by hand: "
+                       "`git bisect run highmem bisect-step -- --module kmap_local_basic`.")
+    s.add_argument("--source", default=".", metavar="TREE",
+                   help="the kernel tree (default: the current directory)")
+    s.add_argument("--log", metavar="FILE", help="append the step's verdict to FILE (JSON)")
+    s.add_argument("--boot-failure", choices=("skip", "bad"), default="skip",
+                   help="a kernel that does not come up: exit 125 (skip, default) or 1 (bad)")
+    s.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
+                   help="options of `highmem run`")
+    s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))
+
+
+def _ci_options(r: argparse.ArgumentParser) -> None:
+    """`highmem run`'s options for CI engines (not knobs of the guest)."""
+    r.add_argument("--shard", default="1/1", metavar="I/N",
+                   help="run only shard I of N of the modules: N contiguous, balanced blocks "
+                   "in suite order (default: %(default)s, all)")
+    r.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    r.add_argument("--kcidb", metavar="FILE",
+                   help="also write KCIDB JSON (KernelCI's results schema v5.3) to FILE")
+    _origin_option(r)
+
+
+def _origin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kcidb-origin", default=ORIGIN, metavar="NAME",
+                   help="the KCIDB origin of the ids (your lab's name at KernelCI; default: "
+                   "%(default)s)")
+
+
+def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """merge (merge.py)."""
+    m = sub.add_parser("merge", help="combine the report.json of shards into one report",
+                       description="Combine shards' report.json (files, or run directories "
+                       "holding one) into OUT_DIR: report.txt, report.json, junit.xml, "
+                       "kcidb.json. Refused if two shards overlap or a shard is missing. "
+                       "Exit 0 all passed, 1 a test failed, 2 usage.")
+    m.add_argument("out_dir", metavar="OUT_DIR", help="directory to write (created)")
+    m.add_argument("shards", nargs="+", metavar="SHARD",
+                   help="a shard's report.json, or its run directory")
+    _origin_option(m)
+    m.set_defaults(func=_deferred("merge", "cmd_merge"))
 
 
 def parser() -> HarnessParser:
@@ -284,10 +406,14 @@ def parser() -> HarnessParser:
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
                    help="YAML suite file (default: suites/default.yaml)")
     _suite_options(r)
+    _ci_options(r)
     r.set_defaults(func=cmd_run)
+    _merge_command(sub)
     _mutate_command(sub)
     _matrix_command(sub)
+    _bisect_commands(sub)
     _stage_commands(sub)
+    _warm_commands(sub)
     _inspect_commands(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
                        "(and with --builds, kernel builds)",
@@ -332,6 +458,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if hasattr(args, "memory") and args.func is not cmd_run:
         _check_lab_options(args)
         _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
+    elif args.command in ("status", "down"):
+        check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
     return int(args.func(args))
 
 

@@ -13,6 +13,7 @@ import difflib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..core import report
@@ -28,6 +29,7 @@ from ..run import run
 from ..stages.host import RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir
 from ..stages.progress import say
+from .cli import run_options
 
 
 def chosen_cells(m: Matrix, ids: list[str]) -> list[Cell]:
@@ -67,8 +69,7 @@ def run_cell(m: Matrix, cell: Cell, base: RunOptions, matrix_dir: Path) -> CellO
     config, smp above NR_CPUS, ...) becomes the cell's error."""
     t0 = time.monotonic()
     suite, configs, dirs = cell_suite(m, cell, base.timeout)
-    opts = cell.options(RunOptions(configs=configs, accel=base.accel, timeout=base.timeout,
-                                   append=base.append, module_dirs=dirs))
+    opts = cell.options(replace(base, configs=[*configs, *base.configs], module_dirs=dirs))
     run_dir = matrix_dir / cell.id
     run_dir.mkdir()
     say(f"== cell {cell.id}: {opts.source.name}, "
@@ -97,7 +98,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     check_tools(RUN_TOOLS)
     check_writable_dir(cache_dir(), "HIGHMEM_CACHE")
     check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
-    base = RunOptions(accel=args.accel, timeout=args.timeout, append=args.append)
+    base = run_options(args, ("accel", "timeout", "append", "snapshot", "reset"))
     matrix_dir = new_run_dir("matrix")
     outcomes: list[CellOutcome] = []
     status = 0

@@ -2,11 +2,17 @@
 
 Two ways in:
 
-- **YAML suite files** (`test*.yaml`, or any suite file named on the command line): each
-  module entry becomes a collector, and each KTAP case its module printed becomes a pytest
-  item, so `pytest suite.yaml --junitxml=out.xml` lists every kernel-side case with its PTE
-  verdicts (a failing case's message names the failing field). The KTAP cases are only known
-  once the module ran, so a module entry runs in the guest when it is collected.
+- **YAML suite files** (`test*.yaml`, or any suite file named on the command line):
+  collecting one prepares the kernel and image (built once, reused after) and runs nothing
+  in the guest. It yields a `boot` item (this process's guest booted and judged) and, per
+  module entry, a collector with one `kernel_log` item. Running that item runs the module in
+  the guest; each KTAP case the module printed is then reported as a test of its own
+  (`SUITE.yaml::MODULE::CASE`, pytest_cases.py), before the `kernel_log` item's verdict.
+  So collection is the same in every pytest-xdist worker, and `pytest -n 2` spreads the
+  modules over two workers, each with its own guest, run directory (`pytest-gw0-...`),
+  sockets and RAM file; the build lock makes the two workers build the kernel once. With a
+  warm guest of the same knobs up (`highmem up`), the modules run there instead (rebuilt
+  with make M=, pushed over SSH: no image, no boot); the fixtures keep their own guest.
 - **Fixtures** for Python tests: `highmem_lab` (session: the built kernel and image, a guest
   booted on demand), `guest` (the booted guest: `.run(cmd)`, `.dmesg()`), `kernel` (the
   build's artifacts), `highmem_module` (run a module spec, get its `ModuleResult`).
@@ -14,14 +20,18 @@ Two ways in:
 Options (command line, or `highmem_*` ini keys in pytest.ini / pyproject.toml): one per run
 knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-config (comma-separated), --highmem-accel, --highmem-memory, --highmem-smp,
---highmem-timeout, --highmem-append — and --highmem-artifacts.
+--highmem-timeout, --highmem-append, --highmem-snapshot, --highmem-reset — and
+--highmem-artifacts.
 
 `--highmem-matrix FILE` (a kernel matrix, harness/core/matrix.py) runs the suite file once
-per cell: the items are parametrized by the cell id (`suite.yaml::<cell id>::<module>::
-<case>`), each cell with its own kernel, guest and artifacts directory, one after the other.
+per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell id>::MODULE::...`),
+each cell with its own kernel (prepared at collection), guest and run directory; a cell's
+guest is stopped when the items of another cell start (no warm guest for matrix cells).
 """
 
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +47,8 @@ from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
+from . import warm_client
+from .pytest_cases import CaseReports, log_cases
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -65,21 +77,31 @@ def run_options(config: pytest.Config) -> RunOptions:
 
 
 class HighmemState:
-    """One Lab per pytest session, made on first use, closed at the end of the session."""
+    """One Lab per pytest process (the session, or one xdist worker), made on first use,
+    closed at the end of the session."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.lab: Lab | None = None
         self.module_dirs: dict[str, Path] = {}
-        self.cell: Cell | None = None          # the matrix cell the Lab is for
-        self.cell_labs: dict[str, Lab] = {}    # every cell's Lab (closed), for its boot item
+        self.warm: Any = None   # the warm guest's record, False when there is none
+        self.cell: Cell | None = None          # the matrix cell self.lab is for
+        self.cell_labs: dict[str, Lab] = {}    # each matrix cell's Lab, by cell id
+
+    def _switch_cell(self, cell: Cell | None) -> None:
+        """Make `cell`'s Lab the current one; the previous cell's guest is stopped (its Lab
+        keeps its boots for its boot item, and boots again if its items come back)."""
+        if cell == self.cell:
+            return
+        if self.lab is not None and self.cell is not None:
+            self.lab.close()
+        self.cell = cell
+        self.lab = self.cell_labs.get(cell.id) if cell is not None else None
 
     def get_lab(self, module_dirs: dict[str, Path] | None = None,
                 cell: Cell | None = None) -> Lab:
-        if cell is not None and cell != self.cell:  # the next matrix cell: its own Lab
-            if self.lab is not None:
-                self.lab.close()
-            self.lab, self.cell = None, cell
+        if cell is not None or self.cell is not None:
+            self._switch_cell(cell)
         new_dirs = {k: v for k, v in (module_dirs or {}).items() if self.module_dirs.get(k) != v}
         if self.lab is not None and not new_dirs:
             return self.lab
@@ -87,30 +109,44 @@ class HighmemState:
         if self.lab is not None:  # a suite brought new module directories: rebuild the image
             self.lab.close()
         art = _opt(self.config, "artifacts")
-        run_dir = new_run_dir("pytest") if not art else _run_dir_in(Path(art))
+        run_dir = new_run_dir(run_dir_tag(self.config), Path(art) if art else None)
         opts = run_options(self.config)
         if self.cell is not None:
             opts = self.cell.options(opts)
         opts.module_dirs = dict(self.module_dirs)
         lab = stage_lab(opts, run_dir)
-        if self.cell is not None:
-            self.cell_labs[self.cell.id] = lab
         lab.prepare()  # a HarnessError here leaves no Lab: the next item tries again
         self.lab = lab
+        if self.cell is not None:
+            self.cell_labs[self.cell.id] = lab
         return lab
+
+    def warm_guest(self) -> Any:
+        """The warm guest (`highmem up`) of the same knobs, looked up once; None if none."""
+        if self.warm is None:
+            art = _opt(self.config, "artifacts")
+            root = Path(art) if art else None
+            self.warm = warm_client.fitting(run_options(self.config), root) or False
+        return self.warm or None
 
     def timeout(self) -> float | None:
         return run_options(self.config).timeout
 
     def close(self) -> None:
-        if self.lab is not None:
-            self.lab.close()
+        for lab in {id(x): x for x in [*self.cell_labs.values(), self.lab] if x}.values():
+            lab.close()
 
 
-def _run_dir_in(root: Path) -> Path:
-    import os
-    os.environ["HIGHMEM_ARTIFACTS"] = str(root)
-    return new_run_dir("pytest")
+def xdist_worker(config: pytest.Config) -> str | None:
+    """This process's pytest-xdist worker id ("gw0", ...), or None outside xdist."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
+
+
+def run_dir_tag(config: pytest.Config) -> str:
+    """`pytest`, or `pytest-gw0` in xdist's worker gw0: each worker its own run directory."""
+    worker = xdist_worker(config)
+    return f"pytest-{worker}" if worker else "pytest"
 
 
 _STATE = pytest.StashKey[HighmemState]()
@@ -118,6 +154,9 @@ _STATE = pytest.StashKey[HighmemState]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = HighmemState(config)
+    if xdist_worker(config) is None:  # the process that shows the results
+        config.pluginmanager.register(CaseReports(), "highmem-case-reports")
+        config.pluginmanager.register(CollectionErrorExit(), "highmem-collection-error-exit")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -128,6 +167,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _state(config: pytest.Config) -> HighmemState:
     return config.stash[_STATE]
+
+
+class CollectionErrorExit:
+    """A plugin object of the process that shows the results: a suite that could not be
+    collected (its source, config or build failed: one HarnessError) ends the run with exit
+    2, under pytest-xdist too (pytest stops at a collection error with 2; xdist's controller
+    counts the workers' collection errors as failures, exit 1)."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self.failed = self.failed or report.failed
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.failed and session.exitstatus == pytest.ExitCode.TESTS_FAILED:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 # -- YAML suites as pytest items -----------------------------------------------------------
@@ -142,31 +199,34 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 class SuiteFile(pytest.File):
-    def collect(self) -> Iterator[pytest.Collector]:
+    """A suite file: its `boot` item and one collector per module entry. Collecting it
+    prepares the Lab (configure, build, image: cached), so that a source, config or build
+    error is one collection error (pytest exits 2) rather than a failure per module."""
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        matrix = _opt(self.config, "matrix")
         try:
             specs, configs, dirs = load_suite(self.path)
-        except HarnessError as e:
-            raise self.CollectError(str(e)) from None
-        if configs:
-            extra = _opt(self.config, "config")
-            if not extra:
+            if configs and not _opt(self.config, "config"):
                 self.config.option.highmem_config = ",".join(configs)
-        matrix = _opt(self.config, "matrix")
-        if not matrix:
-            yield from _suite_items(self, specs, dirs, None)
-            return
-        try:
-            matrix_cells = cells(Path(matrix))
+            state = _state(self.config)
+            if matrix:
+                matrix_cells = cells(Path(matrix))
+            elif state.warm_guest() is None:  # (a warm guest builds the modules itself)
+                state.get_lab(dirs)
         except HarnessError as e:
             raise self.CollectError(str(e)) from None
+        if not matrix:
+            yield from suite_items(self, specs, dirs, None)
+            return
         for cell in matrix_cells:
             yield CellCollector.from_parent(self, name=cell.id, cell=cell, specs=specs,
                                             dirs=dirs)
 
 
-def _suite_items(parent: pytest.Collector, specs: tuple[ModuleSpec, ...],
-                 dirs: dict[str, Path], cell: Cell | None) -> Iterator[pytest.Collector]:
-    """The boot item and one collector per module entry (those of the cell, if any)."""
+def suite_items(parent: pytest.Collector, specs: tuple[ModuleSpec, ...], dirs: dict[str, Path],
+                cell: Cell | None) -> Iterator[pytest.Item | pytest.Collector]:
+    """The `boot` item and one collector per module entry (of the cell's modules)."""
     yield BootItem.from_parent(parent, name="boot", cell=cell)
     for spec in specs:
         if cell is not None and cell.modules and spec.name not in cell.modules:
@@ -176,30 +236,41 @@ def _suite_items(parent: pytest.Collector, specs: tuple[ModuleSpec, ...],
 
 
 class CellCollector(pytest.Collector):
-    """One cell of a --highmem-matrix: the suite's items on that cell's kernel and guest."""
+    """One cell of a --highmem-matrix: the suite's items on that cell's kernel and guest.
+    Collecting it prepares the cell's Lab (its kernel built: a cold build the first time),
+    so a cell whose source or build fails is one collection error."""
 
     def __init__(self, *, cell: Cell, specs: tuple[ModuleSpec, ...], dirs: dict[str, Path],
                  **kw: Any) -> None:
         super().__init__(**kw)
         self.cell, self.specs, self.dirs = cell, specs, dirs
 
-    def collect(self) -> Iterator[pytest.Collector]:
-        yield from _suite_items(self, self.specs, self.dirs, self.cell)
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        try:
+            _state(self.config).get_lab(self.dirs, self.cell)
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        yield from suite_items(self, self.specs, self.dirs, self.cell)
 
 
 class BootItem(pytest.Item):
-    """The boots of the guest (run while modules were collected): a kernel that does not
-    boot, or warns while booting, is a failing test of its own."""
+    """The first boot of this process's guest: a kernel that does not boot, or warns while
+    booting, is a failing test of its own (and the modules are then NOT RUN)."""
 
     def __init__(self, *, cell: Cell | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.cell = cell
 
     def runtest(self) -> None:
-        state = _state(self.config)
-        lab = state.lab if self.cell is None else state.cell_labs.get(self.cell.id)
-        if lab is None or not lab.boots:
-            pytest.skip("no guest was booted")
+        warm = _state(self.config).warm_guest() if self.cell is None else None
+        if warm is not None:
+            pytest.skip(f"the modules run on the warm guest of pid {warm.pid} (`highmem up`)")
+        try:
+            lab = _state(self.config).get_lab(cell=self.cell)
+        except HarnessError as e:
+            raise CaseFailure(str(e)) from None
+        # the boot the Lab makes for its modules, recorded as a BootResult
+        lab.boot_for_modules()
         why = [r for b in lab.boots for r in b.reasons()]
         for b in lab.boots:
             if b.artifacts is not None:
@@ -218,7 +289,8 @@ class BootItem(pytest.Item):
 
 
 class ModuleCollector(pytest.Collector):
-    """Runs the module in the guest, then yields one item per KTAP case it printed."""
+    """One module entry of the suite: its `kernel_log` item (its KTAP cases are reported
+    when that item runs)."""
 
     def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
                  **kw: Any) -> None:
@@ -226,68 +298,43 @@ class ModuleCollector(pytest.Collector):
         self.spec, self.dirs, self.cell = spec, dirs, cell
 
     def collect(self) -> Iterator[pytest.Item]:
-        state = _state(self.config)
-        try:
-            lab = state.get_lab(self.dirs, self.cell)
-            t = state.timeout()
-            spec = self.spec if t is None else ModuleSpec(
-                self.spec.name, self.spec.params, self.spec.expect_log, self.spec.crashes, t,
-                self.spec.allow_log)
-            result = lab.run_spec(spec)
-        except HarnessError as e:
-            raise self.CollectError(str(e)) from None
-        for case in result.cases:
-            yield KtapCaseItem.from_parent(self, name=case.name, result=result, case=case)
-        yield KernelLogItem.from_parent(self, name="kernel_log", result=result)
+        yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs,
+                                     cell=self.cell)
 
 
-class KtapCaseItem(pytest.Item):
-    def __init__(self, *, result: ModuleResult, case: Any, **kw: Any) -> None:
+class ModuleItem(pytest.Item):
+    """The module run as a whole: insmod, expected and unexpected kernel messages, PTE
+    checkpoints outside any case. run_module() runs it in the guest (the protocol hook below
+    calls it, then reports the module's KTAP cases before this item)."""
+
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
-        self.result, self.case = result, case
+        self.spec, self.dirs, self.cell = spec, dirs, cell
+        self.result: ModuleResult | None = None
+        self.error = ""
+
+    def run_module(self) -> None:
+        state = _state(self.config)
+        t = state.timeout()
+        spec = self.spec if t is None else replace(self.spec, timeout=t)
+        try:
+            warm = state.warm_guest() if self.cell is None else None
+            if warm is not None:  # rebuilt and run there: no image, no boot of our own
+                self.result = warm_client.run_specs_on_warm(
+                    warm, (spec,), self.dirs, run_options(self.config).reset)[0]
+            else:
+                self.result = state.get_lab(self.dirs, self.cell).run_spec(spec)
+        except HarnessError as e:  # the Lab could not be made: no module runs
+            self.error = str(e)
 
     def setup(self) -> None:
-        if self.result.artifacts is not None:
+        if self.result is not None and self.result.artifacts is not None:
             self.user_properties.append(("artifacts", str(self.result.artifacts)))
 
     def runtest(self) -> None:
-        status = self.case.status
-        if status == "SKIP":
-            pytest.skip(self.case.directive or "skipped in the kernel")
-        if status == "XFAIL":
-            pytest.xfail(self.case.directive)
-        if status != "PASS":
-            raise CaseFailure(self._failure())
-
-    def _failure(self) -> str:
-        lines = [f"KTAP case {self.case.name}: {self.case.status}"]
-        if self.result.failure is not None:
-            lines.append(f"  module: {self.result.failure.line}")
-        lines += [f"  # {d.lstrip('# ')}" for d in self.case.diagnostics]
-        for stop in self.result.stops:
-            if stop.expect.label.startswith(self.case.name) or \
-                    stop.expect.label.split(":")[0] in self.case.name:
-                for c in stop.checks:
-                    lines += [f"  {c.label} at {c.va:#x}: {m}" for m in c.mismatches]
-        return "\n".join(lines)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, CaseFailure):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, 0, f"{self.parent.name}::{self.name}"
-
-
-class KernelLogItem(KtapCaseItem):
-    """The module run as a whole: insmod, expected and unexpected kernel messages, PTE
-    checkpoints outside any case."""
-
-    def __init__(self, *, result: ModuleResult, **kw: Any) -> None:
-        super().__init__(result=result, case=None, **kw)
-
-    def runtest(self) -> None:
+        if self.result is None:
+            raise CaseFailure(self.error or "the module did not run")
         in_cases = bool(self.result.cases)  # the module folded checkpoint verdicts into cases
         why = [r for r in self.result.reasons() if not r.startswith("KTAP case")
                and not (in_cases and r.startswith("checkpoint ") and " of " not in r)]
@@ -295,9 +342,31 @@ class KernelLogItem(KtapCaseItem):
             where = (f"\nartifacts: {self.result.artifacts}" if self.result.artifacts else "")
             raise CaseFailure("\n".join(why) + where)
 
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CaseFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.parent.name}::{self.name}" if self.parent else self.name
+
 
 class CaseFailure(Exception):
     """A kernel-side failure: its message is the report, no Python traceback."""
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """A module's item: run the module (its progress captured into the item's report, as
+    the item's setup output is), then report its KTAP cases; pytest's own protocol then
+    runs the item itself (the kernel log's verdict)."""
+    if not isinstance(item, ModuleItem):
+        return
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
+    with capture.item_capture("setup", item) if capture is not None else nullcontext():
+        item.run_module()
+    if item.result is not None:
+        log_cases(item, item.result, in_worker=xdist_worker(item.config) is not None)
 
 
 # -- fixtures for Python tests ---------------------------------------------------------------
@@ -333,5 +402,6 @@ def highmem_module(highmem_lab: Lab) -> Callable[..., ModuleResult]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    art = _opt(config, "artifacts") or artifacts_root()
     return (f"highmem: source {_opt(config, 'source')}, accel {_opt(config, 'accel')}, "
-            f"memory {_opt(config, 'memory')}, artifacts {artifacts_root()}")
+            f"memory {_opt(config, 'memory')}, artifacts {art}")

@@ -7,4 +7,5 @@ processes that die with us), sockdir (private socket directories), console_log (
 as logged), host (tools and directories), progress (stderr lines). A stage may import
 harness.core, harness.kernel and other stages, never the facade (lab, operations, run) nor
 frontends. Every wait has a deadline; every process is stopped in `close()`/`finally`.
+The warm guest's I/O: warm_record (status files), warm_channel (socket), warm_push (.ko).
 """

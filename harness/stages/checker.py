@@ -9,6 +9,8 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 """
 
 import time
+from dataclasses import asdict
+from typing import Any
 
 from ..core import checkpoint as cp
 from ..core.errors import BootError, GdbError
@@ -45,6 +47,7 @@ class Checker:
         self.masks: cp.KernelMasks | None = None
         self.layout: Layout | None = None
         self.last: tuple[int, bytes] | None = None  # the previous stop (repeat detection)
+        self.pkmap_count: int | None = None  # &pkmap_count
 
     def kernel_masks(self) -> cp.KernelMasks:
         if self.masks is None:
@@ -60,6 +63,24 @@ class Checker:
         if self.layout is None:
             self.layout = Kernel(MiTarget(self.gdb)).layout
         return self.layout
+
+    def pkmap_count_addr(self) -> int:
+        if self.pkmap_count is None:
+            self.pkmap_count = self.gdb.int_value("(unsigned long)&pkmap_count")
+        return self.pkmap_count
+
+    def facts(self) -> dict[str, object]:
+        """What this checker read of the kernel through gdb's DWARF (masks, layout, symbol
+        addresses): kept with a snapshot, so a restored guest needs no DWARF at all."""
+        return {"masks": asdict(self.kernel_masks()), "layout": self.kernel_layout().to_json(),
+                "pkmap_count": self.pkmap_count_addr()}
+
+    def load_facts(self, facts: dict[str, Any]) -> None:
+        """The facts() of the same kernel in the same state (a restored snapshot)."""
+        self.masks = cp.KernelMasks(**facts["masks"])
+        self.layout = Layout(**{k: v for k, v in facts["layout"].items()
+                                if k != "debug_kmap_local"})  # a property; to_json() adds it
+        self.pkmap_count = int(facts["pkmap_count"])
 
     def qemu_translations(self, cpu: int, vas: list[int], pae: bool) -> dict[int, int | None]:
         """QEMU's own walk of the same tables on CPU `cpu`, for every VA of the stop."""
@@ -165,6 +186,7 @@ class Checker:
                 c.mismatches += cp.judge_content(e.content, got, pfn << 12)
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096
-                got = self.gdb.int_value(f"pkmap_count[{nr}]")
+                got = int.from_bytes(kernel.virt(self.pkmap_count_addr() + 4 * nr, 4),
+                                     "little", signed=True)
                 c.mismatches += cp.judge_pkmap_count(e.aux, got)
             stop.checks.append(c)

@@ -1,13 +1,17 @@
 """Image stage: the guest initramfs (busybox-static:i386 + images/init + test modules).
 
 Written by the kernel's own usr/gen_init_cpio from a spec (so /dev/console exists without
-root), then gzip-compressed (the fragment enables CONFIG_RD_GZIP).
+root), then gzip-compressed (the fragment enables CONFIG_RD_GZIP). The image is named by a
+hash of its inputs, made under the build directory's lock (two concurrent runs, e.g. the
+workers of `pytest -n 2`, make it once) and renamed into place whole.
 """
 
 import gzip
 import hashlib
+import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from ..core.errors import BuildError
@@ -89,13 +93,24 @@ def build_image(build_dir: Path, module_files: list[Path]) -> Path:
     debs = [find_deb(n) for n in GUEST_DEBS]
     extra = {"/init": IMAGES_DIR / "init"}
     extra.update({f"{MODULE_DIR_IN_GUEST}/{m.name}": m for m in module_files})
-    h = hashlib.sha256()
-    for f in [*debs, *extra.values()]:
-        h.update(str(f).encode() + f.read_bytes())
-    key = h.hexdigest()[:12]
-    out = build_dir / "hm-image" / f"initramfs-{key}.cpio.gz"
-    with build_lock(build_dir):
+    with build_lock(build_dir):  # the .ko files are hashed as no concurrent make writes them
+        h = hashlib.sha256()
+        for f in [*debs, *extra.values()]:
+            h.update(str(f).encode() + f.read_bytes())
+        out = build_dir / "hm-image" / f"initramfs-{h.hexdigest()[:12]}.cpio.gz"
         return _write_image(gen, debs, extra, out, len(module_files))
+
+
+def _write_atomically(out: Path, data: bytes) -> None:
+    """`out` appears whole or not at all: written beside it under a name the image glob
+    does not match, then renamed. A run killed while writing leaves no truncated image that
+    the next run would take as up to date."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
@@ -104,8 +119,7 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         say(f"  image up to date: {out.name}")
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    for old in sorted(out.parent.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime)[:-8]:
-        old.unlink()  # keep a few: a concurrent run may be booting one
+    _prune(out.parent)
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         root = Path(tmp) / "root"
         for deb in debs:
@@ -117,6 +131,24 @@ def _write_image(gen: Path, debs: list[Path], extra: dict[str, Path], out: Path,
         if r.returncode != 0:
             raise BuildError(f"gen_init_cpio failed: {r.stderr.decode(errors='replace')[:200]}",
                              f"check the spec in {spec}")
-        out.write_bytes(gzip.compress(r.stdout, compresslevel=1))
+        _write_atomically(out, gzip.compress(r.stdout, compresslevel=1))
     say(f"  image: {out} ({out.stat().st_size // 1024} KiB, {nmodules} modules)")
     return out
+
+
+IMAGES_KEPT = 8
+IMAGE_MAX_AGE_S = 24 * 3600
+
+
+def _prune(d: Path) -> None:
+    """Old images go, but not one a concurrent run may still boot from: only beyond the
+    IMAGES_KEPT newest, and only those made more than IMAGE_MAX_AGE_S ago (an image is
+    never touched after it is written: its mtime is part of the snapshot key)."""
+    now = time.time()
+    images = sorted(d.glob("initramfs-*.cpio.gz"), key=lambda p: p.stat().st_mtime)
+    for old in images[:-IMAGES_KEPT]:
+        try:
+            if now - old.stat().st_mtime > IMAGE_MAX_AGE_S:
+                old.unlink()
+        except OSError:
+            pass  # removed by another run meanwhile

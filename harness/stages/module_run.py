@@ -9,6 +9,7 @@ the guest is resumed. gdb is the only owner of run control here. One deadline (t
 timeout) covers insmod and the time stopped at checkpoints.
 """
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -33,8 +34,13 @@ PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 
 
 def load_core(shell: SerialShell) -> int:
-    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint()."""
-    shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko")
+    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint() (the module prints
+    it: one serial round trip, where reading /proc/kallsyms costs a second under TCG)."""
+    out = shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko && "
+                      f"dmesg | grep '{CORE}: ready at' | tail -n 1")
+    m = re.search(r"ready at ([0-9a-f]{8})", out)
+    if m:
+        return int(m.group(1), 16)
     out = shell.check(f"awk '$3 == \"{CORE}\" {{print $1}}' /proc/kallsyms")
     try:
         return int(out.split()[0], 16)
@@ -49,18 +55,21 @@ def arm(gdb: Gdb, breakpoint_addr: int) -> None:
     gdb.resume()
 
 
-def insmod_line(spec: ModuleSpec) -> str:
-    """The guest's shell line; every parameter word quoted (a value may hold spaces)."""
+def insmod_line(spec: ModuleSpec, ko: str | None = None) -> str:
+    """The guest's shell line; every parameter word quoted (a value may hold spaces).
+    ko: the module's file in the guest (default: the image's, in MODULE_DIR_IN_GUEST; a
+    warm guest's modules are pushed elsewhere over SSH)."""
     words = shlex.split(spec.params) if spec.params else []
     return shlex.join([
-        "insmod", f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
+        "insmod", ko or f"{MODULE_DIR_IN_GUEST}/{spec.name}.ko", *words])
 
 
 @dataclass
 class Guest:
     """What one module run needs of the booted guest. `remote`: a command over SSH with a
     timeout (another channel than the serial console, for a guest whose console is busy);
-    `alive`: is QEMU still running."""
+    `alive`: is QEMU still running; `kos`: module name -> its .ko in the guest, for
+    modules not loaded from the image (a warm guest's, pushed over SSH)."""
 
     shell: SerialShell
     gdb: Gdb
@@ -68,6 +77,7 @@ class Guest:
     console: ConsoleLog
     remote: Callable[[str, float], tuple[int, str, str]]
     alive: Callable[[], bool]
+    kos: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,7 +107,8 @@ def run_module(g: Guest, spec: ModuleSpec,
     w = _Watch(spec)
     ticker = Ticker(spec.title, every=2.0)
     try:
-        res, failure = _follow(g, w, g.shell.start(insmod_line(spec)), ticker, on_stop)
+        line = insmod_line(spec, g.kos.get(spec.name))
+        res, failure = _follow(g, w, g.shell.start(line), ticker, on_stop)
         rc, out = res if res is not None else (-1, "")
         if failure is None and rc == 0:
             w.command = "rmmod"

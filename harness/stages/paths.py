@@ -10,8 +10,8 @@ from ..core.errors import HarnessError
 from ..core.repo import REPO
 
 # what new_run_dir() names its directories: TAG-YYYYmmdd-HHMMSS-N (run, build, boot, ssh,
-# pytest, gdb, pte, kmaps, vmaps, layout)
-RUN_DIR_NAME = re.compile(r"[a-z]+-\d{8}-\d{6}-\d+")
+# pytest, gdb, pte, kmaps, vmaps, layout; pytest-gw0, pytest-gw1, ... for pytest-xdist workers)
+RUN_DIR_NAME = re.compile(r"[a-z]+(?:-gw\d+)?-\d{8}-\d{6}-\d+")
 
 
 def cache_dir() -> Path:
@@ -28,14 +28,16 @@ def artifacts_root() -> Path:
     return Path(os.environ.get("HIGHMEM_ARTIFACTS") or REPO / "artifacts")
 
 
-def new_run_dir(tag: str = "run") -> Path:
-    """A fresh per-run directory: logs, sockets, reports. Kept after the run, pass or fail.
+def new_run_dir(tag: str = "run", root: Path | None = None) -> Path:
+    """A fresh per-run directory in `root` (default: artifacts_root()): logs, sockets,
+    reports. Kept after the run, pass or fail. Concurrent runs (pytest-xdist workers, two
+    `highmem run`s) each get their own: the directory is made with mkdir, never reused.
 
     Unix socket paths are limited to 108 bytes, so sockets go to a short directory under
     /tmp that is linked from here (see sockdir.py). Raises HarnessError (not OSError) when
     $HIGHMEM_ARTIFACTS cannot hold it.
     """
-    root = artifacts_root()
+    root = root or artifacts_root()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if root.exists() and not root.is_dir():
         raise HarnessError(f"HIGHMEM_ARTIFACTS directory {root} is a file, not a directory",

@@ -11,10 +11,10 @@ import subprocess
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """preexec_fn for children: SIGKILL when the parent exits."""
+def die_with_parent(signum: int = signal.SIGKILL) -> None:
+    """preexec_fn for children: SIGKILL (or `signum`) when the parent exits."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 def pdeathsig_argv(argv: list[str]) -> list[str]:

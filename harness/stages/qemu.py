@@ -33,6 +33,8 @@ RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by
 RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: the RAM file must never be a disk file
 BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopped
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
+HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
+PORT_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,12 @@ def kernel_cmdline(extra: str = "") -> str:
 
 
 def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None = None,
-              ram_file: Path | None = None) -> list[str]:
+              ram_file: Path | None = None, incoming: bool = False) -> list[str]:
     """The QEMU command line; pure, so tests and the reproducer line can show it.
     ssh_port: forward 127.0.0.1:ssh_port (loopback only) to the guest's port 22.
     ram_file: the guest's RAM as a shared file (on tmpfs) that the harness maps to read
-    page tables without the monitor (see core/ram_layout.py)."""
+    page tables without the monitor (see core/ram_layout.py).
+    incoming: wait for a saved state over QMP instead of booting (stages/snapshot.py)."""
     net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
            if ssh_port else ["-nic", "none"])
     machine = ["-machine", "pc"]
@@ -78,7 +81,7 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
         "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
-        *net, *cfg.extra_args,
+        *net, *cfg.extra_args, *(["-incoming", "defer"] if incoming else []),
     ]
 
 
@@ -131,6 +134,9 @@ class Qemu:
         self.accel = ""
         self.argv: list[str] = []
         self.boot_seconds = 0.0
+        self.started = 0.0          # time.monotonic() when QEMU was started
+        self.tries = 0              # QEMU processes started (a port clash starts another)
+        self.incoming = False
         self.ssh_port = free_port()
         self._log = (run_dir / "console.log").open("a", encoding="utf-8", errors="replace")
 
@@ -153,9 +159,21 @@ class Qemu:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _spawn(self, accel: str) -> pexpect.spawn:
-        self.accel = accel
-        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file)
+    def port_clash(self) -> bool:
+        """QEMU exited because another process took the SSH port free_port() picked (two
+        parallel runs, rarely): then a new port is picked and QEMU started again."""
+        if self.alive() or self.tries >= PORT_TRIES or HOSTFWD_CLASH not in \
+                self.console_text()[-4000:]:
+            return False
+        self.ssh_port = free_port()
+        self.child = self._spawn(self.accel, self.incoming)
+        return True
+
+    def _spawn(self, accel: str, incoming: bool = False) -> pexpect.spawn:
+        self.tries += 1
+        self.accel, self.incoming = accel, incoming
+        self.argv = qemu_argv(self.cfg, accel, self.sockdir, self.ssh_port, self.ram_file,
+                              incoming)
         (self.run_dir / "qemu-cmdline.txt").write_text(
             " ".join(subprocess.list2cmdline([a]) for a in self.argv) + "\n")
         child = pexpect.spawn(self.argv[0], self.argv[1:], timeout=30, maxread=65536,
@@ -167,7 +185,7 @@ class Qemu:
 
     def boot(self) -> None:
         """Start QEMU and wait for the guest's ready marker and shell, with a deadline."""
-        t0 = time.monotonic()
+        t0 = self.started = time.monotonic()
         accel = self.cfg.accel
         if accel == "auto":
             accel = self._probe_kvm() if _kvm_usable() else "tcg"
@@ -175,6 +193,16 @@ class Qemu:
             self.child = self._spawn(accel)
         self._wait_ready(t0)
         self.boot_seconds = time.monotonic() - t0
+
+    def start_incoming(self, accel: str) -> None:
+        """Start QEMU paused, waiting for a saved state (`migrate-incoming` over QMP); its
+        RAM file must already hold the snapshot's RAM. No ready marker: the guest was
+        ready when it was saved."""
+        if self.ram_file is None:
+            raise BootError("a snapshot needs the guest RAM in a shared tmpfs file",
+                            f"make {RAM_DIR_BASE} a writable tmpfs")
+        self.started = time.monotonic()
+        self.child = self._spawn(accel, incoming=True)
 
     def _probe_kvm(self) -> str:
         """Start under KVM; keep it only if the kernel prints within a few seconds."""
@@ -191,7 +219,9 @@ class Qemu:
         except (pexpect.TIMEOUT, pexpect.EOF):
             child.close(force=True)
             verdict.parent.mkdir(parents=True, exist_ok=True)
-            verdict.write_text(f"KVM guest printed nothing in {KVM_LIVENESS_SECONDS} s\n")
+            tmp = verdict.with_name(f".{verdict.name}.{os.getpid()}")
+            tmp.write_text(f"KVM guest printed nothing in {KVM_LIVENESS_SECONDS} s\n")
+            os.replace(tmp, verdict)  # parallel runs: one whole file
             say(f"  accel: KVM printed nothing in {KVM_LIVENESS_SECONDS:.0f} s; "
                 "falling back to TCG (remembered for this host)")
             return "tcg"
@@ -227,6 +257,8 @@ class Qemu:
                 ticker.update(last)
                 continue
             except pexpect.EOF:
+                if self.port_clash():
+                    continue
                 text = self.console_text()
                 why = panic_line(text) or self.crash_line
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else

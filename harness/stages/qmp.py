@@ -8,6 +8,7 @@ that needs the monitor asks it.
 """
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,23 @@ class Monitor:
     """One QMP connection for a guest: human-monitor commands on a given vCPU, each with
     a deadline."""
 
-    def __init__(self, qmp_socket: Path, timeout: float = 30.0) -> None:
+    def __init__(self, qmp_socket: Path, timeout: float = 30.0, wait_s: float = 0.0) -> None:
+        """Connect; `wait_s`: how long to wait for a QEMU that is just starting to create
+        the socket."""
         self.socket, self.timeout = qmp_socket, timeout
         self.loop = asyncio.new_event_loop()
         self.client = QMPClient("highmem-harness")
-        try:
-            self._run(self.client.connect(str(qmp_socket)))
-        except BootError:
-            self.loop.close()
-            raise
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._run(self.client.connect(str(qmp_socket)))
+                return
+            except BootError:
+                if time.monotonic() >= deadline:
+                    self.loop.close()
+                    raise
+                self.client = QMPClient("highmem-harness")
+                time.sleep(0.01)
 
     def _run(self, coro: Any) -> Any:
         try:
@@ -42,6 +51,11 @@ class Monitor:
         """A human-monitor command on vCPU `cpu`; its text output."""
         return str(self._run(self.client.execute(
             "human-monitor-command", {"command-line": command, "cpu-index": cpu})))
+
+    def qmp(self, command: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A QMP command; its return value (a dict; {} for commands that return nothing)."""
+        r = self._run(self.client.execute(command, args or {}))
+        return r if isinstance(r, dict) else {}
 
     def close(self) -> None:
         try:

@@ -49,6 +49,13 @@ class GuestSSH:
                                      "start) and check that the kernel has CONFIG_E1000") from e
                 time.sleep(0.3)
 
+    @classmethod
+    def from_keys(cls, port: int, host_type: str, host: str, client: str,
+                  timeout: float = 30.0) -> "GuestSSH":
+        """Connect with keys in `access_keys`' text form (a restored guest's)."""
+        host_key, client_key = keys_from_text(host_type, host, client)
+        return cls(port, host_key, client_key, timeout=timeout)
+
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) of a command in the guest; exit code -1 when the
         command ended without one (killed by a signal).
@@ -130,20 +137,38 @@ def start_sshd(shell: SerialShell, port: int) -> GuestSSH:
     """Configure the guest's network, install a fresh client key, start dropbear."""
     client_key = paramiko.ECDSAKey.generate(bits=256)
     pub = f"{client_key.get_name()} {client_key.get_base64()} highmem-harness"
-    shell.check(f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
-                f"route add default gw {GATEWAY}")
-    shell.check(f"mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
-                f"echo '{pub}' > /root/.ssh/authorized_keys && "
-                "chmod 600 /root/.ssh/authorized_keys")
-    shell.check("/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1", timeout=60)
-    line = shell.check("/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'")
+    # one serial round trip (each costs ~0.1 s under TCG): network, client key, host key,
+    # dropbear started (-s: keys only, no passwords), the host key printed
+    line = shell.check(
+        f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
+        f"route add default gw {GATEWAY} && "
+        "mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
+        f"echo '{pub}' > /root/.ssh/authorized_keys && "
+        "chmod 600 /root/.ssh/authorized_keys && "
+        "/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1 && "
+        "/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s && "
+        "/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'", timeout=60)
     parts = line.split()
     if len(parts) < 2:
         raise GuestError(f"cannot read the guest's host key: {line!r}",
                          "read console.log in the run directory")
     host_key = paramiko.Ed25519Key(data=base64.b64decode(parts[1]))
-    shell.check("/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s")  # -s: keys only, no passwords
     return GuestSSH(port, host_key, client_key)
+
+
+def access_keys(ssh: GuestSSH) -> tuple[str, str, str]:
+    """(host key type, host key base64, client private key PEM): what reaches this guest,
+    or a restored copy of it (kept in its snapshot's 0600 meta file)."""
+    key = io.StringIO()
+    ssh.client_key.write_private_key(key)
+    return ssh.host_key.get_name(), ssh.host_key.get_base64(), key.getvalue()
+
+
+def keys_from_text(host_type: str, host: str, client: str) -> tuple[paramiko.PKey,
+                                                                    paramiko.PKey]:
+    """The (host key, client key) of `access_keys`' text."""
+    return (paramiko.PKey.from_type_string(host_type, base64.b64decode(host)),
+            paramiko.ECDSAKey.from_private_key(io.StringIO(client)))
 
 
 def save_access(ssh: GuestSSH, path: Path) -> None:
@@ -152,10 +177,9 @@ def save_access(ssh: GuestSSH, path: Path) -> None:
     The file is created by this call (O_EXCL: an existing file or symlink is an error) with
     mode 0600 from the first byte, so it is never readable by anyone else, not briefly
     either. Keep it in a 0700 directory that goes with the guest (Qemu.sockdir)."""
-    key = io.StringIO()
-    ssh.client_key.write_private_key(key)
-    data = json.dumps({"port": ssh.port, "host_key_type": ssh.host_key.get_name(),
-                       "host_key": ssh.host_key.get_base64(), "client_key": key.getvalue()})
+    host_type, host, client = access_keys(ssh)
+    data = json.dumps({"port": ssh.port, "host_key_type": host_type,
+                       "host_key": host, "client_key": client})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(data)
@@ -166,9 +190,8 @@ def load_access(path: Path, timeout: float = 10.0) -> GuestSSH:
     gone or unreadable, or the guest does not answer within `timeout` seconds."""
     try:
         d = json.loads(path.read_text())
-        host = paramiko.PKey.from_type_string(d.get("host_key_type", "ssh-ed25519"),
-                                              base64.b64decode(d["host_key"]))
-        client = paramiko.ECDSAKey.from_private_key(io.StringIO(d["client_key"]))
+        host, client = keys_from_text(d.get("host_key_type", "ssh-ed25519"), d["host_key"],
+                                      d["client_key"])
         port = int(d["port"])
     except (OSError, ValueError, KeyError, TypeError, paramiko.SSHException) as e:
         raise GuestError(f"cannot read the guest's SSH access file {path}: {e}",

@@ -34,8 +34,28 @@ def test_kmap_local_above_4g_checked_live(highmem_run):
     assert c["qemu_phys"] == c["pfn"] << 12
     unmapped = [x for x in checks if x["kind"] == "unmapped" and x["va"] == c["va"]]
     assert unmapped and unmapped[0]["actual"] == 0 and unmapped[0]["passed"]
-    for phase in ("configure", "build", "image", "boot", "module", "gdb checks", "total"):
-        assert phase in r.out.split("Elapsed:")[-1]
+    elapsed = r.out.split("Elapsed:")[-1]
+    for phase in ("configure", "build", "image", "module", "gdb checks", "total"):
+        assert phase in elapsed
+    assert "boot" in elapsed or "restore" in elapsed
+
+
+def test_guests_are_restored_from_the_snapshot_one_per_module(highmem_run):
+    """The next run restores the snapshot the first one saved, a fresh guest for each
+    module; --no-reset keeps one kernel; --no-snapshot boots."""
+    highmem_run(*BASIC)  # saves the snapshot if none was there
+    two = (*BASIC, "--module", "kmap_suite")
+    r = highmem_run(*two)
+    assert r.rc == 0, r.err
+    boots = r.report["boots"]
+    assert [b["restored"] for b in boots] == [True, True], boots
+    assert "restore" in r.report["phases_s"] and "boot" not in r.report["phases_s"]
+    assert all(m["passed"] for m in r.report["modules"])
+    one = highmem_run(*two, "--no-reset")
+    assert one.rc == 0 and len(one.report["boots"]) == 1
+    cold = highmem_run(*BASIC, "--no-snapshot")
+    assert cold.rc == 0 and not cold.report["boots"][0]["restored"]
+    assert "boot" in cold.report["phases_s"]
 
 
 def test_second_run_does_not_rebuild(highmem_run):

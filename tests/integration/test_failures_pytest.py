@@ -2,6 +2,7 @@
 module (and its unreported cases), a `boot` item, never a collection error; the healthy
 module after them passes on a fresh guest."""
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -11,6 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 SUITE = Path(__file__).parent / "failing" / "pytest_suite.yaml"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_failing_modules_are_failing_items(tmp_path, request):
@@ -19,7 +21,8 @@ def test_failing_modules_are_failing_items(tmp_path, request):
     p = subprocess.run([sys.executable, "-m", "pytest", str(SUITE), f"--junitxml={junit}",
                         f"--highmem-artifacts={tmp_path / 'art'}", f"--highmem-accel={accel}",
                         "-p", "no:cacheprovider"],
-                       capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=1800, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))  # this tree's plugin
     sys.stdout.write(p.stdout[-3000:])
     assert p.returncode == 1, p.stdout[-3000:] + p.stderr[-2000:]
     assert "error" not in p.stdout.splitlines()[-1], "no collection error"

@@ -1,5 +1,6 @@
 """A user's module directory and a 10-line YAML suite, run as pytest items with JUnit XML."""
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -9,6 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).parent
+REPO = HERE.parents[1]
 
 
 def test_user_suite_as_pytest_items(tmp_path, request):
@@ -17,7 +19,8 @@ def test_user_suite_as_pytest_items(tmp_path, request):
     p = subprocess.run([sys.executable, "-m", "pytest", str(HERE / "usermod" / "suite.yaml"),
                         f"--junitxml={junit}", f"--highmem-artifacts={tmp_path / 'art'}",
                         f"--highmem-accel={accel}", "-p", "no:cacheprovider"],
-                       capture_output=True, text=True, timeout=3600, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=3600, cwd=tmp_path,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)))  # this tree's plugin
     sys.stdout.write(p.stdout[-3000:])
     assert p.returncode == 1, p.stderr  # the mutate=pfn entry must fail
     cases = list(ET.parse(junit).getroot().iter("testcase"))

@@ -30,10 +30,17 @@ INTERRUPT = "interrupt"   # a module name whose run is cut short by Ctrl-C
 
 
 @dataclass
+class FakeSource:
+    identity: str = "tar:linux-source-6.12.tar.xz:144637500:1763856000"
+
+
+@dataclass
 class FakeKernel:
     """What the Lab reads of a configured or built kernel (stages/build.py's KernelBuild)."""
 
     build_dir: Path
+    release: str = "6.12.117"   # the recorded runs' kernel
+    source: FakeSource = field(default_factory=FakeSource)
 
     @property
     def config(self) -> Path:
@@ -74,6 +81,8 @@ class FakeSession:
     attached: bool = False
     layout: Layout | None = None
     up: bool = True
+    restored: bool = False      # the fake has no snapshots: every guest is booted
+    snapshot_ready: bool = False
 
     def __post_init__(self) -> None:
         boot = json.loads((RECORDED / "boot.json").read_text())
@@ -83,7 +92,7 @@ class FakeSession:
         self._layout = Layout(**{k: v for k, v in boot["layout"].items()
                                  if k != "debug_kmap_local"})  # to_json() adds it
 
-    def attach(self) -> None:
+    def attach(self, save: bool = False) -> None:
         self.attached, self.layout = True, self._layout
 
     def alive(self) -> bool:
@@ -122,7 +131,8 @@ class FakeOperations:
     def configure(self, opts: RunOptions, run_dir: Path) -> FakeKernel:
         kernel = FakeKernel(self.tmp / "build")
         kernel.build_dir.mkdir(exist_ok=True)
-        kernel.config.write_text("CONFIG_X86_PAE=y\nCONFIG_HIGHMEM64G=y\nCONFIG_NR_CPUS=8\n")
+        kernel.config.write_text("CONFIG_X86_PAE=y\nCONFIG_HIGHMEM64G=y\nCONFIG_NR_CPUS=8\n"
+                                 'CONFIG_CC_VERSION_TEXT="gcc (Debian 12.2.0-14+deb12u1) 12.2.0"\n')
         return kernel
 
     def build(self, configured: FakeKernel, opts: RunOptions) -> Built:
@@ -139,6 +149,9 @@ class FakeOperations:
     def probe_boot(self, kernel: FakeKernel, initrd: Path, opts: RunOptions,
                    run_dir: Path) -> list[str]:
         return []
+
+    def close(self) -> None:
+        pass
 
     def decode_crash(self, text: str, built: Built) -> str | None:
         """The frames without faddr2line's file:line (no vmlinux here)."""

@@ -331,11 +331,13 @@ def tiny(tmp_path, monkeypatch):
 
 def make_copy(tree: Path):
     from harness.frontends import mutate
+    from harness.stages import gitcopy
     from harness.stages.source import resolve_source
     src = resolve_source(tree)
-    top = Path(mutate.cache_dir()) / "mutate" / mu.copy_name(src.tree, src.identity)
-    with mutate.copy_lock(top):
-        return mutate, src, mutate.kernel_copy(src, top)
+    top = gitcopy.copy_top(src)
+    assert top == Path(gitcopy.cache_dir()) / "mutate" / mu.copy_name(src.tree, src.identity)
+    with gitcopy.copy_lock(top):
+        return mutate, src, gitcopy.kernel_copy(src, top)
 
 
 def test_the_copy_is_a_pristine_commit_and_the_tree_is_untouched(tiny):

@@ -1,0 +1,120 @@
+"""KTAP cases as pytest test reports (the pytest plugin's half that turns a module's result
+into tests).
+
+A module's KTAP cases are known only once it ran in the guest, so they are not collected
+items: collection stays cheap and the same in every pytest-xdist worker. When a module's
+item runs, each case it printed is reported as a test of its own, with the nodeid it would
+have as an item (`SUITE.yaml::MODULE::CASE`) and the usual setup/call/teardown reports, so
+the terminal, `--junitxml` and xdist's controller count and show it like any test.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from ..core.ktap import Case
+from ..core.results import ModuleResult
+
+# the attribute that marks a case's report and holds its nodeid (it survives xdist's
+# report serialisation)
+CASE_MARK = "highmem_ktap_case"
+
+Outcome = Literal["passed", "failed", "skipped"]
+
+
+def case_failure_text(result: ModuleResult, case: Case) -> str:
+    """A failing case's message: its status, the module's failure, its KTAP diagnostics
+    and every mismatching PTE field of its checkpoints."""
+    lines = [f"KTAP case {case.name}: {case.status}"]
+    if result.failure is not None:
+        lines.append(f"  module: {result.failure.line}")
+    lines += [f"  # {d.lstrip('# ')}" for d in case.diagnostics]
+    for stop in result.stops:
+        if stop.expect.label.startswith(case.name) or \
+                stop.expect.label.split(":")[0] in case.name:
+            for c in stop.checks:
+                lines += [f"  {c.label} at {c.va:#x}: {m}" for m in c.mismatches]
+    return "\n".join(lines)
+
+
+def case_verdict(result: ModuleResult, case: Case) -> tuple[Outcome, str, bool]:
+    """(outcome, text, xfail) of the case's call: PASS passed; SKIP skipped with its reason;
+    XFAIL skipped as an expected failure with its reason; anything else (FAIL, CRASHED,
+    NOT RUN) failed with case_failure_text()."""
+    if case.status == "PASS":
+        return "passed", "", False
+    if case.status == "SKIP":
+        return "skipped", case.directive or "skipped in the kernel", False
+    if case.status == "XFAIL":
+        return "skipped", case.directive, True
+    return "failed", case_failure_text(result, case), False
+
+
+def case_reports(parent: pytest.Item, result: ModuleResult,
+                 case: Case) -> list[pytest.TestReport]:
+    """setup, call and teardown reports of one case, as if it were an item beside `parent`
+    (the module's item)."""
+    name = case.name or f"#{case.number}"  # a case that never reported has no name
+    nodeid = f"{parent.parent.nodeid}::{name}" if parent.parent else name
+    path = parent.location[0]
+    domain = f"{parent.parent.name}::{name}" if parent.parent else name
+    keywords: Mapping[str, Literal[1]] = {**{k: 1 for k in parent.keywords}, name: 1}
+    props = [("artifacts", str(result.artifacts))] if result.artifacts is not None else []
+    outcome, text, xfail = case_verdict(result, case)
+    longrepr: str | tuple[str, int, str] | None = None
+    call_extra: dict[str, object] = {}  # only the call: a passed setup marked xfail is XPASS
+    if outcome == "failed":
+        longrepr = text
+    elif xfail:
+        call_extra["wasxfail"] = text
+    elif outcome == "skipped":
+        longrepr = (str(Path(parent.path)), 0, f"Skipped: {text}")
+
+    def report(when: Literal["setup", "call", "teardown"], out: Outcome,
+               rep: str | tuple[str, int, str] | None, **extra: object) -> pytest.TestReport:
+        return pytest.TestReport(nodeid, (path, 0, domain), keywords, out, rep, when,
+                                 user_properties=props, **{CASE_MARK: nodeid}, **extra)
+    return [report("setup", "passed", None), report("call", outcome, longrepr, **call_extra),
+            report("teardown", "passed", None)]
+
+
+def log_cases(parent: pytest.Item, result: ModuleResult, in_worker: bool) -> None:
+    """Report every KTAP case of `result` (logstart, setup/call/teardown, logfinish).
+
+    In a pytest-xdist worker, a report must carry the nodeid of the item being run (xdist
+    sends nothing else to its controller), so there the cases' reports go out under the
+    module item's nodeid and CaseReports, in the controller, gives them back their own."""
+    hook = parent.ihook
+    for case in result.cases:
+        reps = case_reports(parent, result, case)
+        nodeid, location = reps[0].nodeid, reps[0].location
+        hook.pytest_runtest_logstart(nodeid=nodeid, location=location)
+        for rep in reps:
+            if in_worker:
+                rep.nodeid = parent.nodeid
+            hook.pytest_runtest_logreport(report=rep)
+        hook.pytest_runtest_logfinish(nodeid=nodeid, location=location)
+
+
+class CaseReports:
+    """A plugin object of the process that shows the results (the pytest session, or
+    pytest-xdist's controller; not a worker). Each KTAP case's report gets its own nodeid
+    back (a worker sent it under its module's), and each case's call report counts as one
+    test more than were collected, so the terminal's progress never goes past 100 %."""
+
+    def __init__(self) -> None:
+        self.session: pytest.Session | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)  # before the terminal and JUnit read the report
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = getattr(report, CASE_MARK, None)
+        if not nodeid:
+            return
+        report.nodeid = nodeid
+        if self.session is not None and report.when == "call":
+            self.session.testscollected += 1
