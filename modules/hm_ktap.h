@@ -78,6 +78,9 @@ static inline bool hm_case_needs_pfn_above_4g(struct hm_case *c)
 	return false;
 }
 
+/* The skip reason of a case that needs a second online CPU (a guest with -smp 1). */
+#define HM_NEEDS_TWO_CPUS	"needs two online CPUs: this guest has one"
+
 static inline void hm_case_end(struct hm_case *c)
 {
 	if (c->failed && c->xfail)

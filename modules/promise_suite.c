@@ -507,7 +507,7 @@ static void case_pins_cpu(struct hm_case *c)
 
 	hm_promise(c, "highmem.rst \"Temporary Virtual Mappings\": bound to the CPU while mapped; f3ba3c710ac5 (v5.11)");
 	if (!cpu_online(x.to)) {
-		hm_case_expect(c, cpu_online(x.to), "CPU %d is not online", x.to);
+		hm_case_skip(c, HM_NEEDS_TWO_CPUS);
 		return;
 	}
 	init_completion(&x.mapped);
