@@ -9,6 +9,7 @@ run only with HIGHMEM_MATRIX_TESTS=1 (`make matrix-test`), never in a plain `mak
 
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -23,6 +24,7 @@ from harness.kernel.target import Kernel
 from harness.operations import guest_session, stage_lab
 from harness.stages.mi_target import stopped_target
 
+from .conftest import REPO
 from .test_inspect import _accel, parse_tlb, tlb_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(
@@ -103,3 +105,23 @@ def test_suite_on_the_highmem4g_cell(highmem_run):
     assert len(ran) > 40 and all(c["status"] in ("PASS", "XFAIL") for c in ran)
     assert re.search(r"HighTotal \d+ kB", r.out)
     assert any(c["pfn"] is not None and c["pfn"] < 0x100000 for c in r.checks())
+
+
+def test_pytest_plugin_parametrizes_items_by_cell(tmp_path, request):
+    """`pytest SUITE --highmem-matrix matrices/quick.yaml`: each item once per cell, the
+    cell id in its node id; the 2-level cell skips the case above 4 GiB."""
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q",
+         "suites/default.yaml", "--highmem-matrix", "matrices/quick.yaml",
+         "--highmem-accel", _accel(request), "--highmem-artifacts", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=3600, check=False)
+    sys.stdout.write(p.stdout[-3000:])
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    for cell in ("6.12-highmem64g-smp2-8G", "6.12-highmem4g-smp2-4G"):
+        for item in ("boot", "kmap_local_basic::kmap_local_below_4g",
+                     "kmap_local_basic::kernel_log"):
+            assert f"PASSED suites/default.yaml::{cell}::{item}" in p.stdout
+    assert f"SKIPPED [1] suites/default.yaml:0: SKIP {ABOVE_4G_SKIP}" in p.stdout
+    assert "7 passed, 1 skipped" in p.stdout
+    assert "PASSED suites/default.yaml::6.12-highmem64g-smp2-8G::kmap_local_basic::" \
+        "kmap_local_above_4g" in p.stdout
