@@ -6,10 +6,17 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate bisect clean
+.PHONY: deps run test unit integration lint bench mutate bisect matrix matrix-test clean
+
+# MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
+# linux-source-6.1); without it, only what `make run` needs.
+MATRIX_FILE = $(or $(MATRIX),matrices/default.yaml)
 
 deps:
 	@scripts/deps.sh
+ifneq ($(MATRIX),)
+	@pkgs=$$($(HM) matrix --packages $(MATRIX)) && scripts/deps.sh $$pkgs
+endif
 
 # The main job: build the kernel, image and modules, boot the 8 GiB guest, check PTEs, report.
 run:
@@ -33,6 +40,18 @@ bench: deps
 # the suite run on each (minutes per mutant; not part of `make test`).
 mutate: deps
 	$(HM) mutate $(MUTATE_ARGS) mutants/
+
+# The suite on every cell of a kernel matrix (matrices/default.yaml: 6.12 and 6.1, PAE and
+# 2-level, kmap_local debug, 1-4 CPUs), one table cell x module. Cold kernel builds for each
+# cell not built yet; not part of `make test`.
+matrix:
+	@scripts/deps.sh && pkgs=$$($(HM) matrix --packages $(MATRIX_FILE)) && \
+	  scripts/deps.sh $$pkgs && $(HM) matrix $(MATRIX_FILE) $(MATRIX_ARGS)
+
+# The matrix cells' integration tests (tests/integration/test_matrix_cells.py: the 2-level
+# walker against QEMU's info tlb, the suite on the highmem4g cell); skipped in `make test`.
+matrix-test: deps
+	HIGHMEM_MATRIX_TESTS=1 $(PY) -m pytest -ra tests/integration/test_matrix_cells.py $(TEST_ARGS)
 
 # The first bad commit of a git kernel tree, the harness as the test of `git bisect run`:
 # make bisect BISECT_ARGS='--source ~/linux --good v6.12.10 --bad v6.12.11 -- --module kmap_local_basic'

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from .core.errors import HarnessError
 from .core.failure import Failure, crash_summary, panic_line, tail
 from .core.layout import Layout
+from .core.kconfig_check import parse_config
 from .core.meminfo import check_highmem
 from .core.options import RunOptions
 from .core.phases import Phases
@@ -105,6 +106,7 @@ class Lab:
         self.layout: Layout | None = None
         self.boots: list[BootResult] = []
         self.nmodules = 0
+        self.pae = True  # CONFIG_X86_PAE of the configured kernel (prepare() reads it)
 
     @property
     def kernel(self) -> KernelBuild:
@@ -122,6 +124,8 @@ class Lab:
         with self.phases.phase("configure"):
             configured = self.ops.configure(self.opts, self.run_dir)
             shutil.copy(configured.config, self.run_dir / "kernel.config")
+            self.pae = parse_config(configured.config.read_text(errors="replace")).get(
+                "CONFIG_X86_PAE") == "y"
             check_smp(self.opts.smp, configured.config.read_text(errors="replace"))
         with self.phases.phase("build"):
             built = self.ops.build(configured, self.opts)
@@ -151,7 +155,7 @@ class Lab:
                     f"{s.meminfo.get('HighTotal', 0)} kB, "
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 try:
-                    check_highmem(s.meminfo, self.opts.memory)
+                    check_highmem(s.meminfo, self.opts.memory, pae=self.pae)
                     if attach:
                         s.attach(save=self.opts.snapshot)
                         self.layout = s.layout

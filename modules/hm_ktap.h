@@ -65,6 +65,22 @@ static inline void hm_case_skip(struct hm_case *c, const char *reason)
 	c->skip = reason;
 }
 
+/*
+ * For a case about a page frame above 4 GiB physical: true where one can exist (PAE);
+ * otherwise the case is skipped with the reason and false is returned (end the case).
+ * Without PAE (CONFIG_HIGHMEM4G) no RAM lies above 4 GiB (MAX_NONPAE_PFN, init_32.c).
+ */
+static inline bool hm_case_needs_pfn_above_4g(struct hm_case *c)
+{
+	if (IS_ENABLED(CONFIG_X86_PAE))
+		return true;
+	hm_case_skip(c, "needs a PFN above 4 GiB: no PAE (CONFIG_HIGHMEM4G), no RAM lies above 4 GiB");
+	return false;
+}
+
+/* The skip reason of a case that needs a second online CPU (a guest with -smp 1). */
+#define HM_NEEDS_TWO_CPUS	"needs two online CPUs: this guest has one"
+
 static inline void hm_case_end(struct hm_case *c)
 {
 	if (c->failed && c->xfail)

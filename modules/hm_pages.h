@@ -4,7 +4,8 @@
  * CONFIG_HIGHMEM64G (PAE), Linux 6.1-6.14.
  *
  * The tests want a highmem page at or above 4 GiB physical (a PTE PFN wider than 32 bits)
- * and a highmem page below 4 GiB. alloc_pages() gives no say in where a page lies, and the
+ * and a highmem page below 4 GiB (without PAE: two highmem pages below 4 GiB, see
+ * HM_HAVE_PFN_ABOVE_4G). alloc_pages() gives no say in where a page lies, and the
  * allocator hands out the top of memory first: finding one below 4 GiB can take most of
  * the memory above it. So: allocate order-N GFP_HIGHUSER blocks until both are found, keep
  * those two, and give back all the others at once.
@@ -18,6 +19,24 @@
 #include <linux/slab.h>
 
 #define HM_PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+
+/*
+ * A page frame at or above 4 GiB exists only with PAE. A 2-level kernel (CONFIG_HIGHMEM4G,
+ * kernel-configs/highmem4g.config) keeps no RAM above 4 GiB (MAX_NONPAE_PFN, init_32.c
+ * 6.12:615-619): there the "above" block of hm_find_blocks() is a stand-in, a second
+ * highmem block below 4 GiB, so the cases that only want a highmem page still run, and the
+ * cases about a PFN above 4 GiB skip (hm_case_needs_pfn_above_4g() in hm_ktap.h).
+ */
+#define HM_HAVE_PFN_ABOVE_4G	IS_ENABLED(CONFIG_X86_PAE)
+
+/*
+ * Does kmap_local_page()/kmap_atomic() of a lowmem page take a slot? Only with
+ * CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP (__kmap_local_page_prot(), mm/highmem.c 6.1:572,
+ * 6.12:585): then a lowmem page gets a fixmap PTE like a highmem page; otherwise the map is
+ * page_address() and no slot is pushed. The modules are built against the kernel they run
+ * on, so this is the live kernel's config.
+ */
+#define HM_LOWMEM_TAKES_SLOT	IS_ENABLED(CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP)
 #define HM_BLOCK_ORDER		10		/* 4 MiB blocks: 1024 pages each */
 #define HM_BLOCK_PAGES		(1U << HM_BLOCK_ORDER)
 #define HM_SCAN_MAX		2048		/* 8 GiB of 4 MiB blocks at most */
@@ -47,7 +66,7 @@ static inline int hm_find_blocks(unsigned int order, struct page **above, struct
 		scan[n++] = p;
 		if (!PageHighMem(p))
 			continue;
-		if (page_to_pfn(p) >= HM_PFN_4G && !*above)
+		if ((page_to_pfn(p) >= HM_PFN_4G || !HM_HAVE_PFN_ABOVE_4G) && !*above)
 			*above = p;
 		else if (below && page_to_pfn(p) < HM_PFN_4G && !*below)
 			*below = p;

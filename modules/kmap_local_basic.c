@@ -78,6 +78,8 @@ static void test_map_unmap(struct hm_case *c, struct page *page)
 
 static void case_above_4g(struct hm_case *c)
 {
+	if (!hm_case_needs_pfn_above_4g(c))
+		return;
 	test_map_unmap(c, p_above);
 }
 

@@ -337,7 +337,7 @@ static void case_more_than_ram(struct hm_case *c)
 }
 
 /* Every page above 4 GiB: PTE PFNs wider than 32 bits. */
-static void case_above_4g(struct hm_case *c)
+static void case_above_4g_run(struct hm_case *c)
 {
 	struct page **pages = kcalloc(ABOVE_4G_PAGES, sizeof(*pages), GFP_KERNEL);
 	struct hm_range_entry *ent = kcalloc(ABOVE_4G_PAGES, sizeof(*ent), GFP_KERNEL);
@@ -373,6 +373,13 @@ out:
 	hm_free_blocks(HM_BLOCK_ORDER, blk, NULL);
 	kfree(ent);
 	kfree(pages);
+}
+
+/* Only where a PFN above 4 GiB can exist (PAE); skipped otherwise. */
+static void case_above_4g(struct hm_case *c)
+{
+	if (hm_case_needs_pfn_above_4g(c))
+		case_above_4g_run(c);
 }
 
 /*

@@ -4,6 +4,8 @@
 #   - Debian i386 packages for the guest, downloaded (not installed) into the cache
 #   - the project venv (.venv) with the Python dependencies
 # Idempotent: on a ready machine it only runs dpkg-query and a pip-free stamp check.
+# Arguments: extra host packages a kernel matrix asks for (`make deps MATRIX=FILE` passes
+# the ones `highmem matrix --packages FILE` lists, e.g. linux-source-6.1); none by default.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +15,7 @@ venv=$here/.venv
 
 host_pkgs=(qemu-system-x86 gdb linux-source-6.12 make gcc libc6-dev flex bison bc
            libelf-dev libssl-dev cpio ccache kmod xz-utils dwarves rsync python3-venv
-           util-linux)
+           util-linux "$@")
 guest_pkgs=(busybox-static:i386 dropbear-bin:i386 libc6:i386 libcrypt1:i386
             libtomcrypt1:i386 libtommath1:i386 libgmp10:i386 zlib1g:i386 libgcc-s1:i386)
 

@@ -31,6 +31,7 @@ from ..core.preflight import (
     format_memory,
 )
 from ..core.kcidb import ORIGIN, check_origin
+from ..core.matrix import DEFAULT_MATRIX_FILE
 from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
@@ -312,6 +313,23 @@ def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
 
 
+def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """matrix (matrix.py)."""
+    x = sub.add_parser("matrix", help="run the suite on every cell (kernel, fragments, "
+                       "memory, CPUs) of a matrix file and print one table, cell x module",
+                       description="Each cell runs as `highmem run` runs it, one after the "
+                       "other (a cell not built yet costs a cold kernel build). Exit 0 only "
+                       "if every cell passed.")
+    x.add_argument("matrix", nargs="?", default=str(DEFAULT_MATRIX_FILE),
+                   help="YAML matrix file (default: matrices/default.yaml)")
+    x.add_argument("--cell", action="append", default=[], metavar="ID",
+                   help="run only this cell (repeatable), e.g. 6.12-highmem4g-smp2-4G")
+    x.add_argument("--packages", action="store_true",
+                   help="print the Debian packages the matrix's kernel sources come from "
+                   "(what `make deps MATRIX=FILE` installs) and exit")
+    x.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
+    add_knobs(x, ("accel", "timeout", "append", "snapshot", "reset"))
+    x.set_defaults(func=_deferred("matrix", "cmd_matrix"))
 def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
     b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
@@ -392,6 +410,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _matrix_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)
     _warm_commands(sub)

@@ -22,6 +22,11 @@ knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-config (comma-separated), --highmem-accel, --highmem-memory, --highmem-smp,
 --highmem-timeout, --highmem-append, --highmem-snapshot, --highmem-reset — and
 --highmem-artifacts.
+
+`--highmem-matrix FILE` (a kernel matrix, harness/core/matrix.py) runs the suite file once
+per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell id>::MODULE::...`),
+each cell with its own kernel (prepared at collection), guest and run directory; a cell's
+guest is stopped when the items of another cell start (no warm guest for matrix cells).
 """
 
 from collections.abc import Callable, Iterator
@@ -33,6 +38,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import HarnessError
+from ..core.matrix import Cell, cells
 from ..core.options import RunOptions, default_text, knobs, parse_text
 from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
@@ -48,6 +54,8 @@ from .pytest_cases import CaseReports, log_cases
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
            for f, k in knobs()}
 OPTIONS["artifacts"] = ("", "artifacts directory (default: $HIGHMEM_ARTIFACTS or ./artifacts)")
+OPTIONS["matrix"] = ("", "kernel matrix file: run the suite on each of its cells, items "
+                     "parametrized by cell id (e.g. matrices/default.yaml)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,8 +85,23 @@ class HighmemState:
         self.lab: Lab | None = None
         self.module_dirs: dict[str, Path] = {}
         self.warm: Any = None   # the warm guest's record, False when there is none
+        self.cell: Cell | None = None          # the matrix cell self.lab is for
+        self.cell_labs: dict[str, Lab] = {}    # each matrix cell's Lab, by cell id
 
-    def get_lab(self, module_dirs: dict[str, Path] | None = None) -> Lab:
+    def _switch_cell(self, cell: Cell | None) -> None:
+        """Make `cell`'s Lab the current one; the previous cell's guest is stopped (its Lab
+        keeps its boots for its boot item, and boots again if its items come back)."""
+        if cell == self.cell:
+            return
+        if self.lab is not None and self.cell is not None:
+            self.lab.close()
+        self.cell = cell
+        self.lab = self.cell_labs.get(cell.id) if cell is not None else None
+
+    def get_lab(self, module_dirs: dict[str, Path] | None = None,
+                cell: Cell | None = None) -> Lab:
+        if cell is not None or self.cell is not None:
+            self._switch_cell(cell)
         new_dirs = {k: v for k, v in (module_dirs or {}).items() if self.module_dirs.get(k) != v}
         if self.lab is not None and not new_dirs:
             return self.lab
@@ -88,10 +111,14 @@ class HighmemState:
         art = _opt(self.config, "artifacts")
         run_dir = new_run_dir(run_dir_tag(self.config), Path(art) if art else None)
         opts = run_options(self.config)
+        if self.cell is not None:
+            opts = self.cell.options(opts)
         opts.module_dirs = dict(self.module_dirs)
         lab = stage_lab(opts, run_dir)
         lab.prepare()  # a HarnessError here leaves no Lab: the next item tries again
         self.lab = lab
+        if self.cell is not None:
+            self.cell_labs[self.cell.id] = lab
         return lab
 
     def warm_guest(self) -> Any:
@@ -106,8 +133,8 @@ class HighmemState:
         return run_options(self.config).timeout
 
     def close(self) -> None:
-        if self.lab is not None:
-            self.lab.close()
+        for lab in {id(x): x for x in [*self.cell_labs.values(), self.lab] if x}.values():
+            lab.close()
 
 
 def xdist_worker(config: pytest.Config) -> str | None:
@@ -177,31 +204,69 @@ class SuiteFile(pytest.File):
     error is one collection error (pytest exits 2) rather than a failure per module."""
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        matrix = _opt(self.config, "matrix")
         try:
             specs, configs, dirs = load_suite(self.path)
             if configs and not _opt(self.config, "config"):
                 self.config.option.highmem_config = ",".join(configs)
             state = _state(self.config)
-            if state.warm_guest() is None:  # (a warm guest builds the modules itself)
+            if matrix:
+                matrix_cells = cells(Path(matrix))
+            elif state.warm_guest() is None:  # (a warm guest builds the modules itself)
                 state.get_lab(dirs)
         except HarnessError as e:
             raise self.CollectError(str(e)) from None
-        yield BootItem.from_parent(self, name="boot")
-        for spec in specs:
-            name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
-            yield ModuleCollector.from_parent(self, name=name, spec=spec, dirs=dirs)
+        if not matrix:
+            yield from suite_items(self, specs, dirs, None)
+            return
+        for cell in matrix_cells:
+            yield CellCollector.from_parent(self, name=cell.id, cell=cell, specs=specs,
+                                            dirs=dirs)
+
+
+def suite_items(parent: pytest.Collector, specs: tuple[ModuleSpec, ...], dirs: dict[str, Path],
+                cell: Cell | None) -> Iterator[pytest.Item | pytest.Collector]:
+    """The `boot` item and one collector per module entry (of the cell's modules)."""
+    yield BootItem.from_parent(parent, name="boot", cell=cell)
+    for spec in specs:
+        if cell is not None and cell.modules and spec.name not in cell.modules:
+            continue
+        name = f"{spec.name}:{spec.params.replace(' ', ',')}" if spec.params else spec.name
+        yield ModuleCollector.from_parent(parent, name=name, spec=spec, dirs=dirs, cell=cell)
+
+
+class CellCollector(pytest.Collector):
+    """One cell of a --highmem-matrix: the suite's items on that cell's kernel and guest.
+    Collecting it prepares the cell's Lab (its kernel built: a cold build the first time),
+    so a cell whose source or build fails is one collection error."""
+
+    def __init__(self, *, cell: Cell, specs: tuple[ModuleSpec, ...], dirs: dict[str, Path],
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell, self.specs, self.dirs = cell, specs, dirs
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        try:
+            _state(self.config).get_lab(self.dirs, self.cell)
+        except HarnessError as e:
+            raise self.CollectError(str(e)) from None
+        yield from suite_items(self, self.specs, self.dirs, self.cell)
 
 
 class BootItem(pytest.Item):
     """The first boot of this process's guest: a kernel that does not boot, or warns while
     booting, is a failing test of its own (and the modules are then NOT RUN)."""
 
+    def __init__(self, *, cell: Cell | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell = cell
+
     def runtest(self) -> None:
-        warm = _state(self.config).warm_guest()
+        warm = _state(self.config).warm_guest() if self.cell is None else None
         if warm is not None:
             pytest.skip(f"the modules run on the warm guest of pid {warm.pid} (`highmem up`)")
         try:
-            lab = _state(self.config).get_lab()
+            lab = _state(self.config).get_lab(cell=self.cell)
         except HarnessError as e:
             raise CaseFailure(str(e)) from None
         # the boot the Lab makes for its modules, recorded as a BootResult
@@ -227,12 +292,14 @@ class ModuleCollector(pytest.Collector):
     """One module entry of the suite: its `kernel_log` item (its KTAP cases are reported
     when that item runs)."""
 
-    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], **kw: Any) -> None:
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
-        self.spec, self.dirs = spec, dirs
+        self.spec, self.dirs, self.cell = spec, dirs, cell
 
     def collect(self) -> Iterator[pytest.Item]:
-        yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs)
+        yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs,
+                                     cell=self.cell)
 
 
 class ModuleItem(pytest.Item):
@@ -240,9 +307,10 @@ class ModuleItem(pytest.Item):
     checkpoints outside any case. run_module() runs it in the guest (the protocol hook below
     calls it, then reports the module's KTAP cases before this item)."""
 
-    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], **kw: Any) -> None:
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
+                 **kw: Any) -> None:
         super().__init__(**kw)
-        self.spec, self.dirs = spec, dirs
+        self.spec, self.dirs, self.cell = spec, dirs, cell
         self.result: ModuleResult | None = None
         self.error = ""
 
@@ -251,12 +319,12 @@ class ModuleItem(pytest.Item):
         t = state.timeout()
         spec = self.spec if t is None else replace(self.spec, timeout=t)
         try:
-            warm = state.warm_guest()
+            warm = state.warm_guest() if self.cell is None else None
             if warm is not None:  # rebuilt and run there: no image, no boot of our own
                 self.result = warm_client.run_specs_on_warm(
                     warm, (spec,), self.dirs, run_options(self.config).reset)[0]
             else:
-                self.result = state.get_lab(self.dirs).run_spec(spec)
+                self.result = state.get_lab(self.dirs, self.cell).run_spec(spec)
         except HarnessError as e:  # the Lab could not be made: no module runs
             self.error = str(e)
 

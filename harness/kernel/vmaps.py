@@ -9,7 +9,17 @@ from collections.abc import Iterator
 
 from ..core.inspect_model import VmapArea, VmapPage, VmapsReport, hex_or_dash
 from ..core.layout import PAGE_SIZE, PFN_4G
-from .target import MAX_LIST, PTR, InspectError, Kernel, Target, addr_expr, size_expr, value_expr
+from .target import (
+    MAX_LIST,
+    PTR,
+    InspectError,
+    Kernel,
+    Target,
+    addr_expr,
+    offset_expr,
+    size_expr,
+    value_expr,
+)
 
 # struct vm_struct flags, include/linux/vmalloc.h. The values are 6.12's; those we test on
 # (IOREMAP, ALLOC, MAP, NO_GUARD) are the same in 6.1-6.14. VM_SPARSE came in 6.9 (commit
@@ -74,7 +84,11 @@ def vmaps_report(target: Target) -> VmapsReport:
     k = Kernel(target)
     va_t, vm_t = "struct vmap_area", "struct vm_struct"
     va_size, va_list = k.value(size_expr(va_t)), k.off(va_t, "list")
-    va_vm, va_flags = k.off(va_t, "vm"), k.off(va_t, "flags")
+    va_vm = k.off(va_t, "vm")
+    # vmap_area.flags (marks vm_map_ram areas) came in v6.3 ("mm/vmalloc.c: add flags to
+    # mark vm_map_ram area", Baoquan He); 6.1 has none: an area without a vm_struct there is
+    # "no vm_struct", vm_map_ram or not.
+    va_flags = k.maybe(offset_expr(va_t, "flags"))
     vm_size = k.value(size_expr(vm_t))
     vo = {m: k.off(vm_t, m) for m in ("addr", "size", "flags", "pages", "nr_pages", "caller")}
     kinds: dict[str, int] = {}
@@ -83,7 +97,8 @@ def vmaps_report(target: Target) -> VmapsReport:
         for _, raw in iter_structs(k, head, va_list, va_size):
             busy += 1
             vm = int.from_bytes(raw[va_vm:va_vm + 4], "little")
-            flags = int.from_bytes(raw[va_flags:va_flags + 4], "little")
+            flags = 0 if va_flags is None else \
+                int.from_bytes(raw[va_flags:va_flags + 4], "little")
             vmraw = k.virt(vm, vm_size) if vm else b""
             f = {m: int.from_bytes(vmraw[o:o + 4], "little") for m, o in vo.items()} if vm else {}
             kind = area_kind(f.get("flags"), flags)

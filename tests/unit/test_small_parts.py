@@ -43,6 +43,15 @@ def test_meminfo_and_highmem_check():
         meminfo.check_highmem({"HighTotal": 3145728}, "8G")  # a 4 GiB-capped kernel
 
 
+def test_highmem_check_without_pae_counts_ram_below_4g_only():
+    # 6.12 HIGHMEM4G, -m 4G: 3 GiB of RAM below 4 GiB, about 2.1 GiB of it highmem
+    meminfo.check_highmem({"HighTotal": 2_250_000}, "4G", pae=False)
+    with pytest.raises(BootError, match="not using PAE highmem"):
+        meminfo.check_highmem({"HighTotal": 2_250_000}, "4G")
+    with pytest.raises(BootError, match=r"not more than 2 GiB .*2-level"):
+        meminfo.check_highmem({"HighTotal": 1_000_000}, "8G", pae=False)
+
+
 def test_qemu_argv_has_no_tcp_and_the_right_cpu():
     tmp_path = Path("/tmp/hm-abc")
     cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))

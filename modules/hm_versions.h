@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * highmem-harness test modules: what the kernel under test does differently by version, each
+ * with the commit that changed it. The modules are built against the kernel they run on, so
+ * LINUX_VERSION_CODE is the live kernel's. A case that meets an older behaviour ends XFAIL
+ * with the commit as its reason (not FAIL), so a 6.1 cell of a matrix passes with it marked.
+ */
+#ifndef HM_VERSIONS_H
+#define HM_VERSIONS_H
+
+#include <linux/highmem.h>
+#include <linux/version.h>
+#include "hm_ktap.h"
+
+/*
+ * is_kmap_addr() sees kmap_local/kmap_atomic addresses only since v6.3: commit f3837ab7adbc
+ * ("highmem: Enhance is_kmap_addr() to check kmap_local_page() mappings"). Before it (6.1:
+ * include/linux/highmem-internal.h:152-156) it is true for the PKMAP window alone.
+ */
+#define HM_IS_KMAP_ADDR_SEES_LOCAL	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0))
+#define HM_IS_KMAP_ADDR_BEFORE_6_3	\
+	"is_kmap_addr() sees no kmap_local address before f3837ab7adbc (highmem: Enhance is_kmap_addr() to check kmap_local_page() mappings, v6.3)"
+
+/* is_kmap_addr() of a kmap_local/kmap_atomic address @va must be true (XFAIL before 6.3). */
+static inline void hm_expect_is_kmap_addr_local(struct hm_case *c, const void *va)
+{
+	if (is_kmap_addr(va))
+		return;
+	if (!HM_IS_KMAP_ADDR_SEES_LOCAL) {
+		hm_case_known_bug(c, HM_IS_KMAP_ADDR_BEFORE_6_3);
+		return;
+	}
+	hm_case_expect(c, is_kmap_addr(va), "is_kmap_addr(%#lx) false",
+		       (unsigned long)va);
+}
+
+#endif /* HM_VERSIONS_H */
