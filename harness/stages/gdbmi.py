@@ -33,9 +33,13 @@ def index_cache_args() -> list[str]:
 class Gdb:
     """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
 
-    def __init__(self, vmlinux: Path | None, transcript: Path, timeout: float = 30.0) -> None:
+    def __init__(self, vmlinux: Path | None, transcript: Path, timeout: float = 30.0,
+                 setup: bool = True) -> None:
         """vmlinux None: a gdb without symbols (registers, breakpoints at addresses and
-        memory only; it starts in milliseconds instead of reading the kernel's DWARF)."""
+        memory only; it starts in milliseconds instead of reading the kernel's DWARF).
+        setup False: only start the process (setup() waits for it; another thread may do
+        that — but the process must be started here, by the thread that outlives it:
+        PR_SET_PDEATHSIG fires when the creating *thread* ends)."""
         self.timeout = timeout
         self.token = 100
         self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
@@ -46,6 +50,11 @@ class Gdb:
              *([str(vmlinux)] if vmlinux is not None else [])]),
             # we wait for our token's result ourselves: no extra pause after each read
             time_to_check_for_additional_output_sec=0.002)
+        if setup:
+            self.setup()
+
+    def setup(self) -> None:
+        """Wait for gdb to have read its file; the settings every command relies on."""
         for setting in ("pagination off", "confirm off", "width 0", "height 0"):
             self.cmd(f"-gdb-set {setting}")
 

@@ -41,15 +41,17 @@ class KeptGdb:
             return
         self.close()
         self.vmlinux, self.symbols = vmlinux, True
-        self._warming = threading.Thread(target=self._warm, args=(vmlinux, transcript),
+        # started here (its death signal follows this thread), waited for by the helper
+        self.gdb = Gdb(vmlinux, transcript, timeout=WARM_TIMEOUT_S, setup=False)
+        self._warming = threading.Thread(target=self._warm, args=(self.gdb,),
                                          daemon=True, name="gdb-prewarm")
         self._warming.start()
 
-    def _warm(self, vmlinux: Path, transcript: Path) -> None:
+    def _warm(self, gdb: Gdb) -> None:
         try:
-            self.gdb = Gdb(vmlinux, transcript, timeout=WARM_TIMEOUT_S)
-            self.gdb.cmd(f'-data-evaluate-expression "{WARM_EXPR}"')
-            self.gdb.timeout = NORMAL_TIMEOUT_S
+            gdb.setup()
+            gdb.cmd(f'-data-evaluate-expression "{WARM_EXPR}"')
+            gdb.timeout = NORMAL_TIMEOUT_S
         except BaseException as e:  # noqa: BLE001 - handed to attach()
             self._warm_error = e
 
