@@ -38,8 +38,10 @@ class GuestSSH:
         deadline = time.monotonic() + timeout
         while True:
             try:
+                # a short connect timeout: a SYN lost while the guest's link came up
+                # is sent again at the next try, not after the kernel's own backoff
                 self.client.connect("127.0.0.1", port=port, username="root", pkey=client_key,
-                                    look_for_keys=False, allow_agent=False, timeout=5,
+                                    look_for_keys=False, allow_agent=False, timeout=1,
                                     banner_timeout=10, auth_timeout=10)
                 return
             except (OSError, paramiko.SSHException) as e:
@@ -47,7 +49,7 @@ class GuestSSH:
                     raise GuestError(f"cannot SSH into the guest on 127.0.0.1:{port}: {e}",
                                      "read console.log in the run directory (dropbear's "
                                      "start) and check that the kernel has CONFIG_E1000") from e
-                time.sleep(0.3)
+                time.sleep(0.1)
 
     @classmethod
     def from_keys(cls, port: int, host_type: str, host: str, client: str,
