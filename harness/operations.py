@@ -32,7 +32,7 @@ from .stages.module_run import Guest, load_core, run_module
 from .stages.progress import say
 from .stages.guest_ram import GuestRam
 from .stages.kept_gdb import KeptGdb
-from .stages.qemu import CPU, RAM_BACKEND, Qemu, QemuConfig, kernel_cmdline
+from .stages.qemu import CPU, RAM_BACKEND, Qemu, QemuConfig, kernel_cmdline, ram_dir_usable
 from .stages.qmp import Monitor
 from .stages import snapshot
 from .stages.source import resolve_source
@@ -113,7 +113,7 @@ class GuestSession:
         does not restore is discarded and the guest booted)."""
         if self.booted:
             return
-        if restore and self.cfg.shared_ram:
+        if restore and self.cfg.shared_ram and ram_dir_usable():
             snap = snapshot.find(self.snapshot_key())
             if snap is not None:
                 try:
@@ -142,7 +142,9 @@ class GuestSession:
         the shell answers. SSH connects on first use, with the keys saved with it."""
         try:
             qemu = self.stack.enter_context(Qemu(self.cfg, self.run_dir))
-            assert qemu.ram_file is not None
+            if qemu.ram_file is None:
+                raise BootError("no shared RAM file for the restored guest",
+                                "make /dev/shm a writable tmpfs")
             snapshot.copy_sparse(snap.ram, qemu.ram_file)
             qemu.start_incoming(snap.meta.accel)
             self.qemu = qemu

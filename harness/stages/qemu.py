@@ -96,6 +96,11 @@ def _tmpfs(d: Path) -> bool:
     return mounted and os.access(d, os.W_OK)
 
 
+def ram_dir_usable() -> bool:
+    """Whether guests get their RAM as a shared tmpfs file (fast reads, snapshots)."""
+    return _tmpfs(RAM_DIR_BASE)
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1 (QEMU binds it right after; the race is accepted)."""
     with socket.socket() as s:
