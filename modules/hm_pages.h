@@ -121,4 +121,32 @@ static inline void hm_free_blocks(unsigned int order, struct page *above, struct
 	}								\
 	static_assert(1, "HM_BLOCK_PAIR")
 
+#ifdef HM_KTAP_H
+/*
+ * The checkpoint of a lowmem page's kmap_local_page()/kmap_atomic() address @va (taken on
+ * @cpu at depth 0): its own slot with CONFIG_DEBUG_KMAP_LOCAL_FORCE_MAP, else
+ * page_address() (the direct map, maybe a large page: only the translation is judged).
+ */
+static inline void hm_cp_lowmem(struct hm_case *c, const void *va, struct page *page, int cpu)
+{
+	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
+	char label[HM_LABEL_LEN];
+
+	if (HM_LOWMEM_TAKES_SLOT) {
+		hm_case_expect(c, va != page_address(page), "va %#lx is page_address",
+			       (unsigned long)va);
+		hm_cp_slot(c, va, page_to_pfn(page), cpu, 0, "lowmem forced into slot d0");
+		return;
+	}
+	hm_case_expect(c, va == page_address(page), "va %#lx, page_address %#lx",
+		       (unsigned long)va, (unsigned long)page_address(page));
+	e.prot = HM_PROT_ANY;
+	e.va = (u32)(unsigned long)va;
+	e.pfn = page_to_pfn(page);
+	e.where = HM_WHERE_LOWMEM;
+	hm_mklabel(label, c, "page_address");
+	hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+}
+#endif /* HM_KTAP_H */
+
 #endif /* HM_PAGES_H */

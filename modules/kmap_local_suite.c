@@ -140,10 +140,8 @@ static void test_nest_max(struct hm_case *c)
  */
 static void test_lowmem(struct hm_case *c)
 {
-	struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
 	struct page *page = alloc_page(GFP_KERNEL);
 	struct page *probe;
-	char label[HM_LABEL_LEN];
 	void *va, *va2;
 	int cpu;
 
@@ -153,19 +151,7 @@ static void test_lowmem(struct hm_case *c)
 	hm_case_expect(c, !PageHighMem(page), "pfn %#lx", page_to_pfn(page));
 	va = kmap_local_page(page);
 	cpu = smp_processor_id();
-	if (HM_LOWMEM_TAKES_SLOT) {
-		hm_case_expect(c, va != page_address(page), "va %#lx is page_address", VA(va));
-		hm_cp_slot(c, va, page_to_pfn(page), cpu, 0, "lowmem forced into slot d0");
-	} else {
-		hm_case_expect(c, va == page_address(page), "va %#lx, page_address %#lx",
-			       VA(va), VA(page_address(page)));
-		e.prot = HM_PROT_ANY;
-		e.va = (u32)(unsigned long)va;
-		e.pfn = page_to_pfn(page);
-		e.where = HM_WHERE_LOWMEM;
-		hm_mklabel(label, c, "page_address");
-		hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
-	}
+	hm_cp_lowmem(c, va, page, cpu);
 	*(u64 *)va = PATTERN;
 
 	/* A highmem map on top: depth 0 if no slot was pushed, else depth 1. */
