@@ -11,6 +11,7 @@ goes with the guest. Every wait here has a deadline.
 import base64
 import io
 import json
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,9 @@ from .console import SerialShell
 
 GUEST_IP = "10.0.2.15"
 GATEWAY = "10.0.2.2"
+# paramiko logs a failed handshake (a crashed guest resets the connection) with a traceback
+# through logging's last-resort handler on stderr; the failure reaches us as an exception
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 POLL_SECONDS = 0.01  # how often GuestSSH.run looks for output when none arrived
 
 
