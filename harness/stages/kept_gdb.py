@@ -101,8 +101,13 @@ class KeptGdb:
         commands and the fixtures, which evaluate C expressions)."""
         if self.gdb is None or self.symbols or self.vmlinux is None:
             return
+        running = self.gdb.running  # all-stop gdb takes no command while the guest runs
+        if running:
+            self.gdb.interrupt(timeout=DETACH_TIMEOUT_S * 10)
         self.gdb.cmd(f"-file-symbol-file {self.vmlinux}", timeout=WARM_TIMEOUT_S)
         self.symbols = True
+        if running:
+            self.gdb.resume()
 
     @contextmanager
     def patient(self) -> Iterator[None]:
