@@ -28,7 +28,7 @@ from .errors import HarnessError
 from .options import DEFAULTS, RunOptions
 from .preflight import check_memory, format_memory
 from .repo import CONFIGS_DIR, REPO
-from .suitefile import DEFAULT_SUITE_FILE, SuiteError, _err, _pairs, _read, _scalar
+from .suitefile import DEFAULT_SUITE_FILE, SuiteError, _err, _pairs, _scalar, compose
 
 TOP_KEYS = {"cells": "list", "suite": "path", "description": "text"}
 CELL_KEYS = {"id": "str", "source": "str", "configs": "list", "memory": "str", "smp": "number",
@@ -223,15 +223,7 @@ def load_matrix(path: Path) -> Matrix:
 
 
 def _load(path: Path) -> Matrix:
-    try:
-        root = yaml.compose(_read(path))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise MatrixError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})",
-                          "fix the YAML syntax (indentation, quotes, colons)") from None
-    if root is None:
-        raise MatrixError(f"{path}: the file is empty", "add a 'cells:' list")
+    root = compose(path, "cells")  # its SuiteError becomes a MatrixError in load_matrix
     suite, description, cells_node = DEFAULT_SUITE_FILE, "", None
     for key, _k, v in _pairs(path, root, TOP_KEYS, "the matrix file"):
         if key == "suite":

@@ -131,8 +131,10 @@ def _read(path: Path) -> str:
                          "pass an existing YAML file, e.g. suites/default.yaml") from None
 
 
-def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str, Path]]:
-    """(specs, extra Kconfig fragments, {module name: user directory}) of a suite file."""
+def compose(path: Path, main_key: str) -> yaml.Node:
+    """The YAML node tree of a suite or matrix file (line numbers kept); SuiteError with
+    file:line when it cannot be read, is not YAML, or is empty (`main_key`: the list the
+    file needs)."""
     try:
         root = yaml.compose(_read(path))
     except yaml.YAMLError as e:
@@ -141,7 +143,13 @@ def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str,
         raise SuiteError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})",
                          "fix the YAML syntax (indentation, quotes, colons)") from None
     if root is None:
-        raise SuiteError(f"{path}: the file is empty", "add a 'modules:' list")
+        raise SuiteError(f"{path}: the file is empty", f"add a '{main_key}:' list")
+    return root
+
+
+def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str, Path]]:
+    """(specs, extra Kconfig fragments, {module name: user directory}) of a suite file."""
+    root = compose(path, "modules")
     timeout, configs, mods = MODULE_TIMEOUT_S, [], None
     for key, _k, v in _pairs(path, root, TOP_KEYS, "the suite file"):
         if key == "timeout":
