@@ -6,6 +6,7 @@ and kmap_local_calc_idx(). Pure: `checker.py` reads the inputs through gdb.
 """
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 PAGE_SIZE = 4096
 PFN_4G = 0x100000          # the first page frame above 4 GiB physical (PAE only)
@@ -122,6 +123,11 @@ class Layout:
         d: dict[str, int | bool] = dict(asdict(self))
         d["debug_kmap_local"] = self.debug_kmap_local
         return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Layout":
+        """The Layout of to_json()'s dict (debug_kmap_local is derived, not a field)."""
+        return cls(**{k: v for k, v in d.items() if k != "debug_kmap_local"})
 
 
 def compute_layout(i: LayoutInputs, pae: bool = True) -> Layout:

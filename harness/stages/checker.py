@@ -81,8 +81,7 @@ class Checker:
     def load_facts(self, facts: dict[str, Any]) -> None:
         """The facts() of the same kernel in the same state (a restored snapshot)."""
         self.masks = cp.KernelMasks(**facts["masks"])
-        self.layout = Layout(**{k: v for k, v in facts["layout"].items()
-                                if k != "debug_kmap_local"})  # a property; to_json() adds it
+        self.layout = Layout.from_json(facts["layout"])
         self.pkmap_count = int(facts["pkmap_count"])
 
     def qemu_translations(self, cpu: int, vas: list[int], pae: bool) -> dict[int, int | None]:

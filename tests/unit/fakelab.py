@@ -89,8 +89,7 @@ class FakeSession:
         self.meminfo: dict[str, int] = boot["meminfo_kB"]
         self.boot_dmesg = (RECORDED / "boot.dmesg").read_text()
         self.accel, self.boot_seconds = boot["accel"], boot["boot_seconds"]
-        self._layout = Layout(**{k: v for k, v in boot["layout"].items()
-                                 if k != "debug_kmap_local"})  # to_json() adds it
+        self._layout = Layout.from_json(boot["layout"])
 
     def attach(self, save: bool = False) -> None:
         self.attached, self.layout = True, self._layout
