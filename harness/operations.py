@@ -179,7 +179,8 @@ class GuestSession:
                                "attached)", "make /dev/shm a writable tmpfs")
         host_type, host, client = access_keys(self.ssh)
         self._close_ssh()  # no TCP connection in the saved guest; run() connects again
-        meta = SnapshotMeta(key=self.snapshot_key(), parts=self.snapshot_parts(),
+        parts = self.snapshot_parts()
+        meta = SnapshotMeta(key=snapshot_key(parts), parts=parts,
                             accel=self.qemu.accel, core_addr=self.core_addr,
                             host_key_type=host_type, host_key=host, client_key=client,
                             meminfo=self.meminfo, boot_dmesg=self.boot_dmesg,
