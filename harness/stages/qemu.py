@@ -25,13 +25,12 @@ from ..core.options import DEFAULTS
 from .paths import cache_dir
 from .procutil import die_with_parent
 from .progress import Ticker, say
-from .sockdir import make_sockdir, sweep_stale
+from .sockdir import RAM_DIR_BASE, make_sockdir, sweep_stale
 
 READY = "HIGHMEM-HARNESS-READY"
 CPU = "qemu32,+pse36,+nx"
 KVM_LIVENESS_SECONDS = 6.0
 RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by it)
-RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: the RAM file must never be a disk file
 BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopped
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile

@@ -12,16 +12,19 @@ import tempfile
 from pathlib import Path
 
 PREFIX = "hm-"
+RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: a guest's RAM file must never be a disk file
 OWNER = "owner"
 
 
 def _start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart."""
+    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart.
+    "" for a process that is gone, a zombie included (killed, not reaped yet)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[-1].split()[19]
+    fields = stat.rsplit(")", 1)[-1].split()
+    return "" if fields[0] == "Z" else fields[19]
 
 
 def make_sockdir(base: Path = Path("/tmp")) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
 from .paths import artifacts_root
-from .sockdir import OWNER, owner_alive
+from .sockdir import OWNER, RAM_DIR_BASE, owner_alive, sweep_stale
 
 
 def write_record(run_dir: Path, rec: WarmRecord) -> Path:
@@ -88,6 +88,10 @@ def remove_stale(found: Found) -> None:
     (only one of ours: sockdir.owner_alive says False only for those) and its hard link to
     its image."""
     found.path.unlink(missing_ok=True)
+    # the guest's own socket and RAM directories, left by a server killed with -9 (ours,
+    # their owner gone): now, not at the next boot (8 GiB of tmpfs RAM file, sparse)
+    sweep_stale()
+    sweep_stale(RAM_DIR_BASE)
     if found.record is None:
         return
     if found.record.image and proc_facts(found.record.pid)[0] is None:
