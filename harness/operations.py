@@ -36,7 +36,7 @@ from .stages.qemu import CPU, RAM_BACKEND, Qemu, QemuConfig, kernel_cmdline, ram
 from .stages.qmp import Monitor
 from .stages import snapshot
 from .stages.source import resolve_source
-from .stages.ssh import GuestSSH, access_keys, start_sshd
+from .stages.ssh import GuestSSH, SshAccess, access_keys, start_sshd
 from .core.errors import HarnessError
 from .core.snapshot_meta import SnapshotMeta, snapshot_key
 
@@ -64,6 +64,7 @@ class GuestSession:
         self.stack = ExitStack()
         self.qemu: Qemu | None = None
         self.shell: SerialShell | None = None
+        self.access: SshAccess | None = None   # sshd's port and keys (connected on use)
         self.ssh: GuestSSH | None = None
         self.meminfo: dict[str, int] = {}
         self.boot_dmesg = ""
@@ -130,9 +131,8 @@ class GuestSession:
             self.shell = SerialShell(qemu.child)
             self.shell.sync()
             self.meminfo = parse_meminfo(self.shell.check("cat /proc/meminfo"))
-            self.ssh = start_sshd(self.shell, qemu.ssh_port)
-            self.stack.callback(self._close_ssh)
-            self.boot_dmesg = self.ssh.run("dmesg", 30)[1]
+            self.access = start_sshd(self.shell, qemu.ssh_port)
+            self.boot_dmesg = self.shell.run("dmesg", timeout=30)[1]
         except BaseException:
             self.close()
             raise
@@ -163,6 +163,8 @@ class GuestSession:
             qemu.boot_seconds = time.monotonic() - qemu.started
             m = snap.meta
             self.meminfo, self.boot_dmesg, self.core_addr = m.meminfo, m.boot_dmesg, m.core_addr
+            self.access = SshAccess.from_texts(qemu.ssh_port, m.host_key_type, m.host_key,
+                                               m.client_key)
             self.restored, self.snapshot = True, snap
         except BaseException:
             self.close()
@@ -174,10 +176,10 @@ class GuestSession:
         if self.restored or self.snapshot is not None:
             return
         if self.qemu is None or self.qemu.ram_file is None or self.monitor is None \
-                or self.ssh is None or self.core_addr is None or self.attached:
+                or self.access is None or self.core_addr is None or self.attached:
             raise HarnessError("this guest cannot be saved (no shared RAM file, or gdb is "
                                "attached)", "make /dev/shm a writable tmpfs")
-        host_type, host, client = access_keys(self.ssh)
+        host_type, host, client = access_keys(self.access)
         self._close_ssh()  # no TCP connection in the saved guest; run() connects again
         parts = self.snapshot_parts()
         meta = SnapshotMeta(key=snapshot_key(parts), parts=parts,
@@ -278,15 +280,12 @@ class GuestSession:
         return self.qemu.boot_seconds if self.qemu else 0.0
 
     def guest_ssh(self, timeout: float = 10.0) -> GuestSSH:
-        """The SSH connection; a restored guest is connected to on first use, with the
-        keys saved in its snapshot."""
-        assert self.qemu is not None, "boot() first"
-        if self.ssh is None and self.snapshot is not None:
-            m = self.snapshot.meta
-            self.ssh = GuestSSH.from_keys(self.qemu.ssh_port, m.host_key_type, m.host_key,
-                                          m.client_key, timeout=timeout)
+        """The SSH connection, made on first use (a restored guest's with the keys saved
+        in its snapshot)."""
+        assert self.access is not None, "boot() first"
+        if self.ssh is None:
+            self.ssh = self.access.connect(timeout=timeout)
             self.stack.callback(self._close_ssh)
-        assert self.ssh is not None, "boot() first"
         return self.ssh
 
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
@@ -324,7 +323,7 @@ class GuestSession:
     def close(self) -> None:
         self._gdb = self._checker = None
         self.stack.close()
-        self.qemu = self.shell = self.ssh = self.monitor = None
+        self.qemu = self.shell = self.ssh = self.monitor = self.access = None
 
 
 class StageOperations:

@@ -28,7 +28,12 @@ from .progress import Ticker, say
 from .sockdir import RAM_DIR_BASE, make_sockdir, sweep_stale
 
 READY = "HIGHMEM-HARNESS-READY"
-CPU = "qemu32,+pse36,+nx"
+# rdrand: the guest's CRNG is ready at boot (dropbear's getrandom() would block ~2 s)
+CPU = "qemu32,+pse36,+nx,+rdrand"
+# autonegotiation off: the link is up when the guest brings eth0 up, not after QEMU's
+# 500 ms autonegotiation timer and the e1000 driver's next 2 s watchdog (SYNs to sshd are
+# lost until then, and TCP's retransmission backoff makes it 1-6 s)
+NIC = "e1000,netdev=net0,autonegotiation=off"
 KVM_LIVENESS_SECONDS = 6.0
 RAM_BACKEND = "hm.ram"      # the memory-backend id (info mtree names the RAM by it)
 BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopped
@@ -64,7 +69,8 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
     ram_file: the guest's RAM as a shared file (on tmpfs) that the harness maps to read
     page tables without the monitor (see core/ram_layout.py).
     incoming: wait for a saved state over QMP instead of booting (stages/snapshot.py)."""
-    net = (["-nic", f"user,model=e1000,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+    net = (["-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device", NIC]
            if ssh_port else ["-nic", "none"])
     machine = ["-machine", "pc"]
     if ram_file is not None:

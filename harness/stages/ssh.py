@@ -1,11 +1,12 @@
 """Guest channel stage, over SSH: dropbear (Debian's dropbear-bin:i386) in the guest, paramiko here.
 
 QEMU user networking forwards 127.0.0.1:<free port> to the guest's port 22 (never 0.0.0.0).
-Keys are made per run and never written to the repository: the client key here with
-paramiko, the host key in the guest with dropbearkey; the host key is read over the serial
-console and pinned, so paramiko talks to this guest and no other. `highmem boot` keeps the
-access file (client key included) in the guest's 0700 socket directory under /tmp, which
-goes with the guest. Every wait here has a deadline.
+Keys are made here per guest and never written to the repository: an ECDSA client key and
+an Ed25519 host key (dropbearkey in the guest would take 1.1 s under TCG); the host key
+reaches the guest over the serial console and is pinned, so paramiko talks to this guest
+and no other.
+`highmem boot` keeps the access file (client key included) in the guest's 0700 socket
+directory under /tmp, which goes with the guest. Every wait here has a deadline.
 """
 
 import base64
@@ -15,9 +16,11 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ..core.errors import GuestError
 from .console import SerialShell
@@ -54,13 +57,6 @@ class GuestSSH:
                                      "read console.log in the run directory (dropbear's "
                                      "start) and check that the kernel has CONFIG_E1000") from e
                 time.sleep(0.1)
-
-    @classmethod
-    def from_keys(cls, port: int, host_type: str, host: str, client: str,
-                  timeout: float = 30.0) -> "GuestSSH":
-        """Connect with keys in `access_keys`' text form (a restored guest's)."""
-        host_key, client_key = keys_from_text(host_type, host, client)
-        return cls(port, host_key, client_key, timeout=timeout)
 
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) of a command in the guest; exit code -1 when the
@@ -139,30 +135,84 @@ def _collect(chan: paramiko.Channel, deadline: float) -> tuple[int, bytes, bytes
             time.sleep(POLL_SECONDS)
 
 
-def start_sshd(shell: SerialShell, port: int) -> GuestSSH:
-    """Configure the guest's network, install a fresh client key, start dropbear."""
-    client_key = paramiko.ECDSAKey.generate(bits=256)
+@dataclass
+class SshAccess:
+    """What reaches one guest's sshd: QEMU's forwarded port and the two keys. Connecting
+    is left to the first command (like a restored guest's): right after eth0 comes up,
+    QEMU's e1000 holds received frames for 1 s after each write of the receive control
+    register, so a handshake at boot would wait for that; later it takes ~0.2 s."""
+
+    port: int
+    host_key: paramiko.PKey
+    client_key: paramiko.PKey
+
+    def connect(self, timeout: float = 30.0) -> "GuestSSH":
+        return GuestSSH(self.port, self.host_key, self.client_key, timeout=timeout)
+
+    @classmethod
+    def from_texts(cls, port: int, host_type: str, host: str, client: str) -> "SshAccess":
+        """From `access_keys`' text form (kept in a snapshot's meta)."""
+        host_key, client_key = keys_from_text(host_type, host, client)
+        return cls(port, host_key, client_key)
+
+
+def start_sshd(shell: SerialShell, port: int) -> SshAccess:
+    """Configure the guest's network, install the client key and a host key made here,
+    start dropbear and wait until it listens; returns the access (not connected)."""
+    host_key, client_key = new_keys()
     pub = f"{client_key.get_name()} {client_key.get_base64()} highmem-harness"
     # one serial round trip (each costs ~0.1 s under TCG): network, client key, host key,
-    # dropbear started (-s: keys only, no passwords), the host key printed
-    line = shell.check(
+    # dropbear started (-s: keys only, no passwords). The host key is made here, not with
+    # dropbearkey in the guest (1.1 s under TCG). dropbear forks to the background before
+    # it listens: the loop waits (up to 3 s) for its socket in /proc/net/tcp (port 22 =
+    # 0016, state 0A = LISTEN), else the first SYN is refused and the connect waits ~1 s.
+    shell.check(
         f"ifconfig eth0 {GUEST_IP} netmask 255.255.255.0 up && "
         f"route add default gw {GATEWAY} && "
         "mkdir -p /root/.ssh && chmod 700 /root/.ssh && "
         f"echo '{pub}' > /root/.ssh/authorized_keys && "
         "chmod 600 /root/.ssh/authorized_keys && "
-        "/usr/bin/dropbearkey -t ed25519 -f /tmp/hostkey >/dev/null 2>&1 && "
+        f"echo {dropbear_key_b64(host_key)} | base64 -d > /tmp/hostkey && "
+        "chmod 600 /tmp/hostkey && "
         "/usr/sbin/dropbear -r /tmp/hostkey -p 22 -s && "
-        "/usr/bin/dropbearkey -y -f /tmp/hostkey | grep '^ssh-ed25519'", timeout=60)
-    parts = line.split()
-    if len(parts) < 2:
-        raise GuestError(f"cannot read the guest's host key: {line!r}",
-                         "read console.log in the run directory")
-    host_key = paramiko.Ed25519Key(data=base64.b64decode(parts[1]))
-    return GuestSSH(port, host_key, client_key)
+        "for i in $(seq 300); do grep -q ':0016 00000000:0000 0A' /proc/net/tcp && break; "
+        "usleep 10000; done", timeout=60)
+    return SshAccess(port, host_key.public(), client_key)
 
 
-def access_keys(ssh: GuestSSH) -> tuple[str, str, str]:
+class HostKey:
+    """An Ed25519 key made here for the guest's dropbear: its private half in dropbear's
+    own file format, its public half as the paramiko key the client pins."""
+
+    def __init__(self) -> None:
+        self.key = ed25519.Ed25519PrivateKey.generate()
+
+    def public(self) -> paramiko.PKey:
+        pub = self.key.public_key().public_bytes_raw()
+        return paramiko.Ed25519Key(data=_ssh_string(b"ssh-ed25519") + _ssh_string(pub))
+
+
+def new_keys() -> tuple[HostKey, paramiko.PKey]:
+    """(the guest's host key, the harness's client key), made per guest. The client key
+    is ECDSA P-256 (paramiko writes it to the access file; an Ed25519 one it cannot, and
+    the handshake measured the same)."""
+    return HostKey(), paramiko.ECDSAKey.generate(bits=256)
+
+
+def dropbear_key_b64(host: HostKey) -> str:
+    """The host key as dropbear reads it (`-r FILE`), base64: the SSH wire strings
+    "ssh-ed25519" and the 32-byte seed followed by the 32-byte public key."""
+    seed = host.key.private_bytes_raw()
+    pub = host.key.public_key().public_bytes_raw()
+    blob = _ssh_string(b"ssh-ed25519") + _ssh_string(seed + pub)
+    return base64.b64encode(blob).decode()
+
+
+def _ssh_string(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "big") + b
+
+
+def access_keys(ssh: "GuestSSH | SshAccess") -> tuple[str, str, str]:
     """(host key type, host key base64, client private key PEM): what reaches this guest,
     or a restored copy of it (kept in its snapshot's 0600 meta file)."""
     key = io.StringIO()

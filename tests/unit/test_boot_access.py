@@ -262,3 +262,31 @@ def test_only_whole_argv_words_name_highmem():
         for proc in (p, q):
             proc.kill()
             proc.wait()
+
+
+def test_the_host_key_reaches_dropbear_in_its_own_format():
+    """dropbear -r reads the SSH wire strings "ssh-ed25519" and seed + public key; the
+    client pins the public half of the same key."""
+    import base64
+
+    from harness.stages.ssh import HostKey, dropbear_key_b64
+
+    host = HostKey()
+    blob = base64.b64decode(dropbear_key_b64(host))
+    n = int.from_bytes(blob[:4], "big")
+    assert blob[4:4 + n] == b"ssh-ed25519"
+    rest = blob[4 + n:]
+    assert int.from_bytes(rest[:4], "big") == 64 and len(rest) == 68
+    pub = rest[4 + 32:]
+    assert host.public().asbytes().endswith(pub)
+    assert host.public().get_name() == "ssh-ed25519"
+
+
+def test_access_texts_round_trip():
+    from harness.stages.ssh import SshAccess, access_keys, new_keys
+
+    host, client = new_keys()
+    acc = SshAccess(2222, host.public(), client)
+    again = SshAccess.from_texts(2222, *access_keys(acc))
+    assert again.client_key.asbytes() == client.asbytes()
+    assert again.host_key.asbytes() == host.public().asbytes()

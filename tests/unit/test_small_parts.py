@@ -58,10 +58,17 @@ def test_qemu_argv_has_no_tcp_and_the_right_cpu():
     argv = qemu.qemu_argv(cfg, "tcg", tmp_path)
     joined = " ".join(argv)
     assert "tcp" not in joined and "-s" not in argv
-    assert argv[argv.index("-cpu") + 1] == "qemu32,+pse36,+nx"
+    assert argv[argv.index("-cpu") + 1] == "qemu32,+pse36,+nx,+rdrand"
     assert argv[argv.index("-m") + 1] == "8G"
     assert f"path={tmp_path}/gdb.sock" in joined and f"unix:{tmp_path}/qmp.sock" in joined
     assert "nokaslr" in argv[argv.index("-append") + 1]
+
+
+def test_qemu_argv_forwards_ssh_on_loopback_to_an_e1000_without_autonegotiation():
+    cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))
+    argv = qemu.qemu_argv(cfg, "tcg", Path("/tmp/hm-abc"), ssh_port=2222)
+    assert argv[argv.index("-netdev") + 1] == "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22"
+    assert argv[argv.index("-device") + 1] == "e1000,netdev=net0,autonegotiation=off"
 
 
 def test_cpio_spec(tmp_path):
