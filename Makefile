@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate bisect matrix matrix-test clean
+.PHONY: deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -57,6 +57,11 @@ matrix-test: deps
 # make bisect BISECT_ARGS='--source ~/linux --good v6.12.10 --bad v6.12.11 -- --module kmap_local_basic'
 bisect: deps
 	$(HM) bisect $(BISECT_ARGS)
+
+# The bisect integration tests (tests/integration/test_bisect.py: a real `git bisect run`
+# over five commits, each step an incremental kernel build); skipped in `make test`.
+bisect-test: deps
+	HIGHMEM_BISECT_TESTS=1 $(PY) -m pytest -ra tests/integration/test_bisect.py $(TEST_ARGS)
 
 clean:
 	$(HM) clean

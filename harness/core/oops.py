@@ -1,7 +1,8 @@
 """The frames of an oops (pure): the EIP, then the call trace, as `func+offset [module]`;
-faddr2line's output read back; the chain the report shows. stages/crash_decode.py runs
-faddr2line. i386 oops format of Linux 6.1-6.14 (arch/x86/kernel/dumpstack.c: `EIP: %pS`,
-`Call Trace:` then ` [?] %pBb` lines; without frame pointers every frame is a `?` guess).
+faddr2line's or addr2line's output read back; the chain the report shows.
+stages/crash_decode.py runs them. i386 oops format of Linux 6.1-6.14
+(arch/x86/kernel/dumpstack.c: `EIP: %pS`, `Call Trace:` then ` [?] %pBb` lines; without
+frame pointers every frame is a `?` guess).
 """
 
 import re
@@ -71,6 +72,52 @@ def parse_faddr2line(output: str) -> dict[str, str]:
         loc = LOCATION.match(line.strip())
         if key and loc and key not in out:
             out[key] = _short(loc.group(2))
+    return out
+
+
+def text_symbols(system_map: str) -> dict[str, list[int]]:
+    """Function name -> its addresses, from System.map (`c10bf1a6 T __kmap_local_pfn_prot`);
+    a static function may have several."""
+    out: dict[str, list[int]] = {}
+    for line in system_map.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "TtWw":
+            try:
+                out.setdefault(parts[2], []).append(int(parts[0], 16))
+            except ValueError:
+                continue
+    return out
+
+
+def frame_addresses(keys: list[str], symbols: dict[str, list[int]]) -> dict[int, str]:
+    """Address -> "func+0xoff" for each key whose function has exactly one address (the
+    others are left to faddr2line, which tells same-named functions apart by size)."""
+    out: dict[int, str] = {}
+    for key in keys:
+        func, _, off = key.partition("+")
+        addrs = symbols.get(func, [])
+        if len(addrs) == 1 and off.startswith("0x"):
+            out[addrs[0] + int(off, 16)] = key
+    return out
+
+
+def parse_addr2line(output: str, keys: dict[int, str], tree: str) -> dict[str, str]:
+    """{"func+0xoff": "file:line"} from `addr2line -a -f -i` (each address, then function
+    and location lines, the innermost first); paths under `tree` made relative to it, as
+    faddr2line prints them."""
+    out: dict[str, str] = {}
+    key = None
+    for line in output.splitlines():
+        line = line.strip()
+        if re.fullmatch(r"0x[0-9a-f]+", line):
+            key = keys.get(int(line, 16))
+            continue
+        m = re.fullmatch(r"(\S+?):(\d+)(?: \(discriminator \d+\))?", line)
+        if key and m and m.group(1) != "??" and key not in out:
+            path = m.group(1)
+            if path.startswith(tree.rstrip("/") + "/"):
+                path = path[len(tree.rstrip("/")) + 1:]
+            out[key] = _short(f"{path}:{m.group(2)}")
     return out
 
 

@@ -30,6 +30,14 @@ def index_cache_args() -> list[str]:
     return ["-iex", f"set index-cache directory {d}", "-iex", "set index-cache enabled on"]
 
 
+def _target_closed(rec: dict[str, Any]) -> bool:
+    """gdb's records when the remote end went away: the inferior's thread group exited,
+    or "Remote communication error. Target disconnected." """
+    if rec.get("type") == "notify" and rec.get("message") == "thread-group-exited":
+        return True
+    return rec.get("type") == "log" and "Target disconnected" in str(rec.get("payload"))
+
+
 class Gdb:
     """A gdb/MI session on `vmlinux`, attached to QEMU's gdbstub unix socket."""
 
@@ -44,6 +52,7 @@ class Gdb:
         self.token = 100
         self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
         self.running = False  # the target was resumed and no *stopped was taken since
+        self.target_gone = False  # gdb saw the remote end close (QEMU exited): no target
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
@@ -72,6 +81,8 @@ class Gdb:
                            "read gdb-mi.log in the run directory") from None
         for r in recs:
             self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
+            if _target_closed(r):
+                self.target_gone, self.running = True, False
         return recs
 
     def cmd(self, command: str, timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -106,7 +117,8 @@ class Gdb:
                        "read gdb-mi.log in the run directory; the guest may be wedged")
 
     def wait_stopped(self, timeout: float) -> dict[str, Any] | None:
-        """The payload of the next *stopped record, or None when `timeout` passes first."""
+        """The payload of the next *stopped record, or None when `timeout` passes first
+        (or the target is gone)."""
         deadline = time.monotonic() + timeout
         while True:
             for i, r in enumerate(self.pending):
@@ -115,7 +127,7 @@ class Gdb:
                     self.running = False
                     return r.get("payload") or {}
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self.target_gone:  # no stop comes from a target that is gone
                 return None
             for r in self._read(min(0.1, left)):
                 if r.get("type") == "notify":
@@ -125,6 +137,7 @@ class Gdb:
 
     def attach(self, socket: Path) -> None:
         """Attach to QEMU's gdbstub (this stops the guest)."""
+        self.target_gone = False
         self.cmd(f"-target-select remote {socket}", timeout=60)
         self.running = False
 

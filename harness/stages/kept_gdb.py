@@ -134,16 +134,21 @@ class KeptGdb:
     def detach(self) -> None:
         """Before the guest is stopped for good: stop it if it runs (all-stop gdb cannot
         detach a running target), drop the connection, keep gdb. A gdb that does not do so
-        within DETACH_TIMEOUT_S each is ended."""
+        within DETACH_TIMEOUT_S each is ended; one whose target is gone (QEMU exited) has
+        nothing to stop or drop, and is kept."""
         if self.gdb is None:
             return
         try:
-            if self.gdb.running:
+            if self.gdb.running and not self.gdb.target_gone:
                 self.gdb.interrupt(timeout=DETACH_TIMEOUT_S)
-            self.gdb.cmd("-target-disconnect", timeout=DETACH_TIMEOUT_S)
+            if not self.gdb.target_gone:
+                self.gdb.cmd("-target-disconnect", timeout=DETACH_TIMEOUT_S)
             self.gdb.pending.clear()
         except GdbError:
-            self.close()
+            if self.gdb.target_gone:  # QEMU exited meanwhile: gdb has no target, keep it
+                self.gdb.pending.clear()
+            else:
+                self.close()
 
     def close(self) -> None:
         if self._warming is not None:  # let it finish starting gdb, then end that gdb

@@ -4,6 +4,7 @@ the user's directory) gets no build litter and each kernel has its own objects.
 """
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -42,7 +43,63 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
     work = _work_dir(kb, src)
     with build_lock(kb.build_dir):
         _sync(src, work)
-        return _make_modules(kb, src, work, extra_symbols)
+        key = _inputs_key(kb, src, extra_symbols)
+        done = _stamped(work, key)
+        if done is not None:
+            kos, failures = done
+            say(f"  modules up to date: {', '.join(k.name for k in kos)}"
+                + (f"; not built: {', '.join(failures)}" if failures else ""))
+            return done
+        kos, failures = _make_modules(kb, src, work, extra_symbols)
+        _stamp(work, key, kos, failures)
+        return kos, failures
+
+
+STAMP = ".hm-modules.json"
+
+
+def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None) -> str:
+    """Everything a `make M=` of `src` depends on: its sources and our headers (name, size,
+    mtime), the kernel's vmlinux and Module.symvers, hm_checkpoint's symbols, the
+    compiler. When none changed, make would do nothing (and takes 1-2 s to say so)."""
+    files = [f for d in (src, MODULES_DIR) for f in sorted(d.iterdir())
+             if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"))]
+    files += [kb.vmlinux, kb.build_dir / "Module.symvers"]
+    if extra_symbols is not None:
+        files.append(extra_symbols)
+    h = hashlib.sha256(f"{src.resolve()}|{compiler()}\n".encode())
+    for f in files:
+        try:
+            st = f.stat()
+            h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{f}|missing\n".encode())
+    return h.hexdigest()
+
+
+def _stamped(work: Path, key: str) -> tuple[list[Path], dict[str, str]] | None:
+    """The last build's result if it was made from the same inputs and its .ko files are
+    the ones it made (same size and mtime); else None."""
+    try:
+        d = json.loads((work / STAMP).read_text())
+        if d["key"] != key:
+            return None
+        kos = [Path(k["path"]) for k in d["kos"]]
+        for k, ko in zip(d["kos"], kos):
+            st = ko.stat()
+            if (st.st_size, st.st_mtime_ns) != (k["size"], k["mtime_ns"]):
+                return None
+        return kos, dict(d["failures"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _stamp(work: Path, key: str, kos: list[Path], failures: dict[str, str]) -> None:
+    entries = [{"path": str(k), "size": k.stat().st_size, "mtime_ns": k.stat().st_mtime_ns}
+               for k in kos]
+    tmp = work / f".{STAMP}.tmp"
+    tmp.write_text(json.dumps({"key": key, "kos": entries, "failures": failures}))
+    tmp.replace(work / STAMP)
 
 
 OBJ_M = re.compile(r"^\s*obj-m\s*[+:]?=\s*(.+)$", re.M)

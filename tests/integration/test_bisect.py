@@ -6,6 +6,9 @@ a check of kmap_local_basic). Each step builds incrementally and runs one module
 The commits are made with git plumbing and a private index (no checkout, HEAD untouched);
 the bisect must find the breaking one, name its case and PTE field, and leave the copy where
 it was (HEAD, a clean work tree, no bisect in progress).
+
+Run only with HIGHMEM_BISECT_TESTS=1 (`make bisect-test`): each step is a kernel build (on a
+new machine the copy's first build is cold), so it is a campaign of its own, not `make test`.
 """
 
 import os
@@ -17,7 +20,9 @@ import pytest
 
 from .conftest import HIGHMEM, REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(
+    not os.environ.get("HIGHMEM_BISECT_TESTS"),
+    reason="bisect steps are kernel builds: HIGHMEM_BISECT_TESTS=1 (make bisect-test)")]
 
 BROKEN = REPO / "mutants" / "03-kmap-local-no-global.patch"
 IDENTITY = {"GIT_AUTHOR_NAME": "bisect test", "GIT_AUTHOR_EMAIL": "bisect@localhost",

@@ -1,8 +1,9 @@
-"""Oops frames and faddr2line output (harness/core/oops.py), on a real module oops
+"""Oops frames and faddr2line and addr2line output (harness/core/oops.py), on a real module oops
 recorded from the failure catalogue and on faddr2line's own output format."""
 
 from pathlib import Path
 
+from harness.core import oops
 from harness.core.oops import Frame, format_chain, oops_frames, parse_faddr2line
 
 DATA = Path(__file__).parent / "data" / "failures"
@@ -37,3 +38,49 @@ def test_chain_marks_guessed_frames():
     frames = [Frame("f", "0x3c"), Frame("g", "0x6c", reliable=False)]
     assert format_chain(frames, {"f+0x3c": "mm/highmem.c:573"}) == \
         "f+0x3c mm/highmem.c:573 <- ? g+0x6c"
+
+
+
+# addr2line -a -f -i -e vmlinux (6.12 build): an inlined function first, then its caller
+ADDR2LINE = """0xc1000542
+do_one_initcall
+/TREE/init/main.c:1224
+0xc10bf1e0
+kmap_local_idx_push
+/TREE/mm/highmem.c:479
+__kmap_local_pfn_prot
+/TREE/mm/highmem.c:562
+0xc10bf3a0
+??
+??:0
+"""
+SYSTEM_MAP = """c1000476 T do_one_initcall
+c10bf1a6 T __kmap_local_pfn_prot
+c10bf2f0 t same_name
+c10bf3f0 t same_name
+c10bf405 T kunmap_local_indexed
+c1a00000 D some_data
+"""
+
+
+def test_system_map_gives_each_function_its_addresses():
+    syms = oops.text_symbols(SYSTEM_MAP)
+    assert syms["do_one_initcall"] == [0xc1000476]
+    assert syms["same_name"] == [0xc10bf2f0, 0xc10bf3f0]
+    assert "some_data" not in syms
+
+
+def test_frames_of_a_function_named_twice_are_left_to_faddr2line():
+    syms = oops.text_symbols(SYSTEM_MAP)
+    addrs = oops.frame_addresses(["do_one_initcall+0xcc", "same_name+0x4",
+                                  "__kmap_local_pfn_prot+0x3a", "gone+0x1"], syms)
+    assert addrs == {0xc1000542: "do_one_initcall+0xcc",
+                     0xc10bf1e0: "__kmap_local_pfn_prot+0x3a"}
+
+
+def test_addr2line_output_gives_the_innermost_location_relative_to_the_tree():
+    keys = {0xc1000542: "do_one_initcall+0xcc", 0xc10bf1e0: "__kmap_local_pfn_prot+0x3a",
+            0xc10bf3a0: "unknown+0x0"}
+    assert oops.parse_addr2line(ADDR2LINE, keys, "/TREE/") == {
+        "do_one_initcall+0xcc": "init/main.c:1224",
+        "__kmap_local_pfn_prot+0x3a": "mm/highmem.c:479"}
