@@ -164,9 +164,10 @@ def test_a_huge_range_is_judged_within_the_timeout_or_named(catalogue_run):
 
 def test_crashes_and_hangs_are_recovered_by_restoring_the_snapshot(catalogue_run):
     """After the first boot every guest is restored from the snapshot (a clean kernel per
-    module), also after each crash and hang: no cold boot after the first."""
+    module), also after each crash and hang: no cold boot after the first (which is itself
+    a restore when an earlier run of this kernel and image saved the snapshot)."""
     _, _, rep = catalogue_run
     boots = rep["boots"]
-    assert boots[0]["passed"] and not boots[0]["restored"]
+    assert boots[0]["passed"]
     assert len(boots) > 10 and all(b["restored"] for b in boots[1:]), \
         [(b["number"], b["restored"], b["reasons"]) for b in boots]
