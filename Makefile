@@ -23,9 +23,11 @@ run:
 	@start=$$(date +%s.%N); scripts/deps.sh && \
 	  HIGHMEM_DEPS_STARTED=$$start $(HM) run $(RUN_ARGS)
 
-# The project's own tests: unit tests (no VM) and the integration tests (real kernel/QEMU/gdb).
+# The project's own tests: unit tests (no VM) and the integration tests (real kernel/QEMU/gdb),
+# TEST_JOBS pytest-xdist workers, each test file on one worker (its guests and fixtures shared).
+TEST_JOBS ?= 2
 test: deps
-	$(PY) -m pytest -ra tests $(TEST_ARGS)
+	$(PY) -m pytest -ra -n $(TEST_JOBS) --dist loadfile tests $(TEST_ARGS)
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests scripts
