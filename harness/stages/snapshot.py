@@ -28,7 +28,7 @@ from ..core.snapshot_meta import MetaError, SnapshotMeta, parse_meta
 from .paths import cache_dir
 from .qmp import Monitor
 
-KEEP = 3                 # snapshots kept in the cache (each ~100-200 MiB of disk)
+KEEP = 8  # snapshots kept (~100 MiB of disk each): a kernel, its image and flags each
 MIGRATE_TIMEOUT_S = 60.0
 COPY_TIMEOUT_S = 120.0
 SAVING = ".saving-"
