@@ -127,6 +127,7 @@ def _short(path_line: str) -> str:
     path, _, line = path_line.rpartition(":")
     if "/hm-modules/" in path:
         path = path.rsplit("/", 1)[-1]
+    path = path.removeprefix("./")  # a module's, compiled with its paths mapped
     return f"{path}:{line}"
 
 

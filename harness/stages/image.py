@@ -94,9 +94,9 @@ def build_image(build_dir: Path, module_files: list[Path]) -> Path:
     extra = {"/init": IMAGES_DIR / "init"}
     extra.update({f"{MODULE_DIR_IN_GUEST}/{m.name}": m for m in module_files})
     with build_lock(build_dir):  # the .ko files are hashed as no concurrent make writes them
-        h = hashlib.sha256()
-        for f in [*debs, *extra.values()]:
-            h.update(str(f).encode() + f.read_bytes())
+        h = hashlib.sha256()  # names and bytes, not host paths: clones share an image
+        for name, f in [*((d.name, d) for d in debs), *extra.items()]:
+            h.update(name.encode() + b"\0" + f.read_bytes())
         out = build_dir / "hm-image" / f"initramfs-{h.hexdigest()[:12]}.cpio.gz"
         return _write_image(gen, debs, extra, out, len(module_files))
 

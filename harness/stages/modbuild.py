@@ -56,18 +56,20 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
 
 
 STAMP = ".hm-modules.json"
+RECIPE = "make M= modules; KCFLAGS -I modules, file prefix maps"  # change it with _make
 
 
 def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None) -> str:
     """Everything a `make M=` of `src` depends on: its sources and our headers (name, size,
     mtime), the kernel's vmlinux and Module.symvers, hm_checkpoint's symbols, the
-    compiler. When none changed, make would do nothing (and takes 1-2 s to say so)."""
+    compiler and the recipe. When none changed, make would do nothing (and takes 1-2 s
+    to say so)."""
     files = [f for d in (src, MODULES_DIR) for f in sorted(d.iterdir())
              if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"))]
     files += [kb.vmlinux, kb.build_dir / "Module.symvers"]
     if extra_symbols is not None:
         files.append(extra_symbols)
-    h = hashlib.sha256(f"{src.resolve()}|{compiler()}\n".encode())
+    h = hashlib.sha256(f"{src.resolve()}|{compiler()}|{RECIPE}\n".encode())
     for f in files:
         try:
             st = f.stat()
@@ -124,9 +126,17 @@ def first_error(log_text: str) -> str:
     return lines[-1].strip() if lines else "(empty build log)"
 
 
-def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None) -> tuple[int, Path]:
+def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
+          label: str) -> tuple[int, Path]:
+    """make M=work. The file prefix maps keep this checkout's and this build directory's
+    paths out of the .ko (its DWARF and BUG()'s __FILE__ name `label/file.c` and
+    `modules/hm_checkpoint.h`; the kernel's headers keep their paths in the shared cache):
+    two clones build byte-identical modules, so they share the image and its snapshot."""
+    flags = (f"-I{MODULES_DIR} -ffile-prefix-map={kb.build_dir}=. "  # gcc's cwd
+             f"-ffile-prefix-map={work}={label} "  # the later map wins for the work dir
+             f"-ffile-prefix-map={MODULES_DIR}=modules")
     argv = ["make", "-C", str(kb.build_dir), f"M={work}", "ARCH=i386", f"CC={compiler()}",
-            f"KCFLAGS=-I{MODULES_DIR}", "modules"]
+            f"KCFLAGS={flags}", "modules"]
     if extra_symbols is not None:
         argv.append(f"KBUILD_EXTRA_SYMBOLS={extra_symbols}")
     log = work / "build.log"
@@ -139,7 +149,7 @@ def _make_modules(kb: KernelBuild, src: Path, work: Path,
                   extra_symbols: Path | None) -> tuple[list[Path], dict[str, str]]:
     """All modules of the directory in one make; if that fails, each one on its own, so a
     module that does not compile fails alone: ({.ko}, {module name: first error})."""
-    rc, log = _make(kb, work, extra_symbols)
+    rc, log = _make(kb, work, extra_symbols, src.name)
     failures: dict[str, str] = {}
     if rc != 0:
         say(f"  building {src} failed: building its modules one by one (log: {log})")
@@ -148,7 +158,7 @@ def _make_modules(kb: KernelBuild, src: Path, work: Path,
             one = _only_dir(work, name)
             _sync(src, one)
             _kbuild_for_one(src, one, name)
-            rc1, log1 = _make(kb, one, extra_symbols)
+            rc1, log1 = _make(kb, one, extra_symbols, src.name)
             ko = one / f"{name}.ko"
             if rc1 == 0 and ko.exists():
                 kos.append(ko)

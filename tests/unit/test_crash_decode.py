@@ -84,3 +84,8 @@ def test_addr2line_output_gives_the_innermost_location_relative_to_the_tree():
     assert oops.parse_addr2line(ADDR2LINE, keys, "/TREE/") == {
         "do_one_initcall+0xcc": "init/main.c:1224",
         "__kmap_local_pfn_prot+0x3a": "mm/highmem.c:479"}
+
+
+def test_a_module_compiled_with_mapped_paths_keeps_its_directory_name():
+    out = "cat_null_deref_init+0x31/0x1000:\ncat_null_deref_init at ./modules/cat_null_deref.c:28\n"
+    assert parse_faddr2line(out) == {"cat_null_deref_init+0x31": "modules/cat_null_deref.c:28"}
