@@ -43,7 +43,7 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
     work = _work_dir(kb, src)
     with build_lock(kb.build_dir):
         _sync(src, work)
-        key = _inputs_key(kb, src, extra_symbols)
+        key = _inputs_key(kb, src, extra_symbols, _make_argv(kb, work, extra_symbols, src.name))
         done = _stamped(work, key)
         if done is not None:
             kos, failures = done
@@ -56,20 +56,20 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
 
 
 STAMP = ".hm-modules.json"
-RECIPE = "make M= modules; KCFLAGS -I modules, file prefix maps"  # change it with _make
 
 
-def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None) -> str:
+def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None,
+                argv: list[str]) -> str:
     """Everything a `make M=` of `src` depends on: its sources and our headers (name, size,
     mtime), the kernel's vmlinux and Module.symvers, hm_checkpoint's symbols, the
-    compiler and the recipe. When none changed, make would do nothing (and takes 1-2 s
+    make command line. When none changed, make would do nothing (and takes 1-2 s
     to say so)."""
     files = [f for d in (src, MODULES_DIR) for f in sorted(d.iterdir())
              if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"))]
     files += [kb.vmlinux, kb.build_dir / "Module.symvers"]
     if extra_symbols is not None:
         files.append(extra_symbols)
-    h = hashlib.sha256(f"{src.resolve()}|{compiler()}|{RECIPE}\n".encode())
+    h = hashlib.sha256(f"{src.resolve()}|{' '.join(argv)}\n".encode())
     for f in files:
         try:
             st = f.stat()
@@ -126,8 +126,8 @@ def first_error(log_text: str) -> str:
     return lines[-1].strip() if lines else "(empty build log)"
 
 
-def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
-          label: str) -> tuple[int, Path]:
+def _make_argv(kb: KernelBuild, work: Path, extra_symbols: Path | None,
+               label: str) -> list[str]:
     """make M=work. The file prefix maps keep this checkout's and this build directory's
     paths out of the .ko (its DWARF and BUG()'s __FILE__ name `label/file.c` and
     `modules/hm_checkpoint.h`; the kernel's headers keep their paths in the shared cache):
@@ -139,9 +139,15 @@ def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
             f"KCFLAGS={flags}", "modules"]
     if extra_symbols is not None:
         argv.append(f"KBUILD_EXTRA_SYMBOLS={extra_symbols}")
+    return argv
+
+
+def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
+          label: str) -> tuple[int, Path]:
     log = work / "build.log"
     with log.open("w") as f:
-        r = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=600)
+        r = subprocess.run(_make_argv(kb, work, extra_symbols, label), stdout=f,
+                           stderr=subprocess.STDOUT, timeout=600)
     return r.returncode, log
 
 
