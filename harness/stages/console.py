@@ -26,6 +26,21 @@ class SerialShell:
         self.child.sendline("stty -echo 2>/dev/null; PS1=''; export PS1")
         self.run("true", timeout=timeout)
 
+    def drain(self, timeout: float = 1.0) -> None:
+        """Read what the guest printed and nobody read yet, up to QEMU's end of output (or
+        `timeout`): after QEMU exited, its last words (a panic) are still in the pty, and
+        only a read puts them in console.log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.child.read_nonblocking(65536, timeout=0.05)
+            except pexpect.TIMEOUT:
+                if not self.child.isalive():
+                    continue  # QEMU gone: its output ends with EOF, not a pause
+                return
+            except (pexpect.EOF, OSError, ValueError):
+                return
+
     def start(self, cmd: str) -> int:
         """Send a command without waiting; `poll(token)` collects its result."""
         self.n += 1

@@ -203,6 +203,7 @@ def _dead_or(g: Guest, w: _Watch, failure: Failure, exiting: bool = False) -> Fa
         time.sleep(0.05)
     if g.alive():
         return failure
+    g.shell.drain()  # QEMU's last output (the panic) into console.log
     text = g.console.text()
     why = panic_line(text) or crash_summary(text) or f"last console line: {last_line(text)}"
     return Failure("crash", f"QEMU exited while {w.spec.name} ran: {why}")
