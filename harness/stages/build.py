@@ -42,7 +42,7 @@ INDEX_TIMEOUT = 600
 STEP = re.compile(r"^\s+([A-Z][A-Z0-9_]+)\s+(\S+)")  # kbuild's "  CC      mm/highmem.o"
 STAMP = ".hm-built"
 OLD_STAMP = "old"  # _read_stamp's answer for a stamp it cannot use
-COLD_BUILD_STEPS = 1800
+COLD_BUILD_STEPS = 1620
 
 
 @dataclass(frozen=True)
@@ -302,5 +302,5 @@ def _previous_steps(build_dir: Path) -> StepEstimate:
     except (OSError, ValueError):
         if (build_dir / "vmlinux").exists():
             return StepEstimate(0, "")
-        # a cold tinyconfig+highmem64g build of 6.12 takes about 1800 steps (1813 measured)
+        # a cold tinyconfig+highmem64g build of 6.12 takes about 1620 steps (1621 measured)
         return StepEstimate(COLD_BUILD_STEPS, "a typical cold build's")

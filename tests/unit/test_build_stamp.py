@@ -173,7 +173,7 @@ def test_progress_shows_a_percentage_only_below_the_estimate():
 
 
 def test_the_estimate_is_the_last_build_or_a_cold_guess(tmp_path):
-    assert build._previous_steps(tmp_path) == StepEstimate(1800, "a typical cold build's")
+    assert build._previous_steps(tmp_path) == StepEstimate(1620, "a typical cold build's")
     (tmp_path / "vmlinux").write_bytes(b"")
     assert build._previous_steps(tmp_path).steps == 0
     (tmp_path / ".hm-steps").write_text("550")
