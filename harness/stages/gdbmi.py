@@ -18,6 +18,11 @@ from ..core.gdb_text import parse_xp
 from .paths import cache_dir
 from .procutil import pdeathsig_argv, stop
 
+# gdb answers -exec-continue with ^running a moment before it waits on the target; a SIGINT
+# in that moment is taken as a quit request and lost (seen: an inspection right after a
+# symbol load resumed the guest). An interrupt waits this long after the last resume.
+RESUME_SETTLE_S = 0.1
+
 
 def index_cache_args() -> list[str]:
     """gdb's index cache, keyed by vmlinux's build id, in our cache: the first gdb on a
@@ -53,6 +58,7 @@ class Gdb:
         self.pending: list[dict[str, Any]] = []  # async records (e.g. *stopped) not yet taken
         self.running = False  # the target was resumed and no *stopped was taken since
         self.target_gone = False  # gdb saw the remote end close (QEMU exited): no target
+        self.resumed_at = 0.0     # when the last -exec-continue was answered
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
@@ -147,6 +153,7 @@ class Gdb:
         self.pending.clear()
         self.cmd("-exec-continue")
         self.running = True
+        self.resumed_at = time.monotonic()
 
     def value(self, expr: str) -> str:
         r, _ = self.cmd(f'-data-evaluate-expression "{expr}"')
@@ -221,6 +228,9 @@ class Gdb:
         proc = self.mi.gdb_process
         if proc is None:
             raise GdbError("gdb is not running", "read gdb-mi.log in the run directory")
+        settle = self.resumed_at + RESUME_SETTLE_S - time.monotonic()
+        if settle > 0:
+            time.sleep(settle)
         proc.send_signal(signal.SIGINT)
         stopped = self.wait_stopped(timeout)
         if stopped is None:
