@@ -208,7 +208,7 @@ class GuestSession:
             facts = self.snapshot.meta.facts if self.snapshot is not None else None
             gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
                                             self.qemu.gdb_socket, ram, monitor, facts)
-            self.stack.callback(self.kept.detach)
+            self.stack.callback(self._let_go_of_gdb)
             with self.kept.patient():  # read while stopped
                 checker.kernel_masks()
                 self.layout = checker.kernel_layout()
@@ -219,6 +219,16 @@ class GuestSession:
         except BaseException:
             self.close()
             raise
+
+    def _let_go_of_gdb(self) -> None:
+        """gdb lets go of this guest, which is going away: a running guest's QEMU is killed
+        first and gdb sees its target close (no interrupt, no stop to wait for: ~0.1 s
+        less per module); a stopped one is disconnected (a stopped gdb reads nothing)."""
+        if self.qemu is not None and self.kept.running():
+            self.qemu.kill()
+            self.kept.target_killed()
+        else:
+            self.kept.detach()
 
     def _save_quietly(self) -> None:
         """save_snapshot(); a save that fails costs the speed of the next guests, not the

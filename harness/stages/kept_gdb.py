@@ -5,6 +5,7 @@ changed, gets a new gdb.
 """
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -149,6 +150,27 @@ class KeptGdb:
                 self.gdb.pending.clear()
             else:
                 self.close()
+
+    def running(self) -> bool:
+        """gdb is waiting on a guest that runs (it reads no command until that stops)."""
+        return self.gdb is not None and self.gdb.running and not self.gdb.target_gone
+
+    def target_killed(self) -> None:
+        """The running guest's QEMU was just killed: wait for gdb to see its target close
+        (a few ms; no stop to ask for), then keep gdb for the next guest. A gdb that does
+        not report it within DETACH_TIMEOUT_S is ended."""
+        if self.gdb is None:
+            return
+        deadline = time.monotonic() + DETACH_TIMEOUT_S
+        try:
+            while not self.gdb.target_gone and time.monotonic() < deadline:
+                self.gdb.wait_stopped(max(0.0, deadline - time.monotonic()))
+        except GdbError:
+            pass
+        if self.gdb.target_gone:
+            self.gdb.pending.clear()
+        else:
+            self.close()
 
     def close(self) -> None:
         if self._warming is not None:  # let it finish starting gdb, then end that gdb

@@ -91,6 +91,14 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
     ]
 
 
+def _reap(child: pexpect.spawn, timeout: float = 5.0) -> None:
+    """Wait (a few ms) for a killed QEMU to be gone, so closing its pty finds it dead and
+    sends no signals of its own; a process that outlives `timeout` is left to close()."""
+    deadline = time.monotonic() + timeout
+    while child.isalive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def _tmpfs(d: Path) -> bool:
     """`d` is a writable tmpfs (the RAM file must not go to a disk)."""
     try:
@@ -195,6 +203,9 @@ class Qemu:
         # pexpect sleeps 50 ms before every send by default (for slow terminals): at ~5
         # serial commands a module that was a quarter of a suite's module time
         child.delaybeforesend = None
+        # and 0.1 s after closing the pty "for the kernel to update the process status":
+        # close() kills and reaps QEMU itself first, so there is nothing to wait for
+        child.delayafterclose = child.ptyproc.delayafterclose = 0.0
         return child
 
     def boot(self) -> None:
@@ -239,6 +250,11 @@ class Qemu:
             say(f"  accel: KVM printed nothing in {KVM_LIVENESS_SECONDS:.0f} s; "
                 "falling back to TCG (remembered for this host)")
             return "tcg"
+
+    def kill(self) -> None:
+        """SIGKILL now, without waiting (close() reaps it and removes its directories)."""
+        if self.child is not None and self.child.isalive():
+            self.child.kill(signal.SIGKILL)
 
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()
@@ -308,6 +324,7 @@ class Qemu:
         if self.child is not None:
             if self.child.isalive():  # nothing to save: SIGKILL (pexpect's own ladder of
                 self.child.kill(signal.SIGKILL)  # signals sleeps 0.1 s at each rung)
+            _reap(self.child)
             self.child.close(force=True)
             self.child = None
         self._log.flush()
