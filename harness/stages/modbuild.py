@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from glob import escape as glob_escape
 from pathlib import Path
 
 from ..core.errors import BuildError
@@ -42,6 +43,7 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
                          "add a Kbuild file with 'obj-m += your_module.o'")
     work = _work_dir(kb, src)
     with build_lock(kb.build_dir):
+        _sweep_orphans(work.parent)
         _sync(src, work)
         key = _inputs_key(kb, src, extra_symbols, _make_argv(kb, work, extra_symbols, src.name))
         done = _stamped(work, key)
@@ -51,7 +53,7 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
                 + (f"; not built: {', '.join(failures)}" if failures else ""))
             return done
         kos, failures = _make_modules(kb, src, work, extra_symbols)
-        _stamp(work, key, kos, failures)
+        _stamp(work, key, kos, failures, src)
         return kos, failures
 
 
@@ -96,11 +98,28 @@ def _stamped(work: Path, key: str) -> tuple[list[Path], dict[str, str]] | None:
         return None
 
 
-def _stamp(work: Path, key: str, kos: list[Path], failures: dict[str, str]) -> None:
+def _sweep_orphans(root: Path) -> None:
+    """Remove the work directories (and their one-module siblings) whose source directory
+    is gone: a deleted clone's (CI clones one per run). Only directories with our stamp
+    naming a source are touched."""
+    for stamp in root.glob(f"*/{STAMP}"):
+        try:
+            src = Path(json.loads(stamp.read_text())["src"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if src.is_absolute() and not src.exists():
+            work = stamp.parent
+            for d in [work, *root.glob(f"{glob_escape(work.name)}-only-*")]:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+def _stamp(work: Path, key: str, kos: list[Path], failures: dict[str, str],
+           src: Path) -> None:
     entries = [{"path": str(k), "size": k.stat().st_size, "mtime_ns": k.stat().st_mtime_ns}
                for k in kos]
     tmp = work / f".{STAMP}.tmp"
-    tmp.write_text(json.dumps({"key": key, "kos": entries, "failures": failures}))
+    tmp.write_text(json.dumps({"key": key, "kos": entries, "failures": failures,
+                               "src": str(src.resolve())}))
     tmp.replace(work / STAMP)
 
 
