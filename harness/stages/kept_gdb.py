@@ -89,6 +89,7 @@ class KeptGdb:
                 if attempt == 2:
                     raise
         assert self.gdb is not None
+        self.gdb.fallback_stop = (lambda: monitor.qmp("stop")) if monitor is not None else None
         if self.checker is None:
             self.checker = Checker(self.gdb, ram, monitor)
             if facts and not self.symbols:
@@ -144,12 +145,17 @@ class KeptGdb:
                 self.gdb.interrupt(timeout=DETACH_TIMEOUT_S)
             if not self.gdb.target_gone:
                 self.gdb.cmd("-target-disconnect", timeout=DETACH_TIMEOUT_S)
-            self.gdb.pending.clear()
+            self._forget_target()
         except GdbError:
             if self.gdb.target_gone:  # QEMU exited meanwhile: gdb has no target, keep it
-                self.gdb.pending.clear()
+                self._forget_target()
             else:
                 self.close()
+
+    def _forget_target(self) -> None:
+        assert self.gdb is not None
+        self.gdb.pending.clear()
+        self.gdb.fallback_stop = None  # that guest's QMP goes with it
 
     def running(self) -> bool:
         """gdb is waiting on a guest that runs (it reads no command until that stops)."""
@@ -168,7 +174,7 @@ class KeptGdb:
         except GdbError:
             pass
         if self.gdb.target_gone:
-            self.gdb.pending.clear()
+            self._forget_target()
         else:
             self.close()
 

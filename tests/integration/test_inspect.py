@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -261,3 +262,29 @@ def test_ram_mapping_agrees_with_monitor_xp(held_guest):
     assert len(k.pages) >= 4 and any(base >= 1 << 32 for base in data)
     assert not differ, f"pages that differ while the guest was stopped: {differ}"
     sys.stdout.write(f"\nRAM mapping == monitor xp on {len(pages)} pages\n")
+
+
+def test_a_sigint_gdb_never_acts_on_is_made_good_through_qmp(held_guest, monkeypatch):
+    """The interrupt's fallback: a SIGINT that gdb does not answer with a stop (seen once,
+    right after a symbol load under load) is followed by a QMP stop, which QEMU's gdbstub
+    reports to gdb as SIGINT; the guest stops, and resumes after. Without the fallback the
+    same interrupt times out (the check can fail)."""
+    s, _ = held_guest
+    gdb = s.gdb
+    assert gdb.fallback_stop is not None
+    monkeypatch.setattr(gdb, "_sigint", lambda proc: None)  # the SIGINT is lost
+    t0 = time.monotonic()
+    with stopped_target(gdb, timeout=10) as target:
+        assert target.cr3 > 0
+    assert time.monotonic() - t0 < 8
+    gdb.log.flush()
+    assert "the VM stopped through QMP" in Path(gdb.log.name).read_text()
+    fallback, gdb.fallback_stop = gdb.fallback_stop, None
+    try:
+        with pytest.raises(Exception, match="did not stop within 3 s"):
+            gdb.interrupt(timeout=3)
+    finally:
+        gdb.fallback_stop = fallback
+        fallback()  # the guest stops (the stop reply reaches gdb) and runs again
+        assert gdb.wait_stopped(10) is not None
+        gdb.resume()
