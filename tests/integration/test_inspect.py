@@ -6,6 +6,7 @@ last_pkmap_nr + 1), a stale kmap (count 1), a vmap of 8 pages and a kmap_local i
 thread; it prints "hm_hold: <kind> va=0x... pfn=0x..." for each.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -196,17 +197,23 @@ def tlb_flags(pte: int) -> str:
     return "".join(c if pte >> bit & 1 else "-" for c, bit in TLB_FLAGS)
 
 
-@pytest.fixture(scope="module")
-def held_guest(request, tmp_path_factory):
-    """A guest of our own with hm_hold loaded, spin=1: its kmap_local PTE stays present."""
-    run_dir = tmp_path_factory.mktemp("oracle-run")
-    lab = stage_lab(RunOptions(accel=_accel(request)), run_dir)
+@contextlib.contextmanager
+def held_guest_on(opts: RunOptions, run_dir: Path):
+    """A guest of our own with hm_hold loaded, spin=1: its kmap_local PTE stays present;
+    (the session, hm_hold's lines), stopped on the way out."""
+    lab = stage_lab(opts, run_dir)
     try:
         s = guest_session(lab, attach=True)
-        held = parse_hold_lines(load_hold(s.shell, ["spin=1"]))
-        yield s, held
+        yield s, parse_hold_lines(load_hold(s.shell, ["spin=1"]))
     finally:
         lab.close()
+
+
+@pytest.fixture(scope="module")
+def held_guest(request, tmp_path_factory):
+    with held_guest_on(RunOptions(accel=_accel(request)),
+                       tmp_path_factory.mktemp("oracle-run")) as guest:
+        yield guest
 
 
 def test_walker_agrees_with_qemu_info_tlb(held_guest):

@@ -17,15 +17,12 @@ import pytest
 from harness.core.matrix import DEFAULT_MATRIX_FILE, load_matrix
 from harness.core.options import RunOptions
 from harness.core.pagewalk import walk
-from harness.frontends.inspect_args import parse_hold_lines
-from harness.frontends.inspect_cli import load_hold
 from harness.kernel import reports
 from harness.kernel.target import Kernel
-from harness.operations import guest_session, stage_lab
 from harness.stages.mi_target import stopped_target
 
 from .conftest import REPO
-from .test_inspect import _accel, parse_tlb, tlb_flags
+from .test_inspect import _accel, held_guest_on, parse_tlb, tlb_flags
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     not os.environ.get("HIGHMEM_MATRIX_TESTS"),
@@ -43,13 +40,9 @@ def cell_options(cell_id: str, accel: str) -> RunOptions:
 @pytest.fixture(scope="module")
 def guest_4g(request, tmp_path_factory):
     """The highmem4g cell's guest with hm_hold loaded (spin=1: its kmap_local stays)."""
-    lab = stage_lab(cell_options(CELL_4G, _accel(request)), tmp_path_factory.mktemp("cell-4g"))
-    try:
-        s = guest_session(lab, attach=True)
-        held = parse_hold_lines(load_hold(s.shell, ["spin=1"]))
-        yield s, held
-    finally:
-        lab.close()
+    with held_guest_on(cell_options(CELL_4G, _accel(request)),
+                       tmp_path_factory.mktemp("cell-4g")) as guest:
+        yield guest
 
 
 def test_2level_walk_agrees_with_qemu_info_tlb(guest_4g):
