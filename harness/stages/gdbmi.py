@@ -247,8 +247,7 @@ class Gdb:
                 self.fallback_stop()
             except Exception as e:  # noqa: BLE001 - QMP's errors vary; the wait decides
                 self.log.write(f"=== QMP stop failed: {e}\n")
-            stopped = self.wait_stopped(max(0.0, deadline - time.monotonic()))
-        elif stopped is None:
+        if stopped is None:
             stopped = self.wait_stopped(max(0.0, deadline - time.monotonic()))
         if stopped is None:
             raise GdbError(f"the guest did not stop within {timeout:.0f} s of SIGINT to gdb",

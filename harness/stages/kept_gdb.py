@@ -141,7 +141,7 @@ class KeptGdb:
         if self.gdb is None:
             return
         try:
-            if self.gdb.running and not self.gdb.target_gone:
+            if self.running():
                 self.gdb.interrupt(timeout=DETACH_TIMEOUT_S)
             if not self.gdb.target_gone:
                 self.gdb.cmd("-target-disconnect", timeout=DETACH_TIMEOUT_S)

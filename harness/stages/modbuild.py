@@ -66,7 +66,8 @@ def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None,
     mtime), the kernel's vmlinux and Module.symvers, hm_checkpoint's symbols, the
     make command line. When none changed, make would do nothing (and takes 1-2 s
     to say so)."""
-    files = [f for d in (src, MODULES_DIR) for f in sorted(d.iterdir())
+    dirs = dict.fromkeys((src.resolve(), MODULES_DIR.resolve()))  # ours once, not twice
+    files = [f for d in dirs for f in sorted(d.iterdir())
              if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"))]
     files += [kb.vmlinux, kb.build_dir / "Module.symvers"]
     if extra_symbols is not None:

@@ -322,8 +322,7 @@ class Qemu:
 
     def close(self) -> None:
         if self.child is not None:
-            if self.child.isalive():  # nothing to save: SIGKILL (pexpect's own ladder of
-                self.child.kill(signal.SIGKILL)  # signals sleeps 0.1 s at each rung)
+            self.kill()  # nothing to save (pexpect's own ladder of signals sleeps 0.1 s a rung)
             _reap(self.child)
             self.child.close(force=True)
             self.child = None

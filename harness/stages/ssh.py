@@ -246,10 +246,9 @@ def load_access(path: Path, timeout: float = 10.0) -> GuestSSH:
     gone or unreadable, or the guest does not answer within `timeout` seconds."""
     try:
         d = json.loads(path.read_text())
-        host, client = keys_from_text(d.get("host_key_type", "ssh-ed25519"), d["host_key"],
-                                      d["client_key"])
-        port = int(d["port"])
+        access = SshAccess.from_texts(int(d["port"]), d.get("host_key_type", "ssh-ed25519"),
+                                      d["host_key"], d["client_key"])
     except (OSError, ValueError, KeyError, TypeError, paramiko.SSHException) as e:
         raise GuestError(f"cannot read the guest's SSH access file {path}: {e}",
                          "start the guest again with `highmem boot`") from e
-    return GuestSSH(port, host, client, timeout=timeout)
+    return access.connect(timeout)
