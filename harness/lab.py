@@ -273,7 +273,7 @@ class Lab:
         except (HarnessError, ValueError, OSError):
             pass
         (mdir / "gdb-mi.log").write_text(_slice(self.run_dir / "gdb-mi.log", gdb_mark))
-        damaged = any(r.startswith("unexpected kernel message") for r in m.reasons())
+        damaged = any(r.kind in ("kernel-message", "log-lost") for r in m.verdict().reasons)
         if m.failure is not None or spec.crashes or m.insmod_rc != 0 or damaged:
             say("  the guest will be " + ("restored" if s.snapshot_ready else "booted again")
                 + " before the next module (the kernel may be damaged)")

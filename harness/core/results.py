@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import checkpoint as cp
 from . import ktap
+from . import verdict as vd
 from .failure import Failure, crash_summary
 from .layout import Layout
 from .phases import Phases
@@ -54,6 +55,7 @@ class ModuleResult:
     artifacts: Path | None = None
     started_s: float = 0.0      # since the run started (a reboot before it included)
     ended_s: float = 0.0
+    log_lost: str = ""          # why the module's kernel log is incomplete ("": it is whole)
 
     @property
     def name(self) -> str:
@@ -76,8 +78,9 @@ class ModuleResult:
         return sum(len(s.checks) for s in self.stops)
 
     @property
-    def cases(self) -> list[ktap.Case]:
-        """KTAP cases (copies); with an expected crash, the cases it cut short are XFAIL."""
+    def ktap_cases(self) -> list[ktap.Case]:
+        """KTAP cases as the module printed them (copies); with an expected crash, the
+        cases it cut short are XFAIL."""
         out = [c for s in self.suites for c in s.cases]
         if self.spec.crashes and not self.missing_expected():
             why = "expected: " + "; ".join(self.spec.expect_log)
@@ -85,32 +88,25 @@ class ModuleResult:
                    for c in out]
         return out
 
+    def verdict(self) -> vd.Verdict:
+        """The module's verdict (core/verdict.py): the only place it is decided."""
+        return vd.judge(self)
+
+    @property
+    def cases(self) -> list[ktap.Case]:
+        """KTAP cases as judged: a case that printed ok while the harness failed one of
+        its checkpoints, or whose subtest failed, is FAIL (core/verdict.py)."""
+        return list(self.verdict().cases)
+
     def missing_expected(self) -> list[str]:
         return missing_expected(self.spec, self.dmesg)
 
+    def unexpected_trouble(self) -> list[str]:
+        return unexpected_trouble(self.spec, self.dmesg)
+
     def reasons(self) -> list[str]:
         """Why this module run failed, the cause first; empty when it passed."""
-        why = [self.failure.line] if self.failure else []
-        if not self.ran:
-            return why
-        cases = self.cases
-        if not cases and self.failure is None:
-            why.append("no KTAP results in the kernel log")
-        why += [f"KTAP case {c.name or f'#{c.number} (never reported)'}: {c.status}" for c in cases
-                if c.status not in ("PASS", "SKIP", "XFAIL")]
-        why += [f"checkpoint {s.index} of {self.name}: {s.error}" for s in self.stops
-                if s.error is not None]
-        why += [f"checkpoint {s.expect.label}: FAIL" for s in self.stops
-                if s.error is None and not s.passed]
-        if self.insmod_rc not in (0, -1) and not self.spec.crashes and self.failure is None:
-            why.append(f"insmod exited {self.insmod_rc}: {self.insmod_out[-120:]}")
-        if self.failure is None or self.failure.kind != "hang":
-            why += [f"expected in the kernel log, not found: {p}"
-                    for p in self.missing_expected()]
-        why += [f"unexpected kernel message: {t}"
-                for t in unexpected_trouble(self.spec, self.dmesg)
-                if not (self.failure and t in self.failure.cause)]
-        return why
+        return [r.text for r in self.verdict().reasons]
 
     @property
     def passed(self) -> bool:

@@ -26,16 +26,13 @@ Outcome = Literal["passed", "failed", "skipped"]
 
 def case_failure_text(result: ModuleResult, case: Case) -> str:
     """A failing case's message: its status, the module's failure, its KTAP diagnostics
-    and every mismatching PTE field of its checkpoints."""
+    and the verdict's reasons for it (every mismatching PTE field of its checkpoints)."""
     lines = [f"KTAP case {case.name}: {case.status}"]
     if result.failure is not None:
         lines.append(f"  module: {result.failure.line}")
-    lines += [f"  # {d.lstrip('# ')}" for d in case.diagnostics]
-    for stop in result.stops:
-        if stop.expect.label.startswith(case.name) or \
-                stop.expect.label.split(":")[0] in case.name:
-            for c in stop.checks:
-                lines += [f"  {c.label} at {c.va:#x}: {m}" for m in c.mismatches]
+    lines += [f"  # {d.lstrip('# ')}" for d in case.diagnostics if not d.startswith("harness: ")]
+    lines += [f"  {r.text}" for r in result.verdict().case_reasons(case.name)
+              if r.kind != "case" or "reported" in r.text]
     return "\n".join(lines)
 
 

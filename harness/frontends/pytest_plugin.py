@@ -335,9 +335,8 @@ class ModuleItem(pytest.Item):
     def runtest(self) -> None:
         if self.result is None:
             raise CaseFailure(self.error or "the module did not run")
-        in_cases = bool(self.result.cases)  # the module folded checkpoint verdicts into cases
-        why = [r for r in self.result.reasons() if not r.startswith("KTAP case")
-               and not (in_cases and r.startswith("checkpoint ") and " of " not in r)]
+        # the module's own reasons: what no KTAP case carries (a case's reasons fail it)
+        why = [r.text for r in self.result.verdict().module_reasons()]
         if why:
             where = (f"\nartifacts: {self.result.artifacts}" if self.result.artifacts else "")
             raise CaseFailure("\n".join(why) + where)
