@@ -16,7 +16,8 @@ from .core.options import RunOptions
 from .core.ram_layout import parse_mtree
 from .core.phases import Phases
 from .core.results import ModuleResult
-from .core.suite import ModuleSpec
+from .core.repo import MODULES_DIR
+from .core.suite import ModuleSpec, refuse_own_names
 from .lab import Built, Lab
 from .stages.boot_probe import safe_probe
 from .stages.build import KernelBuild, build_kernel
@@ -27,7 +28,7 @@ from .stages.crash_decode import decode
 from .stages.gdbmi import Gdb
 from .stages.image import build_image
 from .stages.kconfig import configure, resolve_fragments
-from .stages.modbuild import build_modules, symvers
+from .stages.modbuild import build_modules, module_names, symvers
 from .stages.module_run import Guest, load_core, run_module
 from .stages.progress import say
 from .stages.guest_ram import GuestRam
@@ -73,6 +74,7 @@ class GuestSession:
         self.restored = False          # from a snapshot, not booted
         self.snapshot: snapshot.Snapshot | None = None  # this guest's snapshot, if any
         self.core_addr: int | None = None
+        self.count_addr = 0   # hm_checkpoint's call count (re-fired breakpoints told apart)
         self._gdb: Gdb | None = None
         self._checker: Checker | None = None
 
@@ -163,6 +165,7 @@ class GuestSession:
             qemu.boot_seconds = time.monotonic() - qemu.started
             m = snap.meta
             self.meminfo, self.boot_dmesg, self.core_addr = m.meminfo, m.boot_dmesg, m.core_addr
+            self.count_addr = m.count_addr
             self.access = SshAccess.from_texts(qemu.ssh_port, m.host_key_type, m.host_key,
                                                m.client_key)
             self.restored, self.snapshot = True, snap
@@ -184,6 +187,7 @@ class GuestSession:
         parts = self.snapshot_parts()
         meta = SnapshotMeta(key=snapshot_key(parts), parts=parts,
                             accel=self.qemu.accel, core_addr=self.core_addr,
+                            count_addr=self.count_addr,
                             host_key_type=host_type, host_key=host, client_key=client,
                             meminfo=self.meminfo, boot_dmesg=self.boot_dmesg,
                             boot_seconds=self.qemu.boot_seconds)
@@ -201,13 +205,14 @@ class GuestSession:
             raise GdbError("attach() on a guest that is not booted", "boot() it first")
         try:
             if self.core_addr is None:
-                self.core_addr = load_core(self.shell)
+                self.core_addr, self.count_addr = load_core(self.shell)
             ram, monitor = self._ram_and_monitor()
             if save and not self.restored:
                 self._save_quietly()
             facts = self.snapshot.meta.facts if self.snapshot is not None else None
             gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
                                             self.qemu.gdb_socket, ram, monitor, facts)
+            checker.count_addr, checker.seen = self.count_addr, {}  # a new guest: no stop seen
             self.stack.callback(self._let_go_of_gdb)
             with self.kept.patient():  # read while stopped
                 checker.kernel_masks()
@@ -355,9 +360,13 @@ class StageOperations:
 
     def build(self, configured: KernelBuild, opts: RunOptions) -> Built:
         """The kernel, then our modules and each user module directory against it."""
+        user_dirs = sorted(set(opts.module_dirs.values()))
+        for user_dir in user_dirs:  # refused before any build: nothing of ours is replaced
+            if user_dir.resolve() != MODULES_DIR:
+                refuse_own_names(user_dir, module_names(user_dir), module_names(MODULES_DIR))
         kernel = build_kernel(configured.source, configured.build_dir)
         kos, failures = build_modules(kernel)
-        for user_dir in sorted(set(opts.module_dirs.values())):
+        for user_dir in user_dirs:
             more, failed = build_modules(kernel, user_dir, extra_symbols=symvers(kernel))
             kos += more
             failures.update(failed)

@@ -85,7 +85,7 @@ def panic_line(text: str) -> str | None:
 def last_line(text: str) -> str:
     """The last non-empty console line (without shell markers), for hang causes."""
     for line in reversed(_lines(text)):
-        line = re.sub(r"@@HM\d+RC=\d+@@", "", line).strip()
+        line = re.sub(r"@@HM\d+(?:x[0-9a-f]+)?RC=\d+@@", "", line).strip()
         if line:
             return line[:160]
     return "(nothing)"

@@ -43,6 +43,7 @@ class SnapshotMeta:
     boot_seconds: float = 0.0
     save_seconds: float = 0.0  # the guest paused: device state written, RAM copied
     facts: dict[str, Any] = field(default_factory=dict)  # Checker.facts(), after the save
+    count_addr: int = 0        # hm_checkpoint's call count (0: not known)
     marker: str = MARKER
     format: int = FORMAT
 

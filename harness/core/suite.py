@@ -131,3 +131,19 @@ def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, st
         if not (merged and s in out):  # a suite may repeat an entry on purpose
             out.append(s)
     return tuple(out)
+
+
+class OwnModuleError(HarnessError):
+    """A user's module directory builds a module of the harness's own name."""
+
+
+def refuse_own_names(user_dir: object, user_names: list[str], own: list[str]) -> None:
+    """A user module may not take the name of one of the harness's own (hm_checkpoint,
+    hm_hold, the suite's): the later .ko would replace ours in the image, and a module of
+    the user's could then serve the checkpoints and judge itself."""
+    clash = sorted(set(user_names) & set(own))
+    if clash:
+        raise OwnModuleError(
+            f"{user_dir} builds {', '.join(n + '.ko' for n in clash)}: a module of that name "
+            "is the harness's own (modules/)",
+            "rename the module in that directory's Kbuild/Makefile (obj-m) and its .c")

@@ -22,6 +22,8 @@ from .errors import HarnessError
 from .repo import MODULES_DIR, SUITES_DIR
 from .suite import MODULE_TIMEOUT_S, ModuleSpec, params_problem
 
+OWN_ONLY = ("hm_checkpoint", "hm_hold")   # the harness's own modules: never run as tests
+
 TOP_KEYS = {"modules": "list", "configs": "list of fragment names", "timeout": "seconds",
             "description": "text"}
 MODULE_KEYS = {"name": "str", "params": "str", "expect": "list", "allow": "list",
@@ -162,8 +164,18 @@ def load_suite(path: Path) -> tuple[tuple[ModuleSpec, ...], list[str], dict[str,
         raise _err(path, mods or root, "'modules' must be a non-empty list",
                    "write modules: [{name: kmap_local_basic}]")
     specs, dirs = [], {}
+    where: dict[str, Path] = {}  # name -> the directory its first entry takes it from
     for item in mods.value:
         spec, mdir = _module(path, item, timeout)
+        first = where.setdefault(spec.name, mdir or MODULES_DIR)
+        if first != (mdir or MODULES_DIR):
+            raise _err(path, item, f"two modules named '{spec.name}': from {first} and from "
+                       f"{mdir or MODULES_DIR} (the guest loads one {spec.name}.ko; the "
+                       "second would silently run the first one's code)",
+                       "rename one of them (its .c and its obj-m line)")
+        if mdir is None and spec.name in OWN_ONLY:
+            raise _err(path, item, f"'{spec.name}' is the harness's own module, not a test",
+                       "name a test module (ls modules/*.c)")
         specs.append(spec)
         if mdir is not None:
             dirs[spec.name] = mdir

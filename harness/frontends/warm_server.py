@@ -48,7 +48,7 @@ from ..core.options import RunOptions
 from ..core.phases import Phases
 from ..core.repo import MODULES_DIR
 from ..core.results import ModuleResult, RunResult, exit_status
-from ..core.suite import ModuleSpec
+from ..core.suite import ModuleSpec, refuse_own_names
 from ..core.warm import (
     KEEP_PREFIX,
     SOCKET_NAME,
@@ -306,6 +306,8 @@ class WarmServer:
         kernel = self.lab.kernel
         out = []
         for d in dict.fromkeys(dirs.get(str(s["name"]), MODULES_DIR) for s in req["specs"]):
+            if d != MODULES_DIR:
+                refuse_own_names(d, module_names(d), module_names(MODULES_DIR))
             extra = None if d == MODULES_DIR else symvers(kernel)
             out.append((d, *build_modules(kernel, d, extra_symbols=extra)))
         return out

@@ -50,6 +50,8 @@ class Checker:
         self.masks: cp.KernelMasks | None = None
         self.layout: Layout | None = None
         self.last: tuple[int, bytes] | None = None  # the previous stop (repeat detection)
+        self.count_addr = 0       # hm_checkpoint's call count (0: unknown)
+        self.seen: dict[int, tuple[int, int]] = {}  # cpu -> (struct, count) of its last stop
         self.pkmap_count: int | None = None  # &pkmap_count
 
     def kernel_masks(self) -> cp.KernelMasks:
@@ -111,26 +113,35 @@ class Checker:
         """Judge the checkpoint the guest stopped at; None for a repeated stop.
 
         Under TCG the hardware breakpoint sometimes fires a second time right after the
-        resume (same CPU, same struct, about 1 stop in 40): the verdict is then already
-        written (modules start it at 0), and the stop is resumed without judging again.
-        A struct that cannot be read or parsed is a Stop with `error` set: the module
-        gets no verdict (it stays 0) and goes on. Raises CheckpointTimeout past `deadline`.
+        resume (same CPU, same struct, about 1 stop in 40). That is told by the stop, not by
+        the struct: hm_checkpoint() counts its calls after the breakpoint, so a stop whose
+        CPU, struct address and count equal that CPU's previous stop is the same call. Every
+        new call is judged and its verdict written, whatever the struct's verdict field
+        held (a module cannot preset it). A struct that cannot be read or parsed is a Stop
+        with `error` set: the module gets no verdict (it stays 0) and goes on. Raises
+        CheckpointTimeout past `deadline`.
         """
         cpu = int(str(stopped.get("thread-id", "1"))) - 1
         target, addr = self.stop_target(cpu)
+        count = self.call_count(target)
+        if count is not None:
+            if self.seen.get(cpu) == (addr, count):
+                return None
+            self.seen[cpu] = (addr, count)
         try:
             raw = target.read_virt(addr, cp.EXPECT.size)
         except GdbError:
             return self._invalid(cpu, addr, index, b"", f"cannot read a struct hm_expect at "
-                                 f"{addr:#x} (not mapped)")
+                                 f"{addr:#x} (not mapped)", count is not None)
         try:
             expect = cp.parse_expect(raw)
             if expect.kind in ("range", "range_unmapped") and expect.count > MAX_RANGE:
                 raise cp.ExpectError(f"a range of {expect.count} entries (at most {MAX_RANGE})")
         except cp.ExpectError as e:
-            return self._invalid(cpu, addr, index, raw, str(e))
-        if int.from_bytes(raw[cp.VERDICT_OFFSET:cp.VERDICT_OFFSET + 4], "little") != 0:
-            return None
+            return self._invalid(cpu, addr, index, raw, str(e), count is not None)
+        if count is None and int.from_bytes(raw[cp.VERDICT_OFFSET:cp.VERDICT_OFFSET + 4],
+                                            "little") != 0:
+            return None  # no call count to tell a re-fire by: the old rule, verdict set
         self.last = None
         self.kernel_masks()
         stop = Stop(cpu=cpu, expect=expect, index=index)
@@ -148,8 +159,18 @@ class Checker:
                 self.gdb.write_virt(addr + cp.VERDICT_OFFSET, verdict)
         return stop
 
-    def _invalid(self, cpu: int, addr: int, index: int, raw: bytes, why: str) -> Stop | None:
-        if self.last == (addr, raw):  # the same bad struct, stopped at twice
+    def call_count(self, target: Any) -> int | None:
+        """hm_checkpoint's call count at this stop; None when it is not known."""
+        if not self.count_addr:
+            return None
+        try:
+            return int.from_bytes(target.read_virt(self.count_addr, 4), "little")
+        except GdbError:
+            return None
+
+    def _invalid(self, cpu: int, addr: int, index: int, raw: bytes, why: str,
+                 counted: bool = False) -> Stop | None:
+        if not counted and self.last == (addr, raw):  # the same bad struct, stopped at twice
             return None
         self.last = (addr, raw)
         return Stop(cpu=cpu, expect=invalid_expect(addr, index), error=why, index=index)

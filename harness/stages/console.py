@@ -1,12 +1,16 @@
 """Guest channel stage: a root shell on the serial console, driven with pexpect.
 
 Each command ends with an `echo` of a numbered marker carrying `$?`, so the exit code comes
-back exactly and output is cut at the right place. The guest's /init sets the console
-log level to 1, so kernel messages stay in dmesg rather than interleaving here (an oops
-still shows: the kernel raises the level itself).
+back exactly and output is cut at the right place. The marker holds a random nonce drawn for
+each command, and the shell assembles it from two quoted halves, so the marker's text is
+never sent to the guest whole: a module that prints `@@HM<n>RC=0@@` (into the console, or
+into the kernel log a later `dmesg` shows) cannot end a command early or fake its status.
+The guest's /init sets the console log level to 1, so kernel messages stay in dmesg rather
+than interleaving here (an oops still shows: the kernel raises the level itself).
 """
 
 import re
+import secrets
 import time
 
 import pexpect
@@ -20,6 +24,7 @@ class SerialShell:
     def __init__(self, child: pexpect.spawn) -> None:
         self.child = child
         self.n = 0
+        self.nonces: dict[int, str] = {}
 
     def sync(self, timeout: float = 20.0) -> None:
         """After the ready marker: turn echo off and wait until the shell answers."""
@@ -44,13 +49,16 @@ class SerialShell:
     def start(self, cmd: str) -> int:
         """Send a command without waiting; `poll(token)` collects its result."""
         self.n += 1
-        self.child.sendline(f"{cmd}; echo @@HM{self.n}RC=$?@@")
+        nonce = secrets.token_hex(8)
+        self.nonces[self.n] = nonce
+        self.child.sendline(f"{cmd}; echo '@@HM{self.n}'\"x{nonce}RC=$?@@\"")
         return self.n
 
     def poll(self, token: int, timeout: float = 0.0) -> tuple[int, str] | None:
         """The (exit code, output) of a started command, or None if it has not ended yet."""
         try:
-            self.child.expect(re.compile(rf"@@HM{token}RC=(\d+)@@"), timeout=timeout)
+            nonce = self.nonces[token]
+            self.child.expect(re.compile(rf"@@HM{token}x{nonce}RC=(\d+)@@"), timeout=timeout)
         except pexpect.TIMEOUT:
             return None
         except pexpect.EOF:

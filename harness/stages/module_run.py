@@ -10,6 +10,7 @@ timeout) covers insmod and the time stopped at checkpoints.
 """
 
 import re
+import secrets
 import shlex
 import time
 from collections.abc import Callable
@@ -34,17 +35,19 @@ PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 EXIT_GRACE_S = 3.0       # gdb saw the target exit: QEMU's own exit is that close behind
 
 
-def load_core(shell: SerialShell) -> int:
-    """insmod hm_checkpoint.ko; returns the address of hm_checkpoint() (the module prints
-    it: one serial round trip, where reading /proc/kallsyms costs a second under TCG)."""
+def load_core(shell: SerialShell) -> tuple[int, int]:
+    """insmod hm_checkpoint.ko; returns the addresses of hm_checkpoint() and of its call
+    count (the module prints both: one serial round trip, where reading /proc/kallsyms
+    costs a second under TCG). The count is 0 when it could not be read: every stop is
+    then judged, a re-fired breakpoint included."""
     out = shell.check(f"insmod {MODULE_DIR_IN_GUEST}/{CORE}.ko && "
                       f"dmesg | grep '{CORE}: ready at' | tail -n 1")
-    m = re.search(r"ready at ([0-9a-f]{8})", out)
+    m = re.search(r"ready at ([0-9a-f]{8})(?: count at ([0-9a-f]{8}))?", out)
     if m:
-        return int(m.group(1), 16)
+        return int(m.group(1), 16), int(m.group(2) or "0", 16)
     out = shell.check(f"awk '$3 == \"{CORE}\" {{print $1}}' /proc/kallsyms")
     try:
-        return int(out.split()[0], 16)
+        return int(out.split()[0], 16), 0
     except (IndexError, ValueError):
         raise GuestError(f"{CORE} is not in /proc/kallsyms: {out!r}",
                          "check that the kernel has CONFIG_KALLSYMS=y") from None
@@ -93,6 +96,7 @@ class _Watch:
     crash_seen_at: float = 0.0
     command: str = "insmod"
     dmesg: str | None = None     # read while diagnosing a hang (the guest may be wedged)
+    mark: str = ""               # the line that opens the module's kernel log
 
     @property
     def deadline(self) -> float:
@@ -104,8 +108,11 @@ def run_module(g: Guest, spec: ModuleSpec,
     """insmod one test module with gdb attached and running, then rmmod it (checkpoints
     in module_exit are served too). Returns a result whatever the kernel does;
     GuestError/GdbError only escape when the guest is unusable before the module starts."""
-    g.shell.check("dmesg -c >/dev/null")
-    w = _Watch(spec)
+    mark = f"hm-harness: {spec.name} starts, log mark {secrets.token_hex(8)}"
+    # the mark opens the module's kernel log: if it is gone when the log is read, the
+    # ring buffer overflowed and lines of the module's were lost (a FAIL, never a PASS)
+    g.shell.check(f"dmesg -c >/dev/null; echo '{mark}' >/dev/kmsg")
+    w = _Watch(spec, mark=mark)
     ticker = Ticker(spec.title, every=2.0)
     try:
         line = insmod_line(spec, g.kos.get(spec.name))
@@ -132,7 +139,19 @@ def run_module(g: Guest, spec: ModuleSpec,
 def _result(w: _Watch, rc: int, out: str, dmesg: str, failure: Failure | None) -> ModuleResult:
     return ModuleResult(spec=w.spec, insmod_rc=rc, insmod_out=out, dmesg=dmesg, stops=w.stops,
                         suites=ktap.parse_ktap(dmesg), gdb_seconds=w.gdb_seconds,
-                        seconds=time.monotonic() - w.t0, failure=failure)
+                        seconds=time.monotonic() - w.t0, failure=failure,
+                        log_lost=log_lost(w.spec.name, w.mark, dmesg))
+
+
+def log_lost(name: str, mark: str, dmesg: str) -> str:
+    """Why the module's kernel log read back is not whole, or "": its opening `mark` must
+    still be there (the ring buffer drops its oldest lines first)."""
+    if not mark or not dmesg.strip() or mark in dmesg:
+        return ""
+    return (f"the kernel's ring buffer overflowed while {name} ran: its first lines, the "
+            f"harness's start mark among them, were overwritten before they were read "
+            f"(only the last {len(dmesg.encode())} bytes are left; raise log_buf_len with "
+            f"--append, or print less)")
 
 
 def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,

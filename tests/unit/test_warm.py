@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import tempfile
 import threading
 from pathlib import Path
@@ -261,10 +262,11 @@ def test_a_live_server_is_found(tmp_path):
     code = "import time; time.sleep(60)"
     p = subprocess.Popen([sys.executable, "-c", code, "harness.frontends.warm_server"])
     try:
-        for _ in range(100):
+        for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start:
+            if words and start and "harness.frontends.warm_server" in " ".join(words):
                 break
+            time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
         assert [r.pid for r in warm_record.live_records(tmp_path)] == [p.pid]
         _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))
@@ -329,10 +331,11 @@ def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
                           "harness.frontends.warm_server"])
     try:
-        for _ in range(100):
+        for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start:
+            if words and start and "harness.frontends.warm_server" in " ".join(words):
                 break
+            time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
         _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))  # stale
         (tmp_path / "run-20260101-000000-0").mkdir()
