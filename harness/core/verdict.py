@@ -67,6 +67,11 @@ class Verdict:
         return [r for r in self.reasons if r.case == case]
 
 
+def case_key(case: ktap.Case) -> str:
+    """A case's name in reasons and test ids: its KTAP name, `#N` for one never reported."""
+    return case.name or f"#{case.number}"
+
+
 def case_of(label: str, names: list[str]) -> str:
     """The case a checkpoint label belongs to: the case named by the label's part before
     ':' (the modules' convention, `CASE: what`), else the longest case name the label
@@ -103,26 +108,27 @@ def stop_reasons(module: str, stop: Stop, case: str) -> list[Reason]:
                        f"{stop.error}", case, label)]
     out = []
     for c in stop.checks:
-        out += [Reason("pte", module, f"checkpoint {label}: {c.label} at {c.va:#x}: {m}",
+        what = label if c.label == label else f"{label}: {c.label}"
+        out += [Reason("pte", module, f"checkpoint {what} at {c.va:#x}: {m}",
                        case, label, field_of(m)) for m in c.mismatches]
     return out
 
 
 def _judge_case(module: str, case: ktap.Case, stop_why: list[Reason]) -> tuple[ktap.Case,
                                                                               list[Reason]]:
-    name = case.name or f"#{case.number} (never reported)"
-    why = [Reason("subtest", module, f"KTAP case {name}: subtest {s}", case.name)
+    name, key = case.name or f"#{case.number} (never reported)", case_key(case)
+    why = [Reason("subtest", module, f"KTAP case {name}: subtest {s}", key)
            for s in failed_subtests(case)]
     status = case.status
     if status not in PASSING:
-        why.insert(0, Reason("case", module, f"KTAP case {name}: {status}", case.name))
+        why.insert(0, Reason("case", module, f"KTAP case {name}: {status}", key))
     elif stop_why or why:
         claimed = status
         status = "FAIL"
         if stop_why:
             why.insert(0, Reason("case", module, f"KTAP case {name}: reported {claimed}, but "
                                  f"the harness failed its checkpoint "
-                                 f"'{stop_why[0].checkpoint}'", case.name))
+                                 f"'{stop_why[0].checkpoint}'", key))
     if status == case.status:
         return case, why + stop_why
     notes = [f"harness: {r.text}" for r in why + stop_why]

@@ -16,6 +16,7 @@ import pytest
 
 from ..core.ktap import Case
 from ..core.results import ModuleResult
+from ..core.verdict import case_key
 
 # the attribute that marks a case's report and holds its nodeid (it survives xdist's
 # report serialisation)
@@ -27,11 +28,11 @@ Outcome = Literal["passed", "failed", "skipped"]
 def case_failure_text(result: ModuleResult, case: Case) -> str:
     """A failing case's message: its status, the module's failure, its KTAP diagnostics
     and the verdict's reasons for it (every mismatching PTE field of its checkpoints)."""
-    lines = [f"KTAP case {case.name}: {case.status}"]
+    lines = [f"KTAP case {case_key(case)}: {case.status}"]
     if result.failure is not None:
         lines.append(f"  module: {result.failure.line}")
     lines += [f"  # {d.lstrip('# ')}" for d in case.diagnostics if not d.startswith("harness: ")]
-    lines += [f"  {r.text}" for r in result.verdict().case_reasons(case.name)
+    lines += [f"  {r.text}" for r in result.verdict().case_reasons(case_key(case))
               if r.kind != "case" or "reported" in r.text]
     return "\n".join(lines)
 
@@ -53,7 +54,7 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
                  case: Case) -> list[pytest.TestReport]:
     """setup, call and teardown reports of one case, as if it were an item beside `parent`
     (the module's item)."""
-    name = case.name or f"#{case.number}"  # a case that never reported has no name
+    name = case_key(case)  # a case that never reported has no name: #N
     nodeid = f"{parent.parent.nodeid}::{name}" if parent.parent else name
     path = parent.location[0]
     domain = f"{parent.parent.name}::{name}" if parent.parent else name
