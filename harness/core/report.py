@@ -189,6 +189,7 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
         "layout": result.layout.to_json() if result.layout else None,
         "modules": [{
             "name": m.name, "params": m.params, "passed": m.passed, "reasons": m.reasons(),
+            "why": [r.to_json() for r in m.verdict().reasons],   # the reasons as data
             "reproduce": shlex.join(["highmem", "run", "--module", m.name]
                                     + (["--param", f"{m.name}:{m.params}"] if m.params else [])),
             "status": _verdict(m), "failure": _failure_json(m.failure),
