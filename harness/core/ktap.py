@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 STATUSES = ("PASS", "FAIL", "SKIP", "XFAIL", "CRASHED")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PREFIX = re.compile(r"^(?:<\d{1,3}>)?((?:\[\s*\d+\.\d+\])?(?:\[\s*[CT]\d+\])?)")
 _VERSION = re.compile(r"^K?TAP version \d+$")
 _PLAN = re.compile(r"^1\.\.(\d+)\b")
@@ -95,9 +96,17 @@ class _Block:
         return max((c.number for c, _ in self.entries), default=0) + 1
 
 
+def visible(text: str) -> str:
+    """Control characters (C0 but tab, DEL) as ``\\xNN`` text: a name or message a module
+    printed reads the same in the terminal, report.json and JUnit, and cannot drive the
+    user's terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
 def strip_prefix(line: str) -> str:
-    """Remove ``\\r``, ANSI escapes, ``<N>`` levels and ``[ time]``/caller prefixes."""
-    line = _ANSI.sub("", line.rstrip("\r\n")).rstrip()
+    """Remove ``\\r``, ANSI escapes, ``<N>`` levels and ``[ time]``/caller prefixes; other
+    control characters made visible (``visible``)."""
+    line = visible(_ANSI.sub("", line.rstrip("\r\n")).rstrip())
     m = _PREFIX.match(line)
     assert m is not None  # every part of the pattern is optional
     rest = line[m.end():]

@@ -53,8 +53,7 @@ def from_junit(junit: Path) -> Table:
                        for e in tc if e.tag in ("failure", "error"))
         fields |= set(FIELD.findall(text))
         if tc.get("name") != "kernel_log":
-            cases = [*cases, (re.sub(r"[\x00-\x1f]|#x[0-9a-f]{2}", "", tc.get("name", "")),
-                              outcome)]
+            cases = [*cases, (tc.get("name", ""), outcome)]
         out[title] = ("FAIL" if failed else verdict, cases, fields)
     return {t: (v, sorted(c), sorted(f)) for t, (v, c, f) in out.items()}
 

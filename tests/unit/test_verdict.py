@@ -100,3 +100,8 @@ def test_case_of_and_field_of() -> None:
     assert case_of("other: mapped", names) == ""
     assert field_of("PFN: expected 0x1, got 0x2") == "PFN"
     assert field_of("walk stopped at the PMD: not present") == ""
+
+
+def test_control_characters_in_a_case_name_are_made_visible() -> None:
+    m = _result("KTAP version 1\n1..1\nnot ok 1 li\x01\x1b[31mar\x03\n")
+    assert [c.name for c in m.cases] == ["li\\x01ar\\x03"]

@@ -23,6 +23,7 @@
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/preempt.h>
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <asm/pgtable.h>
@@ -63,6 +64,12 @@ static void case_pte(struct page *page)
 	void *va;
 	u32 v;
 
+	/*
+	 * No preemption while the PTE is wrong: a task switched out and in gets its
+	 * kmap_local PTEs written back from kmap_ctrl (__kmap_local_sched_in), which
+	 * would undo the corruption before the harness looks.
+	 */
+	preempt_disable();
 	va = kmap_local_page(page);
 	ptep = lookup_address((unsigned long)va, &level);
 	orig = *ptep;
@@ -76,6 +83,7 @@ static void case_pte(struct page *page)
 	hm_expect_unmapped("liar: unmapped", va);
 	if (is("leak"))
 		pte_clear(&init_mm, (unsigned long)va, ptep);
+	preempt_enable();
 	/* ignores the harness's verdict, or (invert) turns it round */
 	if (is("invert"))
 		pr_info("%s 1 liar\n", v == HM_VERDICT_FAIL ? "ok" : "not ok");
