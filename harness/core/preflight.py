@@ -6,11 +6,12 @@ to do. The host's checks (tools on PATH, writable directories) are harness/stage
 import difflib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import HarnessError
-from .options import DEFAULTS
+from .options import ACCELS, DEFAULTS, RunOptions, default_text, knobs, parse_text, yes_no
 from .repo import MODULES_DIR
 from .suite import ModuleSpec
 
@@ -122,3 +123,40 @@ def check_modules(names: Sequence[str], specs: Sequence[ModuleSpec], dirs: dict[
     raise UsageError(f"unknown --module {listed}: not an entry of {suite_file.name}, and no "
                      f"such .c file in {modules_dir.name}/{where}",
                      f"{hint}use one of: {', '.join(known)}")
+
+
+def checked_options(opts: RunOptions, prefix: str = "--") -> RunOptions:
+    """The run knobs' checks, the same for every way in (`highmem` and its subcommands,
+    the pytest plugin, a matrix cell, the warm client): --memory rewritten to the one form
+    QEMU and meminfo both read ("8G", "5632M"), --smp and --timeout in range, --accel one of
+    ACCELS. `prefix`: how the caller's options are spelled (`--highmem-` under pytest)."""
+    try:
+        opts.memory = format_memory(check_memory(opts.memory))
+        check_smp_value(opts.smp)
+        check_timeout(opts.timeout)
+    except UsageError as e:
+        raise UsageError(e.what.replace("--", prefix, 1), e.fix.replace("--", prefix)) from None
+    if opts.accel not in ACCELS:
+        raise UsageError(f"{prefix}accel {opts.accel!r} is not one of {', '.join(ACCELS)}",
+                         f"give {prefix}accel auto (KVM if it works, else TCG)")
+    return opts
+
+
+def options_from_texts(texts: Mapping[str, str], prefix: str) -> RunOptions:
+    """RunOptions from option texts by knob name (pytest's --highmem-NAME or ini values; a
+    name not given keeps its default), checked as checked_options() does; a text that does
+    not parse is a UsageError naming the option, never a ValueError."""
+    values: dict[str, Any] = {}
+    for f, k in knobs():
+        if k.name not in texts:
+            continue
+        try:
+            values[f.name] = parse_text(f, k, texts[k.name])
+        except ValueError:
+            switch = k.parse is yes_no
+            example = ("yes" if getattr(DEFAULTS, f.name) else "no") if switch else \
+                default_text(f) or "..."
+            raise UsageError(f"{prefix}{k.name} {texts[k.name]!r} is not "
+                             f"{'yes or no' if switch else 'a valid value'}",
+                             f"give {prefix}{k.name}={example} ({k.help})") from None
+    return checked_options(RunOptions(**values), prefix)

@@ -29,6 +29,7 @@ each cell with its own kernel (prepared at collection), guest and run directory;
 guest is stopped when the items of another cell start (no warm guest for matrix cells).
 """
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import replace
@@ -39,7 +40,8 @@ import pytest
 
 from ..core.errors import HarnessError
 from ..core.matrix import Cell, cells
-from ..core.options import RunOptions, default_text, knobs, parse_text
+from ..core.options import RunOptions, default_text, knobs
+from ..core.preflight import options_from_texts
 from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
 from ..core.suitefile import load_suite
@@ -72,8 +74,9 @@ def _opt(config: pytest.Config, name: str) -> str:
 
 
 def run_options(config: pytest.Config) -> RunOptions:
-    """RunOptions from the --highmem-* options and highmem_* ini keys (defaults: RunOptions')."""
-    return RunOptions(**{f.name: parse_text(f, k, _opt(config, k.name)) for f, k in knobs()})
+    """RunOptions from the --highmem-* options and highmem_* ini keys (defaults: RunOptions'),
+    parsed and checked as `highmem` checks its own (core/preflight.py)."""
+    return options_from_texts({k.name: _opt(config, k.name) for _, k in knobs()}, "--highmem-")
 
 
 class HighmemState:
@@ -153,6 +156,11 @@ _STATE = pytest.StashKey[HighmemState]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    try:  # a bad --highmem-* value: one error: and one fix: line, exit 2, as `highmem` says
+        run_options(config)
+    except HarnessError as e:
+        sys.stderr.write(f"{e}\n")
+        pytest.exit("highmem: usage error (above)", returncode=2)
     config.stash[_STATE] = HighmemState(config)
     if xdist_worker(config) is None:  # the process that shows the results
         config.pluginmanager.register(CaseReports(), "highmem-case-reports")

@@ -192,3 +192,31 @@ def test_available_modules_order(tmp_path):
     (tmp_path / "a.c").write_text("")
     (tmp_path / "hm_checkpoint.c").write_text("")
     assert preflight.available_modules(specs("b", "z"), {}, tmp_path) == ["b", "z", "a"]
+
+
+def test_pytest_options_are_checked_as_highmem_checks_its_own():
+    from harness.core.preflight import UsageError, options_from_texts
+    assert options_from_texts({"memory": "4194304K"}, "--highmem-").memory == "4G"
+    assert options_from_texts({"memory": "5.5G", "smp": "3"}, "--highmem-").memory == "5632M"
+    for texts, said in [({"memory": "1G"}, "--highmem-memory 1G is less than 4 GiB"),
+                        ({"smp": "abc"}, "--highmem-smp 'abc' is not a valid value"),
+                        ({"smp": "0"}, "--highmem-smp 0 is not a number of CPUs"),
+                        ({"timeout": "-1"}, "--highmem-timeout -1 is not a positive"),
+                        ({"accel": "xx"}, "--highmem-accel 'xx' is not one of"),
+                        ({"reset": "maybe"}, "--highmem-reset 'maybe' is not yes or no")]:
+        with pytest.raises(UsageError) as e:
+            options_from_texts(texts, "--highmem-")
+        assert e.value.what.startswith(said), e.value.what
+        assert e.value.fix.startswith("give")
+
+
+def test_a_bad_pytest_option_is_exit_2_with_error_and_fix(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "test_a.py").write_text("def test_x():\n    pass\n")
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--highmem-memory=1G", "test_a.py"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: --highmem-memory 1G") and "\nfix: " in p.stderr
+    assert "Traceback" not in p.stderr + p.stdout
