@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 STATUSES = ("PASS", "FAIL", "SKIP", "XFAIL", "CRASHED")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_STAMP = re.compile(r"^(?:<\d{1,3}>)?\[\s*(\d+\.\d+)\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PREFIX = re.compile(r"^(?:<\d{1,3}>)?((?:\[\s*\d+\.\d+\])?(?:\[\s*[CT]\d+\])?)")
 _VERSION = re.compile(r"^K?TAP version \d+$")
@@ -49,6 +50,8 @@ class Case:
     directive: str = ""
     diagnostics: list[str] = field(default_factory=list)
     subtests: list[Case] = field(default_factory=list)
+    seconds: float = 0.0    # from the previous result of its plan (or the plan's start) to
+                            # this one, by the printk timestamps; 0 without timestamps
 
 
 @dataclass
@@ -77,6 +80,7 @@ class _Block:
     pending: list[str] = field(default_factory=list)
     child: "_Block | None" = None
     crashed: bool = False
+    last: float | None = None   # printk time of the block's start, then of its last result
 
     def unstarted(self) -> bool:
         return self.plan is None and not self.entries and self.child is None
@@ -126,6 +130,7 @@ class _Parser:
     def __init__(self) -> None:
         self.stack: list[_Block] = []
         self.docs: list[_Block] = []
+        self.now: float | None = None   # the printk time of the line being read
 
     def _orphan_child(self, blk: _Block) -> None:
         if blk.child is not None:  # a nested plan whose result line never came
@@ -152,6 +157,9 @@ class _Parser:
         return self.docs
 
     def feed(self, raw: str) -> None:
+        stamp = _STAMP.match(raw)
+        if stamp:
+            self.now = float(stamp.group(1))
         text = strip_prefix(raw)
         body = text.lstrip(" \t")
         indent = len(text) - len(body)
@@ -170,7 +178,7 @@ class _Parser:
         if not self.stack:
             if kind == "diag" and not _SUBTEST.match(body):
                 return  # stray comment outside any KTAP output
-            self.stack.append(_Block(indent))
+            self.stack.append(_Block(indent, last=self.now))
         while len(self.stack) > 1 and self.stack[-1].indent > indent:
             self.close_top()
         top = self.stack[-1]
@@ -179,7 +187,7 @@ class _Parser:
                 self.close_top()
                 return self.feed(text)
             old = self.stack.pop()
-            self.stack.append(_Block(indent))
+            self.stack.append(_Block(indent, last=self.now))
             self.stack.append(old)
             self.close_top()
             top = self.stack[-1]
@@ -188,7 +196,7 @@ class _Parser:
                 top.pending.append(body)
                 return
             self._orphan_child(top)
-            top = _Block(indent)
+            top = _Block(indent, last=self.now)
             self.stack.append(top)
         self._line(top, kind, body)
 
@@ -212,6 +220,9 @@ class _Parser:
             directive = m.group(4) or ""
             case = Case(m.group(3), int(m.group(2)), _status(m.group(1), directive),
                         directive, top.pending)
+            if self.now is not None and top.last is not None:
+                case.seconds = round(max(0.0, self.now - top.last), 6)
+            top.last = self.now
             top.pending = []
             child, top.child = top.child, None
             top.entries.append((case, child))

@@ -74,18 +74,23 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
                rep: str | tuple[str, int, str] | None, **extra: object) -> pytest.TestReport:
         return pytest.TestReport(nodeid, (path, 0, domain), keywords, out, rep, when,
                                  user_properties=props, **{CASE_MARK: nodeid}, **extra)
+    call_extra["duration"] = case.seconds  # its time in the kernel (printk timestamps)
     return [report("setup", "passed", None), report("call", outcome, longrepr, **call_extra),
             report("teardown", "passed", None)]
 
 
-def log_cases(parent: pytest.Item, result: ModuleResult, in_worker: bool) -> None:
-    """Report every KTAP case of `result` (logstart, setup/call/teardown, logfinish).
+def log_cases(parent: pytest.Item, result: ModuleResult, in_worker: bool,
+              skip: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Report every KTAP case of `result` but those in `skip` (collected as items of their
+    own): logstart, setup/call/teardown, logfinish.
 
     In a pytest-xdist worker, a report must carry the nodeid of the item being run (xdist
     sends nothing else to its controller), so there the cases' reports go out under the
     module item's nodeid and CaseReports, in the controller, gives them back their own."""
     hook = parent.ihook
     for case in result.cases:
+        if case_key(case) in skip:
+            continue
         reps = case_reports(parent, result, case)
         nodeid, location = reps[0].nodeid, reps[0].location
         hook.pytest_runtest_logstart(nodeid=nodeid, location=location)

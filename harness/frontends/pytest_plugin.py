@@ -30,6 +30,7 @@ guest is stopped when the items of another cell start (no warm guest for matrix 
 """
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import replace
@@ -50,7 +51,8 @@ from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
 from . import warm_client
-from .pytest_cases import CaseReports, log_cases
+from ..core.verdict import case_key
+from .pytest_cases import CaseReports, case_verdict, log_cases
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -90,6 +92,7 @@ class HighmemState:
         self.warm: Any = None   # the warm guest's record, False when there is none
         self.cell: Cell | None = None          # the matrix cell self.lab is for
         self.cell_labs: dict[str, Lab] = {}    # each matrix cell's Lab, by cell id
+        self.cases_seen: dict[str, list[str]] = {}  # module nodeid -> its KTAP cases
 
     def _switch_cell(self, cell: Cell | None) -> None:
         """Make `cell`'s Lab the current one; the previous cell's guest is stopped (its Lab
@@ -200,7 +203,8 @@ class CollectionErrorExit:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    named = any(Path(str(a)).resolve() == file_path.resolve() for a in parent.config.args)
+    named = any(Path(str(a).split("::")[0]).resolve() == file_path.resolve()
+                for a in parent.config.args)  # a nodeid names its file too
     if not (file_path.name.startswith("test") or named):
         return None
     return SuiteFile.from_parent(parent, path=file_path)
@@ -297,23 +301,12 @@ class BootItem(pytest.Item):
 
 
 class ModuleCollector(pytest.Collector):
-    """One module entry of the suite: its `kernel_log` item (its KTAP cases are reported
-    when that item runs)."""
-
-    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
-                 **kw: Any) -> None:
-        super().__init__(**kw)
-        self.spec, self.dirs, self.cell = spec, dirs, cell
-
-    def collect(self) -> Iterator[pytest.Item]:
-        yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs,
-                                     cell=self.cell)
-
-
-class ModuleItem(pytest.Item):
-    """The module run as a whole: insmod, expected and unexpected kernel messages, PTE
-    checkpoints outside any case. run_module() runs it in the guest (the protocol hook below
-    calls it, then reports the module's KTAP cases before this item)."""
+    """One module entry of the suite: an item per KTAP case it reported last time (pytest's
+    cache, `highmem/cases/<nodeid>`), so `-k CASE`, a case's nodeid, `--lf` and `--ff` select
+    cases; then its `kernel_log` item (what no case carries: a crash, a lost log, a
+    checkpoint no case claims). The module runs once, before the first of its items that
+    runs; a case it reports that was not collected (new, or no cache) is reported as a test
+    of its own all the same (pytest_cases.py)."""
 
     def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
                  **kw: Any) -> None:
@@ -321,8 +314,16 @@ class ModuleItem(pytest.Item):
         self.spec, self.dirs, self.cell = spec, dirs, cell
         self.result: ModuleResult | None = None
         self.error = ""
+        self.ran = False
+
+    def collect(self) -> Iterator[pytest.Item]:
+        for name in known_cases(self.config, self.nodeid):
+            yield CaseItem.from_parent(self, name=name)
+        yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs,
+                                     cell=self.cell)
 
     def run_module(self) -> None:
+        self.ran = True
         state = _state(self.config)
         t = state.timeout()
         spec = self.spec if t is None else replace(self.spec, timeout=t)
@@ -335,19 +336,46 @@ class ModuleItem(pytest.Item):
                 self.result = state.get_lab(self.dirs, self.cell).run_spec(spec)
         except HarnessError as e:  # the Lab could not be made: no module runs
             self.error = str(e)
+        if self.result is not None:
+            state.cases_seen[self.nodeid] = list(dict.fromkeys(
+                case_key(c) for c in self.result.cases))
+
+    def unlisted_cases(self) -> set[str] | None:
+        """The cases to report as tests beyond the collected items: those not collected
+        (new, or no cache) when the module entry runs as a whole (its kernel_log item is
+        selected); None for every case when it is not (-k CASE, a case's nodeid)."""
+        if not any(isinstance(i, ModuleItem) and i.parent is self for i in self.session.items):
+            return None
+        return set(known_cases(self.config, self.nodeid))
+
+
+CASES_KEY = "highmem/cases/"
+
+
+def known_cases(config: pytest.Config, nodeid: str) -> list[str]:
+    """The KTAP cases the module of `nodeid` reported when it last ran (pytest's cache)."""
+    cache = getattr(config, "cache", None)
+    names = cache.get(CASES_KEY + nodeid, []) if cache is not None else []
+    return [n for n in names if isinstance(n, str) and n]
+
+
+class _ModulePart(pytest.Item):
+    """An item of a module entry (a case, or its kernel log): the module's result."""
+
+    @property
+    def module(self) -> ModuleCollector:
+        assert isinstance(self.parent, ModuleCollector)
+        return self.parent
 
     def setup(self) -> None:
-        if self.result is not None and self.result.artifacts is not None:
-            self.user_properties.append(("artifacts", str(self.result.artifacts)))
+        r = self.module.result
+        if r is not None and r.artifacts is not None:
+            self.user_properties.append(("artifacts", str(r.artifacts)))
 
-    def runtest(self) -> None:
-        if self.result is None:
-            raise CaseFailure(self.error or "the module did not run")
-        # the module's own reasons: what no KTAP case carries (a case's reasons fail it)
-        why = [r.text for r in self.result.verdict().module_reasons()]
-        if why:
-            where = (f"\nartifacts: {self.result.artifacts}" if self.result.artifacts else "")
-            raise CaseFailure("\n".join(why) + where)
+    def ran(self) -> ModuleResult:
+        if self.module.result is None:
+            raise CaseFailure(self.module.error or "the module did not run")
+        return self.module.result
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailure):
@@ -358,22 +386,96 @@ class ModuleItem(pytest.Item):
         return self.path, 0, f"{self.parent.name}::{self.name}" if self.parent else self.name
 
 
+class CaseItem(_ModulePart):
+    """One KTAP case of the module, as the core judged it (core/verdict.py)."""
+
+    def runtest(self) -> None:
+        result = self.ran()
+        mine = [c for c in result.cases if case_key(c) == self.name]
+        if not mine:
+            why = f"; {result.failure.line}" if result.failure else ""
+            raise CaseFailure(f"KTAP case {self.name}: not reported in this run (it was in "
+                              f"the last one){why}")
+        verdicts = [case_verdict(result, c) for c in mine]
+        outcome, text, xfail = next((v for v in verdicts if v[0] == "failed"), verdicts[0])
+        if outcome == "failed":
+            raise CaseFailure(text)
+        if xfail:
+            pytest.xfail(text)
+        if outcome == "skipped":
+            pytest.skip(text)
+
+
+class ModuleItem(_ModulePart):
+    """The module run as a whole: insmod, expected and unexpected kernel messages, PTE
+    checkpoints outside any case, a lost kernel log (the verdict's module-level reasons)."""
+
+    def __init__(self, *, spec: ModuleSpec, dirs: dict[str, Path], cell: Cell | None = None,
+                 **kw: Any) -> None:
+        super().__init__(**kw)
+        self.spec, self.dirs, self.cell = spec, dirs, cell
+
+    @property
+    def result(self) -> ModuleResult | None:
+        return self.module.result
+
+    def runtest(self) -> None:
+        result = self.ran()
+        # the module's own reasons: what no KTAP case carries (a case's reasons fail it)
+        why = [r.text for r in result.verdict().module_reasons()]
+        if why:
+            where = f"\nartifacts: {result.artifacts}" if result.artifacts else ""
+            raise CaseFailure("\n".join(why) + where)
+
+
 class CaseFailure(Exception):
     """A kernel-side failure: its message is the report, no Python traceback."""
 
 
+_RUN_SECONDS = pytest.StashKey[float]()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """A module's item: run the module (its progress captured into the item's report, as
-    the item's setup output is), then report its KTAP cases; pytest's own protocol then
-    runs the item itself (the kernel log's verdict)."""
-    if not isinstance(item, ModuleItem):
+    """The first item of a module entry to run runs the module (its progress captured into
+    the item's report, as its setup output is; the time it took counted in the item's
+    call), then reports the cases the module printed that are not items of their own;
+    pytest's own protocol then runs the item."""
+    if not isinstance(item, _ModulePart) or item.module.ran:
         return
     capture = item.config.pluginmanager.get_plugin("capturemanager")
+    t0 = time.monotonic()
     with capture.item_capture("setup", item) if capture is not None else nullcontext():
-        item.run_module()
-    if item.result is not None:
-        log_cases(item, item.result, in_worker=xdist_worker(item.config) is not None)
+        item.module.run_module()
+    item.stash[_RUN_SECONDS] = time.monotonic() - t0
+    result = item.module.result
+    known = item.module.unlisted_cases()
+    if result is not None and known is not None:
+        log_cases(item, result, in_worker=xdist_worker(item.config) is not None, skip=known)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Real durations (--durations, JUnit): the module's run in the setup of the item that
+    ran it, a case's own time in the kernel (its printk timestamps) in its call."""
+    outcome = yield
+    if call.when == "setup" and _RUN_SECONDS in item.stash:
+        outcome.get_result().duration += item.stash[_RUN_SECONDS]
+    if call.when == "call" and isinstance(item, CaseItem) and item.module.result is not None:
+        outcome.get_result().duration += sum(c.seconds for c in item.module.result.cases
+                                             if case_key(c) == item.name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The cases each module reported, kept in pytest's cache for the next collection
+    (written at the end: a pytest-xdist worker still collecting must see what the others
+    saw)."""
+    cache = getattr(session.config, "cache", None)
+    state = session.config.stash.get(_STATE, None)
+    if cache is None or state is None:
+        return
+    for nodeid, names in state.cases_seen.items():
+        cache.set(CASES_KEY + nodeid, names)
 
 
 # -- fixtures for Python tests ---------------------------------------------------------------

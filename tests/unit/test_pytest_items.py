@@ -151,3 +151,44 @@ def test_case_reports_survive_xdist_serialisation():
     assert getattr(back, CASE_MARK) == "suite.yaml::m::kmap_x"
     assert getattr(back, "wasxfail") == "known bug"
     assert back.outcome == "skipped"
+
+
+def _pytest_cached(tmp: Path, *args: str) -> tuple[int, str, str]:
+    """pytest on the suite in `tmp` with pytest's cache on (cases become items)."""
+    tmp.mkdir(exist_ok=True)
+    (tmp / "conftest.py").write_text(CONFTEST)
+    (tmp / "suite.yaml").write_text(SUITE)
+    env = dict(os.environ, PYTHONPATH=str(REPO), HIGHMEM_ARTIFACTS=str(tmp / "art"))
+    where = [] if any(a.startswith("suite.yaml::") for a in args) else ["suite.yaml"]
+    p = subprocess.run([sys.executable, "-m", "pytest", *where, "--rootdir", str(tmp),
+                        *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cases_are_items_once_seen_k_nodeid_lf_and_durations(tmp_path):
+    # first run: the cases are reported and remembered in pytest's cache
+    rc, out, err = _pytest_cached(tmp_path, "-q")
+    assert rc == 1, out + err
+    rc, out, _ = _pytest_cached(tmp_path, "--collect-only", "-q")
+    ids = [x for x in out.splitlines() if x.startswith("suite.yaml::")]
+    assert "suite.yaml::kmap_local_basic::kmap_local_above_4g" in ids, ids
+    assert "suite.yaml::cat_healthy::cat_healthy_kmap_local" in ids, ids
+    # -k CASE runs that case (its module once), nothing else
+    rc, out, err = _pytest_cached(tmp_path, "-q", "-k", "cat_healthy_kmap_local",
+                                  "--junitxml=k.xml")
+    assert rc == 0 and "1 passed" in out, out + err
+    assert list(_outcomes(tmp_path / "k.xml")) == ["suite.yaml.cat_healthy::cat_healthy_kmap_local"]
+    # the nodeid pytest printed reruns just that case
+    rc, out, err = _pytest_cached(tmp_path, "-q",
+                                  "suite.yaml::kmap_local_basic::kmap_local_below_4g")
+    assert rc == 0 and "1 passed" in out, out + err
+    # --lf: only what failed last time (the crash and the hang's items)
+    _pytest_cached(tmp_path, "-q")
+    rc, out, err = _pytest_cached(tmp_path, "-q", "--lf", "--junitxml=lf.xml")
+    got = _outcomes(tmp_path / "lf.xml")
+    assert got and all(v == "failure" for v in got.values()), got
+    assert not any("kmap_local_basic" in k for k in got), got
+    # --durations: the module's run counted in the setup of the item that ran it
+    rc, out, err = _pytest_cached(tmp_path, "-q", "--durations=3", "--durations-min=0",
+                                  "-k", "cat_healthy")
+    assert "slowest 3 durations" in out and " setup " in out, out
