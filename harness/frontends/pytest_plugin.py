@@ -466,6 +466,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                                              if case_key(c) == item.name)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `pytest -n N` (xdist's default `--dist load`) with a suite file named, the
+    items are spread by scope (`SUITE::MODULE`): a module's cases and its kernel_log go to
+    one worker, and the module runs once. Another --dist the user chose is kept."""
+    if getattr(config.option, "dist", "load") != "load" or not any(
+            str(a).split("::")[0].endswith((".yaml", ".yml")) for a in config.args):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+    return LoadScopeScheduling(config, log)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The cases each module reported, kept in pytest's cache for the next collection
     (written at the end: a pytest-xdist worker still collecting must see what the others
