@@ -207,10 +207,10 @@ def _check_evidence(report: dict[str, Any]) -> str | None:
                          if d.strip("# ")]
                 why = case.get("directive") or (notes[-1] if notes else "")
                 return f"{_title(m)}/{case.get('name')}: KTAP FAIL" + (f": {why}" if why else "")
-    for m in modules:
-        for r in m.get("reasons", []):
-            if r.startswith("expected in the kernel log, not found"):
-                return f"{_title(m)}: {r}"
+    for m in modules:  # the verdict's reasons as data (report.json "why")
+        for r in m.get("why", []):
+            if r.get("kind") == "expected-log":
+                return f"{_title(m)}: {r['text']}"
     return None
 
 

@@ -179,8 +179,9 @@ def test_a_failed_ktap_case_is_a_check_with_the_modules_own_words():
 
 
 def test_an_expected_bug_that_did_not_come_is_a_check():
+    text = "expected in the kernel log, not found: kernel BUG at x\\.c:\\d+!"
     m = module("kmap_local_misuse", params="which=overflow", passed=False, status="FAIL",
-               reasons=["expected in the kernel log, not found: kernel BUG at x\\.c:\\d+!"])
+               reasons=[text], why=[{"kind": "expected-log", "text": text}])
     verdict, evidence, _ = mu.classify(report(m))
     assert verdict == mu.CHECK
     assert evidence.startswith("kmap_local_misuse which=overflow: expected in the kernel log")
