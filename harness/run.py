@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,25 +83,47 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     if shard.count > 1:
         say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
     try:
-        for spec in suite:
+        run_modules(lab, suite, result)
+    finally:
+        lab.close()
+        result.boots = lab.boots
+        write_reports(result, extra)
+    return result
+
+
+def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
+                before: Callable[[int, int], None] | None = None) -> RunResult:
+    """The run loop, the one every way in uses (`highmem run`, matrix, mutate, bisect, the
+    warm guest): each module of `suite` on the prepared Lab, in order, its result into
+    `result`; Ctrl-C or SIGTERM stops and marks the rest NOT RUN. `before(i, n)`: called
+    before module i of n (the warm guest drops no guest after its last module)."""
+    try:
+        for i, spec in enumerate(suite):
+            if before is not None:
+                before(i, len(suite))
             result.modules.append(lab.run_spec(spec))
             result.meminfo, result.layout = lab.meminfo, lab.layout
     except KeyboardInterrupt as e:
         result.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         say("interrupted: stopping QEMU and gdb; the report lists what did not run")
     finally:
-        lab.close()
-        result.boots = lab.boots
         for spec in suite[len(result.modules):]:
             result.modules.append(not_run(spec, "the run was interrupted before this module"))
-        report.write_json(run_dir / "report.json", result, extra)
     return result
 
 
-def print_report(result: RunResult) -> str:
-    """The report on stdout and in report.txt."""
+def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
+    """report.json and report.txt of `result` in its run directory (their one writer);
+    the report's text."""
+    report.write_json(result.run_dir / "report.json", result, extra)
     text = report.format_report(result)
     (result.run_dir / "report.txt").write_text(text + "\n")
+    return text
+
+
+def print_report(result: RunResult) -> str:
+    """The report on stdout (run() wrote it to report.txt)."""
+    text = report.format_report(result)
     print(text, flush=True)
     return text
 

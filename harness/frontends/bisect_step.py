@@ -22,7 +22,6 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from ..core import bisect as bi
-from ..core import report
 from ..core.errors import BuildError, ConfigError, HarnessError, SourceError, Terminated
 from ..core.repo import REPO
 from ..operations import StageOperations
@@ -105,7 +104,6 @@ def _test_commit(tree: Path, args: list[str], run_dir: Path,
             return bi.SKIP, bi.Evidence(f"not a usable kernel tree: {e.what}")
         except HarnessError as e:
             return bi.ABORT, bi.Evidence(f"{e.what} ({e.fix})")
-        (run_dir / "report.txt").write_text(report.format_report(result) + "\n")
     if result.interrupted:
         raise Terminated() if result.interrupted == "SIGTERM" else KeyboardInterrupt()
     return bi.step_verdict(report_with_diagnostics(result), no_boot)

@@ -16,7 +16,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..core import report
 from ..core.errors import HarnessError, Terminated
 from ..core.matrix import Cell, Matrix, load_matrix, missing_sources
 from ..core.matrix_report import CellOutcome, format_matrix, matrix_json
@@ -78,7 +77,6 @@ def run_cell(m: Matrix, cell: Cell, base: RunOptions, matrix_dir: Path) -> CellO
         result = run(opts, suite, run_dir, StageOperations())
     except HarnessError as e:
         return CellOutcome(cell, None, e.what, time.monotonic() - t0)
-    (run_dir / "report.txt").write_text(report.format_report(result) + "\n")
     out = CellOutcome(cell, result, "", time.monotonic() - t0)
     if result.interrupted:
         out.error = f"interrupted ({result.interrupted})"

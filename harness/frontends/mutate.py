@@ -74,7 +74,6 @@ def run_mutant(kc: KernelCopy, mutant: mu.Mutant, opts: RunOptions,
         except HarnessError as e:
             return mu.Outcome(mutant, mu.ERROR, e.what, f"{e.what} ({e.fix})",
                               seconds=time.monotonic() - t0, run_dir=run_dir)
-        (run_dir / "report.txt").write_text(report.format_report(result) + "\n")
         if result.interrupted:
             raise Terminated() if result.interrupted == "SIGTERM" else KeyboardInterrupt()
         verdict, evidence, detail = mu.classify(report_with_diagnostics(result))

@@ -49,6 +49,7 @@ from ..core.phases import Phases
 from ..core.repo import MODULES_DIR
 from ..core.results import ModuleResult, RunResult, exit_status
 from ..core.suite import ModuleSpec, refuse_own_names
+from ..run import run_modules, write_reports
 from ..core.warm import (
     KEEP_PREFIX,
     SOCKET_NAME,
@@ -280,18 +281,22 @@ class WarmServer:
             self._apply(build.result())
         result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=lab.phases)
         reset = lab.opts.reset
-        for i, spec in enumerate(specs):
+
+        def before(i: int, n: int) -> None:
             # the last module's guest is dropped after the answer (_prewarm), not before
-            lab.opts.reset = reset and i < len(specs) - 1
-            result.modules.append(lab.run_spec(spec))
-            result.meminfo, result.layout = lab.meminfo, lab.layout
-        lab.opts.reset = reset
+            lab.opts.reset = reset and i < n - 1
+        try:
+            run_modules(lab, tuple(specs), result, before)
+        finally:
+            lab.opts.reset = reset
         self.used = lab.resets  # (no snapshot: one kernel for all modules, as in a run)
         result.boots = lab.boots
-        text = report.format_report(result)
         if req["run_dir"]:
-            report.write_json(run_dir / "report.json", result)
-            (run_dir / "report.txt").write_text(text + "\n")
+            text = write_reports(result)
+        else:
+            text = report.format_report(result)
+        if result.interrupted:  # the server is being stopped: no answer, as before
+            raise Terminated() if result.interrupted == "SIGTERM" else KeyboardInterrupt()
         resp = {"ok": True, "report": text, "exit": exit_status(result),
                 "report_json": json.loads(report.report_json(result)),
                 "warm_run_dir": str(self.run_dir)}
