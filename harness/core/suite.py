@@ -133,6 +133,19 @@ def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, st
     return tuple(out)
 
 
+def parse_params(items: list[str], option: str = "--param") -> dict[str, str]:
+    """`--param MODULE:key=value` (repeatable) -> {module: "key=value key2=value2"}; the
+    same for `highmem run --param` and pytest's `--highmem-param`."""
+    out: dict[str, str] = {}
+    for item in items:
+        mod, sep, kv = item.partition(":")
+        if not mod or not sep or "=" not in kv:
+            raise SelectionError(f"{option} {item!r} is not MODULE:key=value",
+                                 f"write e.g. {option} kmap_local_basic:mutate=pfn")
+        out[mod] = (out.get(mod, "") + " " + kv).strip()
+    return out
+
+
 class OwnModuleError(HarnessError):
     """A user's module directory builds a module of the harness's own name."""
 

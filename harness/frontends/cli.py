@@ -33,7 +33,7 @@ from ..core.preflight import (
 from ..core.kcidb import ORIGIN, check_origin
 from ..core.matrix import DEFAULT_MATRIX_FILE
 from ..core.shard import check_not_empty, parse_shard
-from ..core.suite import ModuleSpec, select
+from ..core.suite import ModuleSpec, parse_params, select
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..run import Outputs
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
@@ -87,15 +87,7 @@ def run_options(args: argparse.Namespace, names: tuple[str, ...] | None = None) 
 
 
 def _params(items: list[str]) -> dict[str, str]:
-    """--param MODULE:key=value (repeatable) -> {module: "key=value key2=value2"}."""
-    out: dict[str, str] = {}
-    for item in items:
-        mod, sep, kv = item.partition(":")
-        if not mod or not sep or "=" not in kv:
-            raise HarnessError(f"--param {item!r} is not MODULE:key=value",
-                               "write e.g. --param kmap_local_basic:mutate=pfn")
-        out[mod] = (out.get(mod, "") + " " + kv).strip()
-    return out
+    return parse_params(items)
 
 
 class HarnessParser(argparse.ArgumentParser):

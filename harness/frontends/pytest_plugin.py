@@ -44,7 +44,7 @@ from ..core.matrix import Cell, cells
 from ..core.options import RunOptions, default_text, knobs
 from ..core.preflight import options_from_texts
 from ..core.results import ModuleResult
-from ..core.suite import ModuleSpec
+from ..core.suite import ModuleSpec, parse_params, select
 from ..core.suitefile import load_suite
 from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
@@ -68,6 +68,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         shown = "" if "default" in text else f" (default: {default or '-'})"
         g.addoption(f"--highmem-{name}", default=None, help=text + shown)
         parser.addini(f"highmem_{name}", text, default=default)
+    g.addoption("--highmem-param", action="append", default=[], metavar="MODULE:KEY=VALUE",
+                help="a module parameter for this run, as `highmem run --param` (repeatable; "
+                "replaces the suite entry's parameters)")
 
 
 def _opt(config: pytest.Config, name: str) -> str:
@@ -219,6 +222,10 @@ class SuiteFile(pytest.File):
         matrix = _opt(self.config, "matrix")
         try:
             specs, configs, dirs = load_suite(self.path)
+            params = parse_params(self.config.getoption("--highmem-param") or [],
+                                  "--highmem-param")
+            if params:
+                specs = select(specs, [], params)
             if configs and not _opt(self.config, "config"):
                 self.config.option.highmem_config = ",".join(configs)
             state = _state(self.config)

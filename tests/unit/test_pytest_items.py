@@ -192,3 +192,14 @@ def test_cases_are_items_once_seen_k_nodeid_lf_and_durations(tmp_path):
     rc, out, err = _pytest_cached(tmp_path, "-q", "--durations=3", "--durations-min=0",
                                   "-k", "cat_healthy")
     assert "slowest 3 durations" in out and " setup " in out, out
+
+
+def test_highmem_param_sets_a_modules_parameters_as_highmem_run_does(tmp_path):
+    rc, out, err = _finish(_pytest(tmp_path, "--collect-only", "-q",
+                                   "--highmem-param", "cat_healthy:x=1",
+                                   "--highmem-param", "cat_healthy:y=2"))
+    assert rc == 0, out + err
+    assert "suite.yaml::cat_healthy:x=1,y=2::kernel_log" in out, out
+    rc, out, err = _finish(_pytest(tmp_path / "bad", "--collect-only", "-q",
+                                   "--highmem-param", "nonsense"))
+    assert rc == 2 and "--highmem-param 'nonsense' is not MODULE:key=value" in out + err
