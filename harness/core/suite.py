@@ -2,9 +2,10 @@
 must provoke (an expected BUG or WARN). Pure: verdicts are decided here from results.
 """
 
+import fnmatch
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .errors import HarnessError
 
@@ -33,6 +34,7 @@ class ModuleSpec:
     crashes: bool = False
     timeout: float = MODULE_TIMEOUT_S
     allow_log: tuple[str, ...] = ()  # tolerated, not required: the aftermath of a crash
+    cases: tuple[str, ...] = ()      # globs of the KTAP cases judged (`--case`); (): all
 
     @property
     def title(self) -> str:
@@ -127,9 +129,35 @@ def select(suite: tuple[ModuleSpec, ...], names: list[str], params: dict[str, st
             s = next((d for d in suite if d.name == s.name and d.params == p),
                      ModuleSpec(s.name, p))
         s = ModuleSpec(s.name, s.params, s.expect_log, s.crashes,
-                       s.timeout if timeout is None else timeout, s.allow_log)
+                       s.timeout if timeout is None else timeout, s.allow_log, s.cases)
         if not (merged and s in out):  # a suite may repeat an entry on purpose
             out.append(s)
+    return tuple(out)
+
+
+def select_cases(suite: tuple[ModuleSpec, ...], globs: list[str]) -> tuple[ModuleSpec, ...]:
+    """`highmem run --case MODULE.CASE` (repeatable, fnmatch globs on both parts): only the
+    entries of a module some glob names, each judged on the cases its globs match (a case
+    not matched is left out of the verdict; what no case carries - a crash, a lost log, a
+    checkpoint no case claims - still counts). SelectionError when no entry matches."""
+    if not globs:
+        return suite
+    pairs = []
+    for g in globs:
+        mod, dot, case = g.partition(".")
+        if not mod:
+            raise SelectionError(f"--case {g!r} names no module",
+                                 "write --case MODULE.CASE, e.g. --case 'kmap_suite.kmap_*'")
+        pairs.append((mod, case if dot else "*"))
+    out = []
+    for s in suite:
+        mine = tuple(c for m, c in pairs if fnmatch.fnmatchcase(s.name, m))
+        if mine:
+            out.append(replace(s, cases=mine))
+    if not out:
+        raise SelectionError(f"--case {' '.join(globs)} matches no module of the suite",
+                             "give MODULE.CASE with a module of the suite "
+                             "(highmem run --help; the suite file lists them)")
     return tuple(out)
 
 

@@ -15,6 +15,7 @@ The rules, and why they hold against a module that lies:
   ran) is a FAIL: results that may be missing are never read as a PASS.
 """
 
+import fnmatch
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -140,10 +141,13 @@ def judge(m: ModuleResult) -> Verdict:
     """The verdict of one module run (see the module docstring for the rules)."""
     name = m.spec.title
     raw = m.ktap_cases
+    if m.spec.cases:  # --case: only the cases its globs match are judged
+        raw = [c for c in raw if any(fnmatch.fnmatchcase(case_key(c), g)
+                                     for g in m.spec.cases)]
     if m.failure is not None and m.failure.kind in ("build", "not-run"):
         status = "NO BUILD" if m.failure.kind == "build" else "NOT RUN"
         return Verdict(status, (Reason(m.failure.kind, name, m.failure.line),), tuple(raw))
-    names = [c.name for c in raw]
+    names = [c.name for c in m.ktap_cases]
     by_case: dict[str, list[Reason]] = {}
     for s in m.stops:
         owner = case_of(s.expect.label, names) if s.error is None else ""
@@ -152,14 +156,19 @@ def judge(m: ModuleResult) -> Verdict:
     if m.log_lost:
         why.append(Reason("log-lost", name, f"kernel log lost: {m.log_lost}"))
     if not raw and m.failure is None:
-        why.append(Reason("no-ktap", name, "no KTAP results in the kernel log"))
+        why.append(Reason("no-ktap", name, "no KTAP results in the kernel log" if not
+                          m.spec.cases else f"no KTAP case matches --case "
+                          f"{' '.join(m.spec.cases)} (its cases: "
+                          f"{', '.join(case_key(c) for c in m.ktap_cases) or 'none'})"))
     cases, case_why = [], []
     for c in raw:
         judged, r = _judge_case(name, c, by_case.pop(c.name, []) if c.name else [])
         cases.append(judged)
         case_why += r
     why += case_why
-    why += [r for rs in by_case.values() for r in rs]  # checkpoints no case claims
+    deselected = {case_key(c) for c in m.ktap_cases} - {case_key(c) for c in raw}
+    why += [r for owner, rs in by_case.items() if owner not in deselected
+            for r in rs]  # checkpoints no case claims
     if m.insmod_rc not in (0, -1) and not m.spec.crashes and m.failure is None:
         why.append(Reason("insmod-exit", name,
                           f"insmod exited {m.insmod_rc}: {m.insmod_out[-120:]}"))

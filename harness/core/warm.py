@@ -131,7 +131,8 @@ def spec_from_json(d: dict[str, Any]) -> ModuleSpec:
                       expect_log=tuple(d.get("expect_log", ())),
                       crashes=bool(d.get("crashes", False)),
                       timeout=float(d.get("timeout", ModuleSpec.timeout)),
-                      allow_log=tuple(d.get("allow_log", ())))
+                      allow_log=tuple(d.get("allow_log", ())),
+                      cases=tuple(str(c) for c in d.get("cases", ())))
 
 
 def run_request(specs: tuple[ModuleSpec, ...], module_dirs: dict[str, str], run_dir: str,

@@ -33,7 +33,7 @@ from ..core.preflight import (
 from ..core.kcidb import ORIGIN, check_origin
 from ..core.matrix import DEFAULT_MATRIX_FILE
 from ..core.shard import check_not_empty, parse_shard
-from ..core.suite import ModuleSpec, parse_params, select
+from ..core.suite import ModuleSpec, parse_params, select, select_cases
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..run import Outputs
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
@@ -124,7 +124,8 @@ def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec,
     params = _params(args.param)
     specs, configs, dirs = load_suite(Path(args.suite))
     check_modules(args.module, specs, dirs, Path(args.suite))
-    suite = select(specs, args.module, params, args.timeout)
+    suite = select_cases(select(specs, args.module, params, args.timeout),
+                         getattr(args, "case", []))
     _check_host(RUN_TOOLS)
     opts = run_options(args)
     opts.configs = configs + opts.configs
@@ -282,6 +283,9 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    "modules/ (repeatable; they run in the order given)")
     p.add_argument("--param", action="append", default=[], metavar="MODULE:KEY=VALUE",
                    help="module parameter, e.g. kmap_local_basic:mutate=pfn")
+    p.add_argument("--case", action="append", default=[], metavar="MODULE.CASE",
+                   help="judge only these KTAP cases (fnmatch globs, e.g. "
+                   "'kmap_suite.kmap_*'; repeatable): the modules named run whole")
     add_knobs(p, ("timeout", "append", "reset"))
 
 

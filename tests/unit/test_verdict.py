@@ -105,3 +105,26 @@ def test_case_of_and_field_of() -> None:
 def test_control_characters_in_a_case_name_are_made_visible() -> None:
     m = _result("KTAP version 1\n1..1\nnot ok 1 li\x01\x1b[31mar\x03\n")
     assert [c.name for c in m.cases] == ["li\\x01ar\\x03"]
+
+
+def test_case_globs_judge_only_the_cases_they_match() -> None:
+    from dataclasses import replace as dc_replace
+    m = _result(stops=[_stop("above_4g: mapped", ["PFN: expected 0x23f000, got 0x23f001"])])
+    m.spec = dc_replace(m.spec, cases=("below_*",))
+    assert m.passed and [c.name for c in m.cases] == ["below_4g"]
+    m.spec = dc_replace(m.spec, cases=("above_*",))
+    assert not m.passed
+    m.spec = dc_replace(m.spec, cases=("nothing*",))
+    assert [r.kind for r in m.verdict().reasons] == ["no-ktap"]
+
+
+def test_select_cases_picks_modules_by_the_glob_before_the_dot() -> None:
+    import pytest
+    from harness.core.suite import SelectionError, select_cases
+    suite = (ModuleSpec("kmap_suite"), ModuleSpec("vmap_suite"), ModuleSpec("kmap_suite", "a=1"))
+    got = select_cases(suite, ["kmap_*.kmap_twice", "kmap_suite.x*"])
+    assert [(s.title, s.cases) for s in got] == [("kmap_suite", ("kmap_twice", "x*")),
+                                                  ("kmap_suite a=1", ("kmap_twice", "x*"))]
+    assert select_cases(suite, ["vmap_suite"])[0].cases == ("*",)
+    with pytest.raises(SelectionError):
+        select_cases(suite, ["nope.*"])
