@@ -64,6 +64,11 @@ def params_problem(params: str) -> str | None:
     the shell would, quotes allowed) into KEY=VALUE words, KEY a C identifier, with no
     `;`, `|`, `&`, `<`, `>`, `$` or backquote that the shell would act on.
     """
+    bad = sorted({c for c in params if ord(c) < 0x20 and c not in " \t\n" or ord(c) == 0x7f})
+    if bad:  # the serial console's tty (and QEMU's stdio) acts on them: ^C stops QEMU
+        return (f"{params!r} holds control characters "
+                f"({', '.join(f'0x{ord(c):02x}' for c in bad)}): the guest's console would "
+                "act on them")
     lexer = shlex.shlex(params, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     try:

@@ -220,3 +220,9 @@ def test_a_bad_pytest_option_is_exit_2_with_error_and_fix(tmp_path):
     assert p.returncode == 2
     assert p.stderr.startswith("error: --highmem-memory 1G") and "\nfix: " in p.stderr
     assert "Traceback" not in p.stderr + p.stdout
+
+
+@pytest.mark.parametrize("ch", ["\x03", "\x1a", "\x1c", "\x04", "\x7f", "\x1b"])
+def test_control_characters_in_params_are_refused(ch):
+    from harness.core.suite import params_problem
+    assert "control characters" in (params_problem(f"a=1{ch}") or "")
