@@ -101,11 +101,12 @@ def failed_subtests(case: ktap.Case, path: str = "") -> list[str]:
     return out
 
 
-def stop_reasons(module: str, stop: Stop, case: str) -> list[Reason]:
-    """The reasons of one checkpoint stop: malformed, or one per mismatching PTE field."""
+def stop_reasons(module: str, stop: Stop, case: str, who: str = "") -> list[Reason]:
+    """The reasons of one checkpoint stop: malformed, or one per mismatching PTE field;
+    `who` names the module in the text (its name, without the params of its title)."""
     label = stop.expect.label
     if stop.error is not None:
-        return [Reason("checkpoint", module, f"checkpoint {stop.index} of {module}: "
+        return [Reason("checkpoint", module, f"checkpoint {stop.index} of {who or module}: "
                        f"{stop.error}", case, label)]
     out = []
     for c in stop.checks:
@@ -151,7 +152,7 @@ def judge(m: ModuleResult) -> Verdict:
     by_case: dict[str, list[Reason]] = {}
     for s in m.stops:
         owner = case_of(s.expect.label, names) if s.error is None else ""
-        by_case.setdefault(owner, []).extend(stop_reasons(name, s, owner))
+        by_case.setdefault(owner, []).extend(stop_reasons(name, s, owner, m.spec.name))
     why = [Reason(m.failure.kind, name, m.failure.line)] if m.failure else []
     if m.log_lost:
         why.append(Reason("log-lost", name, f"kernel log lost: {m.log_lost}"))

@@ -128,3 +128,12 @@ def test_select_cases_picks_modules_by_the_glob_before_the_dot() -> None:
     assert select_cases(suite, ["vmap_suite"])[0].cases == ("*",)
     with pytest.raises(SelectionError):
         select_cases(suite, ["nope.*"])
+
+
+def test_a_malformed_checkpoint_names_the_module_by_name_not_by_its_params() -> None:
+    e = cp.Expect(kind="mapped", prot=1, va=0, pfn=0, count=0, entries=0, label="x")
+    m = ModuleResult(spec=ModuleSpec("garbage", params={"header": "1"}), insmod_rc=0,
+                     dmesg=KTAP_OK, suites=ktap.parse_ktap(KTAP_OK),
+                     stops=[Stop(cpu=0, expect=e, checks=[], index=1, error="bad magic 0x1")])
+    assert [r.text for r in m.verdict().reasons if r.kind == "checkpoint"] == [
+        "checkpoint 1 of garbage: bad magic 0x1"]
