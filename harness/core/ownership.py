@@ -10,7 +10,7 @@ marker text but another inode, so it is the user's, not ours.
 
 Removable = a valid marker of an allowed kind, made by this uid, for this very directory,
 in a real directory (not a symlink) of this uid, and not in use: no live run holds its lock
-and its creating process is gone.
+(run, warm, snapshot) or its creating process is alive (socket, ram).
 """
 
 import json
@@ -24,6 +24,10 @@ MARKER_MAX = 4096             # bytes: a longer "marker" is not one of ours
 # warm: a warm server's run directory; snapshot: a saved guest in the cache; socket, ram:
 # a guest's private directories under /tmp and /dev/shm (sockdir.py)
 KINDS = ("run", "warm", "snapshot", "socket", "ram")
+# in use while their lock is held (whoever made them: a warm server holds its client's run
+# directory; a snapshot outlives the run that saved it); the others (a guest's private
+# directories) while the process that made them lives
+LOCKED_KINDS = ("run", "warm", "snapshot")
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ def judge(facts: DirFacts, uid: int, kinds: tuple[str, ...]) -> Verdict:
         return Verdict(False, "wrong-kind", m)
     if facts.locked:
         return Verdict(False, "in-use", m)
-    if facts.creator_alive:
+    if facts.creator_alive and m.kind not in LOCKED_KINDS:
         return Verdict(False, "creator-alive", m)
     return Verdict(True, "ours", m)
 

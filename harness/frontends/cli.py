@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import os
 import shlex
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -37,8 +36,7 @@ from ..core.suite import ModuleSpec, parse_params, select, select_cases
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..run import Outputs
 from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
-from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
-from ..stages.warm_record import find_records
+from ..stages.paths import artifacts_root, cache_dir, new_run_dir
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
@@ -158,33 +156,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(load("commands", "run_suite")(opts, suite, run_dir, out))
 
 
-def _remove(d: Path) -> None:
-    try:
-        shutil.rmtree(d)
-    except OSError as e:
-        raise HarnessError(f"cannot remove {d}: {e.strerror or e}",
-                           "check the permissions of that directory, or remove it by hand") \
-            from None
-
-
 def cmd_clean(args: argparse.Namespace) -> int:
-    """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
-    anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
-    root = artifacts_root()
-    warm = {f.path.parent.resolve() for f in find_records(root) if f.alive}
-    for d in sorted(warm):
-        print(f"leaving {d} alone: its warm guest is up (`highmem down` stops it)")
-    runs = [d for d in run_dirs(root) if d.resolve() not in warm]
-    print(f"removing {len(runs)} run directories from {root}")
-    for d in runs:
-        _remove(d)
-    builds = cache_dir() / "build"
-    if args.builds and builds.is_symlink():
-        print(f"leaving {builds} alone: it is a symlink")
-    elif args.builds and builds.is_dir():
-        print(f"removing {builds}")
-        _remove(builds)
-    return 0
+    """`highmem clean` (commands.py): only what carries this harness's marker."""
+    return int(load("commands", "cmd_clean")(args))
 
 
 def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -413,8 +387,9 @@ def parser() -> HarnessParser:
     _inspect_commands(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
                        "(and with --builds, kernel builds)",
-                       description="Removes only what the harness made: the TAG-DATE-TIME-N "
-                       "directories in $HIGHMEM_ARTIFACTS (and $HIGHMEM_CACHE/build).")
+                       description="Removes only what the harness made: the directories in "
+                       "$HIGHMEM_ARTIFACTS that carry its .highmem-run marker and are not in "
+                       "use (and $HIGHMEM_CACHE/build).")
     c.add_argument("--builds", action="store_true", help="also remove cached kernel builds")
     c.set_defaults(func=cmd_clean)
     p.commands = dict(sub.choices)
