@@ -157,8 +157,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    """`highmem clean` (commands.py): only what carries this harness's marker."""
-    return int(load("commands", "cmd_clean")(args))
+    """`highmem clean` (clean.py): only what carries this harness's marker."""
+    from .clean import cmd_clean as clean
+    return clean(args)
 
 
 def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -255,7 +255,9 @@ def cmd_status(args: argparse.Namespace) -> int:
             if f.alive and rec.state == "ready":
                 row["answers"] = bool(send_status(rec).get("ok"))
         rows.append(row)
-        if not f.alive:
+        if not f.alive and not f.owned:
+            row["stale"] = f"{f.stale}; not in a directory this harness made: left alone"
+        elif not f.alive:
             remove_stale(f)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -273,7 +275,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                   + f"; kernel {r['vmlinux']}; run directory {r['run_dir']}; "
                   f"socket {r['socket']}")
         else:
-            print(f"stale: {r['status_file']}: {r['stale']}: removed")
+            print(f"stale: {r['status_file']}: {r['stale']}"
+                  + ("" if r["stale"].endswith("left alone") else ": removed"))
     return 0
 
 

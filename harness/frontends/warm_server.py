@@ -64,6 +64,7 @@ from ..lab import Lab, Session
 from ..operations import StageOperations
 from ..stages.build import KernelBuild
 from ..stages.console_log import ConsoleLog
+from ..stages import owned
 from ..stages.modbuild import CORE, build_modules, module_names, symvers
 from ..stages.module_run import run_module
 from ..stages.progress import say
@@ -387,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        owned.hold(a.run_dir)  # its client made it and exits: `highmem clean` leaves it
+    except OSError:
+        pass  # no marker (made by hand): nothing to hold
     server = WarmServer(parse_options(a.options), a.run_dir, a.idle_timeout)
     status = 0
     try:

@@ -37,7 +37,7 @@ from harness.core.warm import (
     verdict_lines,
 )
 from harness.frontends import cli
-from harness.stages import warm_record
+from harness.stages import owned, warm_record
 from harness.stages.sockdir import make_sockdir
 from harness.stages.warm_channel import WarmError, call
 
@@ -221,8 +221,10 @@ def test_watch_usage_errors(tmp_path, capsys):
 # --- status files against /proc ---
 
 def _write(root: Path, name: str, rec: WarmRecord) -> Path:
+    """A warm directory as `highmem up`'s client leaves it: marked, its lock not held."""
     d = root / name
     d.mkdir(parents=True)
+    owned.mark(d, "warm", hold=False)
     return warm_record.write_record(d, rec)
 
 
@@ -241,6 +243,7 @@ def test_find_records_alive_gone_and_foreign(tmp_path):
         _write(tmp_path, "warm-20260101-000000-0", foreign)
         _write(tmp_path, "warm-20260101-000000-1", gone)
         (tmp_path / "warm-20260101-000000-2").mkdir()
+        owned.mark(tmp_path / "warm-20260101-000000-2", "warm", hold=False)
         (tmp_path / "warm-20260101-000000-2" / "warm.json").write_text("{half")
         found = {f.path.parent.name[-1]: f for f in warm_record.find_records(tmp_path)}
         assert "another program" in found["0"].stale
@@ -339,6 +342,7 @@ def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
         _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))  # stale
         (tmp_path / "run-20260101-000000-0").mkdir()
+        owned.mark(tmp_path / "run-20260101-000000-0", "run", hold=False)  # a run that ended
         assert cli.main(["clean"]) == 0
         assert "its warm guest is up" in capsys.readouterr().out
         assert sorted(d.name for d in tmp_path.iterdir()) == ["warm-20260101-000000-0"]
