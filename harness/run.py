@@ -4,6 +4,11 @@ source -> config -> build (kernel + modules) -> image -> boot -> guest channel -
 gdb checkpoints -> report (lab.py decides the stages up to the module, operations.py does
 them). Every run gets an artifacts directory that is kept whether the run passes or fails.
 No I/O library is imported here: the unit tests drive run() with fake operations.
+
+An environment error (core/host_errors.py: ENOSPC, EROFS, EACCES, a directory gone, on the
+artifacts, the cache or /dev/shm) is not a test result: during the preparation it ends the
+run as one error and fix (exit 2); during the modules it stops the loop, the modules not
+run are marked "not run" with it, the report names the directory and the errno, exit 2.
 """
 
 import json
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from .core import report
 from .core.errors import HarnessError, Terminated
+from .core.host_errors import HostIOError, from_oserror
 from .core.junit import junit_xml
 from .core.kcidb import ORIGIN, kcidb_report, kernel_identity
 from .core.options import RunOptions
@@ -24,6 +30,7 @@ from .core.results import RunResult, exit_status, not_run
 from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
+from .stages.paths import host_roots
 from .stages.progress import say
 
 
@@ -77,8 +84,15 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     say(f"highmem-harness run: artifacts in {run_dir}")
     result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=phases)
     lab = Lab(opts, run_dir, phases, ops)
-    lab.prepare()
-    picked, extra = plan(lab, suite, shard)
+    try:
+        lab.prepare()
+        picked, extra = plan(lab, suite, shard)
+    except OSError as e:
+        host = as_host_error(e, run_dir, "preparing the run")
+        if host is None:
+            raise
+        lab.close()
+        raise host from None
     suite = tuple(suite[i] for i in picked)
     if shard.count > 1:
         say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
@@ -97,6 +111,7 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
     warm guest): each module of `suite` on the prepared Lab, in order, its result into
     `result`; Ctrl-C or SIGTERM stops and marks the rest NOT RUN. `before(i, n)`: called
     before module i of n (the warm guest drops no guest after its last module)."""
+    why = "the run was interrupted before this module"
     try:
         for i, spec in enumerate(suite):
             if before is not None:
@@ -106,24 +121,59 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
     except KeyboardInterrupt as e:
         result.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         say("interrupted: stopping QEMU and gdb; the report lists what did not run")
+    except (HostIOError, OSError) as e:
+        host = as_host_error(e, result.run_dir, "running the modules")
+        if host is None:
+            raise
+        result.environment = host.as_dict()
+        why = f"not run: {host.what}"
+        say(f"stopped: {host.what}; the report lists what did not run")
+        lab.close()
     finally:
         for spec in suite[len(result.modules):]:
-            result.modules.append(not_run(spec, "the run was interrupted before this module"))
+            result.modules.append(not_run(spec, why))
     return result
+
+
+def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | None:
+    """The environment error `e` is (None: it is not one: our bug, or a test result). A
+    missing file counts only when a directory it was in is gone (the run directory
+    removed under the run), never a file merely absent."""
+    name = getattr(e, "filename", None)
+    gone = not run_dir.is_dir() or (isinstance(name, str) and not Path(name).parent.is_dir())
+    return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone)
 
 
 def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
     """report.json and report.txt of `result` in its run directory (their one writer);
-    the report's text."""
-    report.write_json(result.run_dir / "report.json", result, extra)
+    the report's text. HostIOError (error and fix) when the host will not hold them."""
+    if result.environment:
+        extra = {**(extra or {}), "environment": result.environment}
+    text = report_text(result)
+    try:
+        report.write_json(result.run_dir / "report.json", result, extra)
+        (result.run_dir / "report.txt").write_text(text + "\n")
+    except OSError as e:
+        host = as_host_error(e, result.run_dir, "writing the report")
+        if host is None:
+            raise
+        raise host from None
+    return text
+
+
+def report_text(result: RunResult) -> str:
+    """The report; an environment error that stopped the run first."""
     text = report.format_report(result)
-    (result.run_dir / "report.txt").write_text(text + "\n")
+    env = result.environment
+    if env:
+        text = (f"ENVIRONMENT ERROR (not a test result): {env['what']}\n"
+                f"  fix: {env['fix']}\n{text}")
     return text
 
 
 def print_report(result: RunResult) -> str:
     """The report on stdout (run() wrote it to report.txt)."""
-    text = report.format_report(result)
+    text = report_text(result)
     print(text, flush=True)
     return text
 
@@ -146,5 +196,9 @@ def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Pat
         print(f"artifacts kept in {run_dir}", file=sys.stderr)
         raise
     print_report(result)
+    if result.environment:
+        print(f"artifacts kept in {run_dir}", file=sys.stderr)
+        env = result.environment
+        raise HostIOError(env["what"], env["fix"], env["path"], env["errno"])
     write_outputs(out, run_dir / "report.json")
     return exit_status(result)

@@ -79,3 +79,11 @@ def run_dirs(root: Path) -> list[Path]:
     except OSError:
         return []
     return [p for p in entries if owned.is_ours(p, RUN_KINDS)]
+
+
+def host_roots(run_dir: Path) -> dict[str, str]:
+    """{knob: directory} of the directories a run writes, to name the one an environment
+    error hit (core/host_errors.py): the run directory's parent (the artifacts), the cache,
+    /dev/shm (the guests' RAM files)."""
+    return {"HIGHMEM_ARTIFACTS": str(run_dir.parent), "HIGHMEM_CACHE": str(cache_dir()),
+            "/dev/shm": "/dev/shm"}

@@ -10,8 +10,12 @@ back to a new tmpfs file, starts QEMU with `-incoming defer` on it and loads the
 Snapshots live in $HIGHMEM_CACHE/snapshots/<key>/ (meta.json, state, ram), keyed by
 everything the state depends on (core/snapshot_meta.py). A snapshot is written to a
 `.saving-*` directory and renamed into place, so a reader never sees half of one and two
-writers of the same key (parallel workers) cannot mix. The oldest are removed beyond KEEP;
-only directories holding this harness's meta are ever removed.
+writers of the same key (parallel workers) cannot mix. Each carries the harness's
+`.highmem-run` marker (kind "snapshot", stages/owned.py), locked while it is being saved.
+The oldest are removed beyond KEEP; only directories carrying that marker and this harness's
+meta are ever pruned or swept (an older harness's, without a marker, are left alone). A
+snapshot is discarded only when it is proven bad (it did not restore), never because the
+host refused the copy: ENOSPC on /dev/shm is an environment error and the snapshot stays.
 """
 
 import os
@@ -24,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import BootError
+from ..core.host_errors import errno_in_text, host_error
 from ..core.snapshot_meta import MetaError, SnapshotMeta, parse_meta
+from . import owned
 from .paths import cache_dir
 from .qmp import Monitor
 
@@ -32,6 +38,7 @@ KEEP = 8  # snapshots kept (~100 MiB of disk each): a kernel, its image and flag
 MIGRATE_TIMEOUT_S = 60.0
 COPY_TIMEOUT_S = 120.0
 SAVING = ".saving-"
+KIND = "snapshot"              # its marker's kind (core/ownership.py)
 CAPS = {"capabilities": [{"capability": "x-ignore-shared", "state": True}]}
 
 
@@ -71,17 +78,30 @@ def find(key: str) -> Snapshot | None:
 
 
 def discard(snap: Snapshot) -> None:
-    """Remove a snapshot that failed to restore (ours: find() read our meta in it)."""
-    shutil.rmtree(snap.dir, ignore_errors=True)
+    """Remove a snapshot proven bad (it did not restore): one with our marker, not in use;
+    an older harness's without one only when find() read our meta in it and it is a real
+    directory (never through a symlink)."""
+    try:
+        if owned.remove_owned(snap.dir, (KIND,)).why == "no-marker" and _ours(snap.dir):
+            shutil.rmtree(snap.dir)
+    except OSError:
+        pass  # half removed: find() no longer reads it whole
 
 
 def copy_sparse(src: Path, dst: Path) -> None:
-    """Copy a RAM file keeping its holes (untouched guest pages cost no disk or tmpfs)."""
+    """Copy a RAM file keeping its holes (untouched guest pages cost no disk or tmpfs).
+    HostIOError when the host refused (no space on /dev/shm, read-only): an environment
+    error, the snapshot is not to blame; BootError otherwise."""
     try:
         subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True,
                        capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError) as e:
         err = getattr(e, "stderr", "") or str(e)
+        name = errno_in_text(err)
+        if name is not None and name != "ENOENT":
+            raise host_error(name, str(dst), f"copying the guest RAM {src}",
+                             {"/dev/shm": str(dst.parent.parent),
+                              "HIGHMEM_CACHE": str(cache_dir())}) from None
         raise BootError(f"cannot copy the guest RAM {src} to {dst}: {err.strip()}",
                         f"check the free space of {dst.parent} (df -h)") from None
 
@@ -117,6 +137,11 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     _sweep_saving(root)
     tmp = Path(tempfile.mkdtemp(prefix=SAVING, dir=root))
+    try:
+        owned.mark(tmp, KIND)  # locked until saved: no sweep takes it meanwhile
+    except BaseException:
+        tmp.rmdir()
+        raise
     (tmp / "saving-by").write_text(f"{os.getpid()}\n")
     try:
         t0 = time.monotonic()
@@ -141,6 +166,8 @@ def save(monitor: Monitor, ram_file: Path, meta: SnapshotMeta) -> Snapshot:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        owned.release(tmp)
     _prune(root)
     snap = find(meta.key)
     if snap is None:
@@ -171,19 +198,22 @@ def _ours(d: Path) -> bool:
 
 
 def _prune(root: Path) -> None:
-    """Keep the KEEP most recently used snapshots; remove only ours."""
-    snaps = sorted((d for d in root.iterdir() if not d.name.startswith(".") and _ours(d)),
+    """Keep the KEEP most recently used snapshots; remove only ours (marker and meta)."""
+    snaps = sorted((d for d in root.iterdir() if not d.name.startswith(".") and _ours(d)
+                    and owned.is_ours(d, (KIND,))),
                    key=lambda d: d.stat().st_mtime, reverse=True)
     for d in snaps[KEEP:]:
-        shutil.rmtree(d, ignore_errors=True)
+        try:
+            owned.remove_owned(d, (KIND,))
+        except OSError:
+            pass
 
 
 def _sweep_saving(root: Path) -> None:
-    """Half-written snapshots of a process that is gone (killed while saving)."""
+    """Half-written snapshots of a process that is gone (killed while saving): ours (the
+    marker) and no longer locked by their writer."""
     for d in root.glob(SAVING + "*"):
         try:
-            pid = int((d / "saving-by").read_text())
-        except (OSError, ValueError):
-            continue  # not recognisably ours: left alone
-        if not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(d, ignore_errors=True)
+            owned.remove_owned(d, (KIND,))
+        except OSError:
+            continue
