@@ -35,7 +35,13 @@ from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, parse_params, select, select_cases
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..run import Outputs
-from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
+from ..stages.host import (
+    BUILD_TOOLS,
+    RUN_TOOLS,
+    check_ram_dir,
+    check_tools,
+    check_writable_dir,
+)
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir
 
 Command = Callable[[argparse.Namespace], int]
@@ -114,6 +120,8 @@ def _check_host(tools: Sequence[str]) -> None:
     check_tools(tools)
     check_writable_dir(cache_dir(), "HIGHMEM_CACHE")
     check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+    if "qemu-system-i386" in tools:
+        check_ram_dir()
 
 
 def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec, ...]]:

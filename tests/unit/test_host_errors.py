@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,68 @@ def test_restore_copy_onto_a_full_tmpfs_keeps_the_snapshot(tmp_path, tiny_tmpfs,
     with pytest.raises(HostIOError):
         session.boot(restore=True)
     assert discarded == [] and ram.exists()
+
+
+def _fill(d: Path) -> None:
+    """Write until the filesystem of `d` is full."""
+    with open(d / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"x" * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+
+
+def _house_form(capsys, argv: list[str]) -> tuple[str, str]:
+    from harness.frontends import cli
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len([x for x in lines if x.startswith("error:")]) == 1
+    assert lines[-2].startswith("error: ") and lines[-1].startswith("fix: "), err
+    return lines[-2], lines[-1]
+
+
+@pytest.fixture
+def tools(monkeypatch):
+    from harness.stages import host
+    monkeypatch.setattr(host.shutil, "which", lambda name: f"/usr/bin/{name}")
+
+
+def test_a_full_artifacts_dir_is_refused_before_the_run(tmp_path, tiny_tmpfs, monkeypatch,
+                                                        capsys, tools):
+    _fill(tiny_tmpfs)
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tiny_tmpfs))
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    what, fix = _house_form(capsys, ["run", "--module", "kmap_local_basic"])
+    assert "HIGHMEM_ARTIFACTS" in what and "is full" in what and "ENOSPC" in what
+    assert f"df -h {tiny_tmpfs}" in fix
+    assert sorted(p.name for p in tiny_tmpfs.iterdir()) == ["filler"]  # no run dir made
+
+
+def test_a_read_only_cache_is_refused_before_the_run(tmp_path, monkeypatch, capsys, tools):
+    real, ro = tmp_path / "real", tmp_path / "ro"
+    real.mkdir()
+    ro.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "--bind", str(real), str(ro)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root for a bind mount")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(ro)], check=True)
+        monkeypatch.setenv("HIGHMEM_CACHE", str(ro))
+        monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path / "art"))
+        what, fix = _house_form(capsys, ["run", "--module", "kmap_local_basic"])
+        assert "HIGHMEM_CACHE" in what and "Read-only file system" in what
+        assert "read-write" in fix
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_a_small_ram_dir_is_refused(tiny_tmpfs):
+    from harness.stages.host import HostError, check_ram_dir
+    with pytest.raises(HostError) as e:
+        check_ram_dir(tiny_tmpfs)
+    assert "is full" in e.value.what and "ENOSPC" in e.value.what
+    assert "remount" in e.value.fix and "\n" not in str(e.value).split("\n", 1)[1]
+    check_ram_dir(Path("/dev/shm"))  # this host's: room enough
