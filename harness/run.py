@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .core import report
 from .core.errors import HarnessError, Terminated
-from .core.host_errors import HostIOError, from_oserror
+from .core.host_errors import HOST_ERRNOS, HostIOError, from_oserror
 from .core.junit import junit_xml
 from .core.kcidb import ORIGIN, kcidb_report, kernel_identity
 from .core.options import RunOptions
@@ -30,7 +30,7 @@ from .core.results import RunResult, exit_status, not_run
 from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
-from .stages.paths import host_roots
+from .stages.paths import host_roots, refusing_root
 from .stages.progress import say
 
 
@@ -141,6 +141,8 @@ def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | 
     removed under the run), never a file merely absent."""
     name = getattr(e, "filename", None)
     gone = not run_dir.is_dir() or (isinstance(name, str) and not Path(name).parent.is_dir())
+    if isinstance(e, OSError) and not name and e.errno in HOST_ERRNOS:
+        e = OSError(e.errno, e.strerror, refusing_root(run_dir, HOST_ERRNOS[e.errno]))
     return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone)
 
 

@@ -87,3 +87,22 @@ def host_roots(run_dir: Path) -> dict[str, str]:
     /dev/shm (the guests' RAM files)."""
     return {"HIGHMEM_ARTIFACTS": str(run_dir.parent), "HIGHMEM_CACHE": str(cache_dir()),
             "/dev/shm": "/dev/shm"}
+
+
+def refusing_root(run_dir: Path, errno_name: str) -> str:
+    """Which of host_roots(run_dir) refuses now (full, read-only, not writable, gone):
+    for an error that names no file (a buffered log's write); the run directory when none
+    does."""
+    for root in (str(run_dir), *host_roots(run_dir).values()):
+        try:
+            st = os.statvfs(root)
+        except OSError:
+            if errno_name == "ENOENT":
+                return root
+            continue
+        full = st.f_bavail * st.f_frsize < (1 << 20)
+        if (errno_name in ("ENOSPC", "EDQUOT") and full) \
+                or (errno_name == "EROFS" and st.f_flag & os.ST_RDONLY) \
+                or (errno_name == "EACCES" and not os.access(root, os.W_OK)):
+            return root
+    return str(run_dir)

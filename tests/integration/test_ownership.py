@@ -61,3 +61,51 @@ def test_clean_during_a_run_leaves_it_alone(tmp_path, request):
     assert "removed 1 run directories" in out and not run_dir.exists(), out
     assert all((d / "precious.txt").read_text() == "the user's" for d in planted)
     assert "run-20240101-120000-1" in out and "without a .highmem-run marker" in out
+
+
+def test_the_artifacts_filesystem_fills_up_mid_run(tmp_path, request):
+    """A 32 MiB tmpfs as HIGHMEM_ARTIFACTS, filled by another program once the modules
+    run: the run ends as an environment error naming ENOSPC and the directory (exit 2,
+    one error: and one fix: line, no traceback), not as failed or interrupted modules."""
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32M", "tmpfs",
+                                            str(art)], capture_output=True).returncode:
+        import pytest
+        pytest.skip("needs root to mount a tmpfs")
+    try:
+        env = dict(os.environ, HIGHMEM_ARTIFACTS=str(art))
+        accel = request.config.getoption("--highmem-accel") or "auto"
+        log = tmp_path / "run.log"
+        with log.open("w") as out:
+            run = subprocess.Popen([*HIGHMEM, "run", "--accel", accel, "--module",
+                                    "kmap_local_basic", "--module", "kmap_local_suite",
+                                    "--module", "kmap_suite"], cwd=REPO, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + RUN_WAIT_S
+            while run.poll() is None and time.monotonic() < deadline:
+                if "== module" in log.read_text(errors="replace"):
+                    break
+                time.sleep(0.2)
+            with open(art / "filler", "wb") as f:  # another program fills the disk
+                try:
+                    while True:
+                        f.write(b"x" * (1 << 20))
+                        f.flush()
+                except OSError:
+                    pass
+            rc = run.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        text = log.read_text(errors="replace")
+        sys.stdout.write(text[-3000:])
+        lines = text.strip().splitlines()
+        assert rc == 2 and "Traceback" not in text, text[-3000:]
+        assert lines[-2].startswith("error: environment error") and "ENOSPC" in lines[-2]
+        assert "HIGHMEM_ARTIFACTS" in lines[-2] and lines[-1].startswith("fix: free space")
+        assert len([x for x in lines if x.startswith("error:")]) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(art)], check=False)

@@ -230,3 +230,15 @@ def test_a_small_ram_dir_is_refused(tiny_tmpfs):
     assert "is full" in e.value.what and "ENOSPC" in e.value.what
     assert "remount" in e.value.fix and "\n" not in str(e.value).split("\n", 1)[1]
     check_ram_dir(Path("/dev/shm"))  # this host's: room enough
+
+
+def test_an_error_naming_no_file_names_the_full_directory(tmp_path, tiny_tmpfs, monkeypatch):
+    """A buffered log's write fails without a file name: the directory that is full is
+    found (here the run directory's filesystem), never "?"."""
+    from harness.run import as_host_error
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    run_dir = tiny_tmpfs / "run-1"
+    run_dir.mkdir()
+    _fill(tiny_tmpfs)
+    e = as_host_error(OSError(errno.ENOSPC, "No space left on device"), run_dir, "logging")
+    assert e is not None and e.path == str(run_dir) and e.setting == "HIGHMEM_ARTIFACTS"
