@@ -107,6 +107,7 @@ REASONS = {
     "copied": "a copy of a harness directory (its marker names another directory)",
     "wrong-kind": "a harness directory of another kind",
     "symlink": "a symlink (never followed)",
+    "mount": "something is mounted inside it",
     "not-a-directory": "not a directory",
     "missing": "gone",
 }

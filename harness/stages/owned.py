@@ -155,14 +155,29 @@ def remove_owned(d: Path, kinds: tuple[str, ...]) -> Verdict:
         v = judge(facts, os.getuid(), kinds)
         if v.remove:
             now = os.lstat(d)  # still the directory judged (not swapped for a symlink)
-            if stat.S_ISDIR(now.st_mode) and (now.st_ino, now.st_dev) == (facts.ino, facts.dev):
-                shutil.rmtree(d)
-            else:
-                v = Verdict(False, "symlink" if stat.S_ISLNK(now.st_mode) else "copied")
+            if not stat.S_ISDIR(now.st_mode) or (now.st_ino, now.st_dev) != (facts.ino,
+                                                                             facts.dev):
+                return Verdict(False, "symlink" if stat.S_ISLNK(now.st_mode) else "copied")
+            if _holds_a_mount(d, now.st_dev):
+                return Verdict(False, "mount", v.marker)
+            shutil.rmtree(d)
         return v
     finally:
         if fd is not None:
             os.close(fd)
+
+
+def _holds_a_mount(d: Path, dev: int) -> bool:
+    """Whether a directory under `d` is on another filesystem (something mounted inside:
+    rmtree would empty it)."""
+    for top, dirs, _files in os.walk(d):
+        for name in dirs:
+            try:
+                if os.lstat(os.path.join(top, name)).st_dev != dev:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def is_ours(d: Path, kinds: tuple[str, ...]) -> bool:

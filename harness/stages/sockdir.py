@@ -10,6 +10,7 @@ start time) stays for the warm client's check that a socket is its server's.
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,8 +30,12 @@ def make_sockdir(base: Path = Path("/tmp")) -> Path:
     """A new 0700 directory owned by this process (its pid and start time recorded)."""
     d = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
     pid = os.getpid()
-    owned.mark(d, "ram" if base == RAM_DIR_BASE else "socket", hold=False)
-    (d / OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+    try:
+        owned.mark(d, "ram" if base == RAM_DIR_BASE else "socket", hold=False)
+        (d / OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)  # just made, ours (e.g. ENOSPC on /dev/shm)
+        raise
     return d
 
 

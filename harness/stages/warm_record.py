@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
-from .paths import artifacts_root
+from .paths import artifacts_root, cache_dir
 from . import owned
 from .sockdir import RAM_DIR_BASE, sweep_stale
 
@@ -103,8 +103,9 @@ def remove_stale(found: Found) -> None:
     found.path.unlink(missing_ok=True)
     if found.record is None:
         return
-    if found.record.image and proc_facts(found.record.pid)[0] is None:
-        image = Path(found.record.image)
+    image = Path(found.record.image or "/")
+    if found.record.image and proc_facts(found.record.pid)[0] is None \
+            and cache_dir() in image.parents:  # the image cache's, never elsewhere
         (image.parent / f"{KEEP_PREFIX}{found.record.pid}-{image.name}").unlink(missing_ok=True)
     try:
         owned.remove_owned(Path(found.record.socket).parent, ("socket",))

@@ -186,3 +186,33 @@ def test_sweeps_remove_only_marked_orphans(tmp_path):
     assert sweep_stale(tmp_path) == [orphan]
     assert lookalike.is_dir() and (tmp_path / "hm-run").is_dir()
     assert (tmp_path / "hm-link").is_symlink()
+
+
+def test_clean_never_follows_a_symlink_out_of_a_run_dir(tmp_path, monkeypatch, capsys):
+    """A finished run directory of ours whose `sockets` link points at a user's directory,
+    and one with a tmpfs mounted inside: the link goes with the run directory, the user's
+    directory and the mount's files stay."""
+    art, outside = tmp_path / "art", tmp_path / "outside"
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(art))
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep.txt").write_text("the user's")
+    linked, mounted = made_by_a_finished_run(art, ["run", "run"])
+    os.symlink(outside, linked / "sockets")
+    os.symlink(outside / "sub" / "keep.txt", linked / "file-link")
+    inner = mounted / "mnt"
+    inner.mkdir()
+    mount = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(inner)],
+        capture_output=True).returncode == 0
+    try:
+        if mount:
+            (inner / "data").write_text("on the mount")
+        assert cli.main(["clean"]) == 0
+        assert not linked.exists() and (outside / "sub" / "keep.txt").read_text() == "the user's"
+        if mount:
+            assert (inner / "data").read_text() == "on the mount"
+            assert "something is mounted inside it" in capsys.readouterr().out
+    finally:
+        if mount:
+            subprocess.run(["umount", str(inner)], check=True)

@@ -228,7 +228,8 @@ def _write(root: Path, name: str, rec: WarmRecord) -> Path:
     return warm_record.write_record(d, rec)
 
 
-def test_find_records_alive_gone_and_foreign(tmp_path):
+def test_find_records_alive_gone_and_foreign(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path))  # the image (and its keep link) in it
     sleeper = subprocess.Popen(["sleep", "60"])
     dead = subprocess.Popen(["true"])
     dead.wait()
