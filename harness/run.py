@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .core import report
 from .core.errors import HarnessError, Terminated
-from .core.host_errors import HOST_ERRNOS, HostIOError, from_oserror
+from .core.host_errors import HOST_ERRNOS, HostIOError, errno_in_text, from_oserror, host_error
 from .core.junit import junit_xml
 from .core.kcidb import ORIGIN, kcidb_report, kernel_identity
 from .core.options import RunOptions
@@ -86,6 +86,7 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     lab = Lab(opts, run_dir, phases, ops)
     try:
         lab.prepare()
+        _check_module_builds(lab)
         picked, extra = plan(lab, suite, shard)
     except OSError as e:
         host = as_host_error(e, run_dir, "preparing the run")
@@ -133,6 +134,18 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
         for spec in suite[len(result.modules):]:
             result.modules.append(not_run(spec, why))
     return result
+
+
+def _check_module_builds(lab: Lab) -> None:
+    """A test module that did not build because the host refused (the compiler's "No
+    space left on device", "Read-only file system") is an environment error, not the
+    module's NO BUILD."""
+    for name, why in (lab.built.failures if lab.built else {}).items():
+        errno_name = errno_in_text(why)
+        if errno_name in ("ENOSPC", "EDQUOT", "EROFS"):
+            lab.close()
+            raise host_error(errno_name, refusing_root(lab.run_dir, errno_name),
+                             f"building the module {name} ({why})", host_roots(lab.run_dir))
 
 
 def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | None:

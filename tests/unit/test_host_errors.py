@@ -242,3 +242,18 @@ def test_an_error_naming_no_file_names_the_full_directory(tmp_path, tiny_tmpfs, 
     _fill(tiny_tmpfs)
     e = as_host_error(OSError(errno.ENOSPC, "No space left on device"), run_dir, "logging")
     assert e is not None and e.path == str(run_dir) and e.setting == "HIGHMEM_ARTIFACTS"
+
+
+def test_a_module_build_that_ran_out_of_space_is_not_a_no_build(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ops = FakeOperations(tmp_path, no_build={
+        "cat_spin": "cc1: fatal error: error writing to /tmp/ccX.s: No space left on device "
+                    "(log: build.log)"})
+    with pytest.raises(HostIOError) as e:
+        run(RunOptions(), SUITE, run_dir, ops)
+    assert "building the module cat_spin" in e.value.what and "ENOSPC" in e.value.what
+    assert ops.boots == 0
+    ops = FakeOperations(tmp_path, no_build={"cat_spin": "error: 'x' undeclared"})
+    result = run(RunOptions(), SUITE, run_dir, ops)  # a real compile error: a result
+    assert result.modules[1].failure.kind == "build" and exit_status(result) == 1
