@@ -156,7 +156,12 @@ def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | 
     gone = not run_dir.is_dir() or (isinstance(name, str) and not Path(name).parent.is_dir())
     if isinstance(e, OSError) and not name and e.errno in HOST_ERRNOS:
         e = OSError(e.errno, e.strerror, refusing_root(run_dir, HOST_ERRNOS[e.errno]))
-    return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone)
+    top = Path(name) if isinstance(name, str) else run_dir
+    for parent in top.parents:  # the topmost directory that is gone
+        if parent.exists():
+            break
+        top = parent
+    return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone, gone=str(top))
 
 
 def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:

@@ -55,24 +55,25 @@ def _setting(path: str, roots: dict[str, str]) -> tuple[str, str]:
 
 
 def host_error(errno_name: str, path: str, doing: str,
-               roots: dict[str, str] | None = None) -> HostIOError:
+               roots: dict[str, str] | None = None, gone: str = "") -> HostIOError:
     """The error of `doing` (e.g. "writing the report") failing on `path` with
     `errno_name`; `roots`: {knob: directory} to name which of the harness's directories
-    it was (its fix then offers to point the knob elsewhere)."""
+    it was (its fix then offers to point the knob elsewhere); `gone`: for ENOENT, the
+    directory that was removed (the fix names it)."""
     setting, where = _setting(path, roots or {})
     number = {v: k for k, v in HOST_ERRNOS.items()}.get(errno_name)
     reason = os.strerror(number) if number is not None else errno_name
     named = f"{setting} directory {where}" if setting and setting.isupper() else where
     alt = (f", or set {setting} to another directory" if setting and setting.isupper()
            else "")
-    fix = FIXES.get(errno_name, "check the filesystem of {dir}{alt}").format(dir=where,
-                                                                               alt=alt)
+    fix = FIXES.get(errno_name, "check the filesystem of {dir}{alt}").format(
+        dir=gone if errno_name == "ENOENT" and gone else where, alt=alt)
     return HostIOError(f"environment error: {doing} failed on {path} ({named}): "
                        f"{errno_name} ({reason})", fix, path, errno_name, setting)
 
 
 def from_oserror(e: BaseException, doing: str, roots: dict[str, str] | None = None,
-                 dir_gone: bool = False) -> HostIOError | None:
+                 dir_gone: bool = False, gone: str = "") -> HostIOError | None:
     """The HostIOError of an exception, when it is one or an OSError of HOST_ERRNOS
     (ENOENT only with `dir_gone`: the directory it was in is gone); None otherwise (our
     bug, or another kind of failure: the caller lets it go on as it was)."""
@@ -82,7 +83,7 @@ def from_oserror(e: BaseException, doing: str, roots: dict[str, str] | None = No
         return None
     if e.errno == errno.ENOENT and not dir_gone:
         return None
-    return host_error(HOST_ERRNOS[e.errno], str(e.filename or "?"), doing, roots)
+    return host_error(HOST_ERRNOS[e.errno], str(e.filename or "?"), doing, roots, gone)
 
 
 def errno_in_text(text: str) -> str | None:

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import HIGHMEM, REPO
 
 RUN_WAIT_S = 1800.0
@@ -63,15 +65,33 @@ def test_clean_during_a_run_leaves_it_alone(tmp_path, request):
     assert "run-20240101-120000-1" in out and "without a .highmem-run marker" in out
 
 
-def test_the_artifacts_filesystem_fills_up_mid_run(tmp_path, request):
-    """A 32 MiB tmpfs as HIGHMEM_ARTIFACTS, filled by another program once the modules
-    run: the run ends as an environment error naming ENOSPC and the directory (exit 2,
-    one error: and one fix: line, no traceback), not as failed or interrupted modules."""
+def _fill(art: Path) -> None:
+    with open(art / "filler", "wb") as f:  # another program fills the disk
+        try:
+            while True:
+                f.write(b"x" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+
+
+def _remove_run_dir(art: Path) -> None:
+    for d in art.glob("run-*"):  # another program removes it (rm -rf)
+        subprocess.run(["rm", "-rf", str(d)], check=True)
+
+
+# (a read-only remount is refused while the run has files open for writing: EBUSY)
+@pytest.mark.parametrize("fault, errno_name, fix", [
+    ("full", "ENOSPC", "fix: free space"), ("removed", "ENOENT", "fix: ")])
+def test_the_artifacts_filesystem_fails_mid_run(tmp_path, request, fault, errno_name, fix):
+    """HIGHMEM_ARTIFACTS on a 32 MiB tmpfs that another program fills, or the run directory
+    removed by another program, once the modules run: the run ends as an environment
+    error naming the errno and the directory (exit 2, one error: and one fix: line, no
+    traceback), not as failed or interrupted modules."""
     art = tmp_path / "artifacts"
     art.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32M", "tmpfs",
                                             str(art)], capture_output=True).returncode:
-        import pytest
         pytest.skip("needs root to mount a tmpfs")
     try:
         env = dict(os.environ, HIGHMEM_ARTIFACTS=str(art))
@@ -88,13 +108,7 @@ def test_the_artifacts_filesystem_fills_up_mid_run(tmp_path, request):
                 if "== module" in log.read_text(errors="replace"):
                     break
                 time.sleep(0.2)
-            with open(art / "filler", "wb") as f:  # another program fills the disk
-                try:
-                    while True:
-                        f.write(b"x" * (1 << 20))
-                        f.flush()
-                except OSError:
-                    pass
+            {"full": _fill, "removed": _remove_run_dir}[fault](art)
             rc = run.wait(timeout=max(1.0, deadline - time.monotonic()))
         finally:
             if run.poll() is None:
@@ -104,8 +118,8 @@ def test_the_artifacts_filesystem_fills_up_mid_run(tmp_path, request):
         sys.stdout.write(text[-3000:])
         lines = text.strip().splitlines()
         assert rc == 2 and "Traceback" not in text, text[-3000:]
-        assert lines[-2].startswith("error: environment error") and "ENOSPC" in lines[-2]
-        assert "HIGHMEM_ARTIFACTS" in lines[-2] and lines[-1].startswith("fix: free space")
+        assert lines[-2].startswith("error: environment error") and errno_name in lines[-2]
+        assert "HIGHMEM_ARTIFACTS" in lines[-2] and lines[-1].startswith(fix), lines[-2:]
         assert len([x for x in lines if x.startswith("error:")]) == 1
     finally:
         subprocess.run(["umount", "-l", str(art)], check=False)
