@@ -92,6 +92,14 @@ def copy_sparse(src: Path, dst: Path) -> None:
     """Copy a RAM file keeping its holes (untouched guest pages cost no disk or tmpfs).
     HostIOError when the host refused (no space on /dev/shm, read-only): an environment
     error, the snapshot is not to blame; BootError otherwise."""
+    roots = {"/dev/shm": str(dst.parent.parent), "HIGHMEM_CACHE": str(cache_dir())}
+    try:
+        need, free = os.stat(src).st_blocks * 512, os.statvfs(dst.parent)
+    except OSError:
+        need = 0  # cp names what is wrong
+    if need and need > free.f_bavail * free.f_frsize:
+        raise host_error("ENOSPC", str(dst), f"copying the guest RAM {src} ({need >> 20} MiB; "
+                         f"{(free.f_bavail * free.f_frsize) >> 20} MiB free)", roots)
     try:
         subprocess.run(["cp", "--sparse=always", str(src), str(dst)], check=True,
                        capture_output=True, text=True, timeout=COPY_TIMEOUT_S)
@@ -99,9 +107,7 @@ def copy_sparse(src: Path, dst: Path) -> None:
         err = getattr(e, "stderr", "") or str(e)
         name = errno_in_text(err)
         if name is not None and name != "ENOENT":
-            raise host_error(name, str(dst), f"copying the guest RAM {src}",
-                             {"/dev/shm": str(dst.parent.parent),
-                              "HIGHMEM_CACHE": str(cache_dir())}) from None
+            raise host_error(name, str(dst), f"copying the guest RAM {src}", roots) from None
         raise BootError(f"cannot copy the guest RAM {src} to {dst}: {err.strip()}",
                         f"check the free space of {dst.parent} (df -h)") from None
 

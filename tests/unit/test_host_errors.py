@@ -258,3 +258,17 @@ def test_a_module_build_that_ran_out_of_space_is_not_a_no_build(tmp_path):
     ops = FakeOperations(tmp_path, no_build={"cat_spin": "error: 'x' undeclared"})
     result = run(RunOptions(), SUITE, run_dir, ops)  # a real compile error: a result
     assert result.modules[1].failure.kind == "build" and exit_status(result) == 1
+
+
+def test_the_restore_copy_fails_in_cp_too(tmp_path, tiny_tmpfs, monkeypatch):
+    """When the free space looked enough but cp still fails (another writer meanwhile):
+    cp's "No space left on device" is the same environment error."""
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    ram = tmp_path / "ram"
+    ram.write_bytes(os.urandom(2 << 20))
+    monkeypatch.setattr(snapshot.os, "statvfs",
+                        lambda p: os.statvfs_result((4096, 4096, 1 << 20, 1 << 20, 1 << 20,
+                                                     0, 0, 0, 0, 255)))
+    with pytest.raises(HostIOError) as e:
+        snapshot.copy_sparse(ram, tiny_tmpfs / "ram")
+    assert e.value.errno_name == "ENOSPC" and "MiB free" not in e.value.what
