@@ -294,7 +294,8 @@ static void case_zero_user_segments(struct hm_case *c)
 	cp_content(c, fpage(f, 0), 4000, 0, "p0 seg1 first");
 	cp_content(c, fpage(f, 1), 96, 0, "p1 seg1 last");
 	cp_content(c, fpage(f, 1), 104, FILL, "p1 after seg1");
-	cp_content(c, fpage(f, 2), 800, FILL, "p2 start>end untouched");
+	cp_content(c, fpage(f, 2), 808, FILL, "p2 start>end untouched");
+	cp_content(c, fpage(f, 2), 4088, FILL, "p2 end untouched");
 	zero_user_segments(head, 0, 0, 3 * PAGE_SIZE + 8, 3 * PAGE_SIZE + 16);
 	cp_content(c, fpage(f, 0), 0, FILL, "p0 empty seg1");
 	cp_content(c, fpage(f, 3), 0, FILL, "p3 before seg2");

@@ -246,6 +246,8 @@ static void case_many_held(struct hm_case *c)
 	hm_case_expect(c, i == AREAS, "vm_map_ram() failed at area %u of %u", i, AREAS);
 	hm_case_expect(c, !bad, "%u areas handed out twice", bad);
 	if (i)
+		cp_range(c, va[0], pages, N, true, "first held mapped");
+	if (i)
 		cp_range(c, va[i - 1], pages, N, true, "last held mapped");
 	for (j = 0; j < i; j++)
 		if (*(u64 *)va[j] != tag(TAG_A, pages[0]))
