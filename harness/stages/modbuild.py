@@ -38,8 +38,9 @@ def _read_inputs(d: Path) -> dict[str, bytes]:
 def _sync(src: Path, dst: Path) -> dict[str, bytes]:
     """Copy the sources whose content differs from the copy's, with the copy's mtime now
     (not the source's: a file saved while the previous make ran has an mtime older than the
-    .o that make wrote, and make would keep that .o). Returns what was copied from: the
-    build reads these bytes (a save during the make changes the source, not the copy)."""
+    .o that make wrote, and make would keep that .o); remove the copies of removed sources.
+    Returns what was copied from: the build reads these bytes (a save during the make
+    changes the source, not the copy)."""
     dst.mkdir(parents=True, exist_ok=True)
     files = _read_inputs(src)
     for name, data in files.items():
@@ -52,6 +53,9 @@ def _sync(src: Path, dst: Path) -> dict[str, bytes]:
             tmp = dst / f".{name}.hm-tmp"
             tmp.write_bytes(data)
             tmp.replace(t)
+    for t in dst.iterdir():  # a source removed: its copy goes (the build must not find it)
+        if is_input(t.name) and t.name not in files and t.is_file():
+            t.unlink()
     return files
 
 

@@ -130,3 +130,12 @@ def test_no_record_means_every_object_is_rebuilt(tmp_path):
     (work / modbuild.INPUTS).unlink()   # a make killed before the record was written
     modbuild._prepare(src, work)
     assert not (work / "a.o").exists() and not (work / "b.o").exists()
+
+
+def test_a_removed_header_is_removed_from_the_copy(tmp_path):
+    src, work = _tree(tmp_path)
+    _built(work, modbuild._prepare(src, work))
+    (src / "a.h").unlink()     # the build must fail as the source tree would, not use a copy
+    modbuild._prepare(src, work)
+    assert not (work / "a.h").exists() and not (work / "a.o").exists()
+    assert (work / "b.o").exists() and (work / "a.c").exists()
