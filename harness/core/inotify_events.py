@@ -30,18 +30,19 @@ CREATE, MODIFY, DELETE, OVERFLOW, GONE = "create", "modify", "delete", "overflow
 HEADER = struct.Struct("=iIII")   # int wd; uint32_t mask, cookie, len; then char name[len]
 
 
-def parse_events(buf: bytes) -> list[tuple[int, str]]:
-    """The (mask, name) of each inotify_event in `buf` (name: "" for the directory itself;
-    NUL padding stripped). A truncated last record is dropped (the kernel never returns one)."""
+def parse_events(buf: bytes) -> list[tuple[int, int, str]]:
+    """The (watch descriptor, mask, name) of each inotify_event in `buf` (name: "" for the
+    directory itself; NUL padding stripped). A truncated last record is dropped (the kernel
+    never returns one)."""
     out, off = [], 0
     while off + HEADER.size <= len(buf):
-        _wd, mask, _cookie, length = HEADER.unpack_from(buf, off)
+        wd, mask, _cookie, length = HEADER.unpack_from(buf, off)
         off += HEADER.size
         if off + length > len(buf):
             break
         name = buf[off:off + length].split(b"\0", 1)[0].decode(errors="surrogateescape")
         off += length
-        out.append((mask, name))
+        out.append((wd, mask, name))
     return out
 
 

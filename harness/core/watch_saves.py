@@ -24,7 +24,9 @@ SCRATCH_ENDINGS = ("~", "#", ".swp", ".swo", ".swx", ".tmp", ".bak", ".orig")
 
 
 def is_scratch(name: str) -> bool:
-    """An editor's temporary, lock or backup file, never a source of the module."""
+    """An editor's temporary, lock or backup file, never a source of the module (`name`:
+    of the file, or DIR/file)."""
+    name = name.rsplit("/", 1)[-1]
     return (name.startswith((".", "#")) or name.endswith(SCRATCH_ENDINGS)
             or name in SCRATCH_NAMES)
 

@@ -21,7 +21,7 @@ from ..core.options import RunOptions
 from ..core.repo import MODULES_DIR
 from ..core.suite import ModuleSpec
 from ..core.warm import WarmRecord, pick_module, verdict_lines
-from ..core.watch_saves import RUN, SHOWN, UNCHANGED, Run, SaveTracker, save_label
+from ..core.watch_saves import RUN, SHOWN, UNCHANGED, Run, SaveTracker, is_watched, save_label
 from ..stages.inotify import DirWatch
 from ..stages.modbuild import module_names
 from ..stages.paths import new_run_dir
@@ -35,15 +35,23 @@ IDLE_WAIT_S = 1.0        # the longest read of events with nothing pending
 RUN_POLL_S = 0.05        # how often a run in flight is looked at
 
 
-def content_digest(d: Path) -> str:
-    """The digest of the directory's input files as they are now (core/modinputs.py)."""
+def shared_dir(mdir: Path) -> Path | None:
+    """modules/, whose headers a user directory includes (None: mdir is modules/)."""
+    return None if mdir == MODULES_DIR.resolve() else MODULES_DIR.resolve()
+
+
+def content_digest(mdir: Path) -> str:
+    """The digest of the directory's input files as they are now, and of the headers of
+    modules/ for a user directory (core/modinputs.py)."""
     files = {}
-    for f in sorted(d.iterdir()):
-        if f.is_file() and not f.name.startswith("."):
-            try:
-                files[f.name] = f.read_bytes()
-            except OSError:
-                continue
+    shared = shared_dir(mdir)
+    for d, prefix in ((mdir, ""), *(((shared, "modules/"),) if shared else ())):
+        for f in sorted(d.iterdir()):
+            if is_watched(f.name) and (not prefix or f.suffix == ".h") and f.is_file():
+                try:
+                    files[prefix + f.name] = f.read_bytes()
+                except OSError:
+                    continue
     return dir_digest(files)
 
 
@@ -110,11 +118,16 @@ def print_verdict(run: Run, resp: Any, shown: bool, now: float) -> None:
 
 
 def _feed(saves: SaveTracker, events: DirWatch, timeout: float, mdir: Path) -> None:
-    """The events that come within `timeout` s, fed to `saves`."""
-    for name, kind in events.read(timeout):
+    """The events that come within `timeout` s, fed to `saves`: of the directory's files,
+    and of the headers of modules/ (as `modules/NAME.h`) for a user directory."""
+    for d, name, kind in events.read(timeout):
         if kind == GONE:
-            raise HarnessError(f"the watched directory {mdir} was deleted or moved",
+            raise HarnessError(f"the watched directory {d or mdir} was deleted or moved",
                                "run highmem watch again on the module's directory")
+        if d is not None and d != mdir:
+            if not name.endswith(".h"):
+                continue
+            name = f"modules/{name}"
         saves.feed(time.time(), name, kind)
 
 
@@ -161,14 +174,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     name = pick_module(args.module, module_names(mdir), str(mdir))
     opts = warm_options(args)
     opts.reset = args.reset
-    if mdir != MODULES_DIR:
+    if mdir != MODULES_DIR.resolve():
         opts.module_dirs = {name: mdir}
     spec = ModuleSpec(name, timeout=args.timeout or WATCH_TIMEOUT_S)
     rec = _warm_guest(opts)
     print(f"watching {mdir} for {name} on the warm guest (pid {rec.pid}): each save of "
           "*.c, *.h, Kbuild, Makefile reruns it; Ctrl-C stops", flush=True)
     try:
-        with DirWatch(mdir) as events:
+        shared = shared_dir(mdir)
+        with DirWatch(mdir, *([shared] if shared else [])) as events:
             watch_loop(mdir, rec, spec, opts, events)
     except KeyboardInterrupt as e:
         print("stopped watching; the warm guest stays up (`highmem down` stops it)",

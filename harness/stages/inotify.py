@@ -33,20 +33,26 @@ def _error(what: str) -> HarnessError:
 
 class DirWatch:
     """The CREATE / MODIFY / DELETE / OVERFLOW / GONE events (core/inotify_events.py) of
-    the files of one directory (not of its subdirectories)."""
+    the files of some directories (not of their subdirectories)."""
 
-    def __init__(self, d: Path) -> None:
+    def __init__(self, *dirs: Path) -> None:
         lib = _lib()
         fd = lib.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
         if fd < 0:
             raise _error("inotify_init1 failed")
         self.fd = fd
-        if lib.inotify_add_watch(fd, os.fsencode(d), WATCH_MASK) < 0:
-            os.close(fd)
-            raise _error(f"cannot watch {d}")
+        self.dirs: dict[int, Path] = {}   # watch descriptor -> its directory
+        for d in dirs:
+            wd = lib.inotify_add_watch(fd, os.fsencode(d), WATCH_MASK)
+            if wd < 0:
+                err = _error(f"cannot watch {d}")
+                os.close(fd)
+                raise err
+            self.dirs[wd] = d
 
-    def read(self, timeout: float) -> list[tuple[str, str]]:
-        """The (file name, kind) events that arrive within `timeout` s (none: [])."""
+    def read(self, timeout: float) -> list[tuple[Path | None, str, str]]:
+        """The (directory, file name, kind) events that arrive within `timeout` s (none:
+        []); directory None: of no one directory (OVERFLOW)."""
         ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
         if not ready:
             return []
@@ -55,10 +61,10 @@ class DirWatch:
         except BlockingIOError:
             return []
         out = []
-        for mask, name in parse_events(buf):
+        for wd, mask, name in parse_events(buf):
             kind = kind_of(mask)
             if kind is not None:
-                out.append((name, kind))
+                out.append((self.dirs.get(wd), name, kind))
         return out
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from harness.core import inotify_events as ie
+from harness.core.errors import HarnessError
 from harness.core.watch_saves import (
     RUN,
     SHOWN,
@@ -29,7 +30,8 @@ def test_watched_files():
     assert all(is_watched(n) for n in ("a.c", "hm.h", "Kbuild", "Makefile"))
     assert not any(is_watched(n) for n in (
         "a.o", "a.ko", ".a.c.swp", "a.c~", "README", "#a.c#", ".#a.c", "4913", ".a.c.swx",
-        "a.c.orig", ".a.c.hm-tmp"))
+        "a.c.orig", ".a.c.hm-tmp", "modules/.#hm_ktap.h", "modules/hm_ktap.h~"))
+    assert is_watched("modules/hm_ktap.h")
 
 
 def test_a_burst_of_events_is_one_save_after_the_quiet_time():
@@ -138,9 +140,9 @@ def test_inotify_records_decode():
     buf = _record(ie.IN_MODIFY, b"a.c") + _record(ie.IN_CREATE | ie.IN_ISDIR, b"sub") + \
         _record(ie.IN_DELETE_SELF) + _record(ie.IN_Q_OVERFLOW)
     events = ie.parse_events(buf + b"\1\0")      # a truncated tail is dropped
-    assert events == [(ie.IN_MODIFY, "a.c"), (ie.IN_CREATE | ie.IN_ISDIR, "sub"),
-                      (ie.IN_DELETE_SELF, ""), (ie.IN_Q_OVERFLOW, "")]
-    assert [ie.kind_of(m) for m, _ in events] == [M, None, ie.GONE, ie.OVERFLOW]
+    assert events == [(1, ie.IN_MODIFY, "a.c"), (1, ie.IN_CREATE | ie.IN_ISDIR, "sub"),
+                      (1, ie.IN_DELETE_SELF, ""), (1, ie.IN_Q_OVERFLOW, "")]
+    assert [ie.kind_of(m) for _, m, _ in events] == [M, None, ie.GONE, ie.OVERFLOW]
     assert ie.kind_of(ie.IN_MOVED_TO) == C and ie.kind_of(ie.IN_MOVED_FROM) == D
     assert ie.kind_of(ie.IN_CLOSE_WRITE) == M and ie.kind_of(0) is None
 
@@ -152,16 +154,25 @@ def _read_until(w, want, timeout=5.0):
     return got
 
 
-def test_a_real_directory_reports_its_saves(tmp_path):
-    (tmp_path / "a.c").write_text("int a;\n")
-    with DirWatch(tmp_path) as w:
+def test_real_directories_report_their_saves(tmp_path):
+    mine, shared = tmp_path / "mine", tmp_path / "shared"
+    mine.mkdir()
+    shared.mkdir()
+    (mine / "a.c").write_text("int a;\n")
+    with DirWatch(mine, shared) as w:
         assert w.read(0.0) == []
-        (tmp_path / "a.c").write_text("int a = 1;\n")
-        (tmp_path / "b.c").write_text("")
-        os.unlink(tmp_path / "b.c")
-        got = _read_until(w, [("a.c", M), ("b.c", C), ("b.c", D)])
-        assert {("a.c", M), ("b.c", C), ("b.c", D)} <= set(got)
-        (tmp_path / "a.c").unlink()
-        tmp_path.rename(tmp_path.with_name(tmp_path.name + "-moved"))
-        assert ("", ie.GONE) in _read_until(w, [("", ie.GONE)])
+        (mine / "a.c").write_text("int a = 1;\n")
+        (mine / "b.c").write_text("")
+        os.unlink(mine / "b.c")
+        (shared / "h.h").write_text("")
+        want = [(mine, "a.c", M), (mine, "b.c", C), (mine, "b.c", D), (shared, "h.h", C)]
+        assert set(want) <= set(_read_until(w, want))
+        (mine / "a.c").unlink()
+        mine.rename(tmp_path / "moved")
+        assert (mine, "", ie.GONE) in _read_until(w, [(mine, "", ie.GONE)])
     assert w.fd == -1
+
+
+def test_a_directory_that_cannot_be_watched_is_an_error(tmp_path):
+    with pytest.raises(HarnessError, match="cannot watch"):
+        DirWatch(tmp_path, tmp_path / "missing")
