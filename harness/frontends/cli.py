@@ -231,10 +231,11 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
     d.set_defaults(func=_deferred("warm_client", "cmd_down"))
     w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
-                       "its sources", description="Polls MODULE_DIR's *.c, *.h, Kbuild and "
-                       "Makefile every 0.2 s; each save rebuilds the module (make M=), runs "
-                       "it on the warm guest (started if none is up) and prints its verdict. "
-                       "Ctrl-C stops watching; the warm guest stays up.")
+                       "its sources", description="Watches MODULE_DIR's *.c, *.h, Kbuild and "
+                       "Makefile (inotify); each save rebuilds the module (make M=, by "
+                       "content), runs it on the warm guest (started if none is up) and "
+                       "prints its verdict, naming the save; a save during a run supersedes "
+                       "it. Ctrl-C stops watching; the warm guest stays up.")
     w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
     w.add_argument("--module", help="the module to run, if the directory builds several")
     add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
