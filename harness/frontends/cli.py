@@ -290,6 +290,20 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
     add_knobs(p, ("timeout", "append", "reset"))
 
 
+def _coverage_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """coverage (coverage.py)."""
+    c = sub.add_parser("coverage", help="run the suite on a gcov kernel and write the line "
+                       "and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem "
+                       "helpers (text per function, HTML)",
+                       description="The suite as `highmem run` runs it, on a kernel built "
+                       "with kernel-configs/gcov.config (its own build), every module on one "
+                       "guest; then the guest's gcov counters. Exit status as `highmem run`.")
+    c.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
+    _suite_options(c)
+    c.set_defaults(func=_deferred("coverage", "cmd_coverage"))
+
+
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """mutate (mutate.py)."""
     m = sub.add_parser("mutate", help="apply each patch in turn to a git copy of the kernel "
@@ -407,6 +421,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _coverage_command(sub)
     _matrix_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)
