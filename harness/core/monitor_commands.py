@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 from .errors import HarnessError
 
+# the guest's QMP sockets, in its 0700 socket directory (stages/qemu.py starts QEMU with all
+# three; each serves one client at a time)
+QMP_SOCKET = "qmp.sock"              # the harness's Monitor, for the guest's life
+TOOLS_QMP_SOCKET = "qmp-tools.sock"  # one-shot inspector commands (highmem qemu/dump, hm-qemu)
+USER_QMP_SOCKET = "qmp-user.sock"    # the user's own client; the harness never connects
 OUTPUT_LINES = 2000          # more than this of a command's text is cut (the rest counted)
 MEMORY_BYTES = 64 << 10      # `x`/`xp` up to this much; more is a dump
 ALIASES = {"i": "info", "q": "quit", "c": "cont"}

@@ -27,6 +27,7 @@ import pexpect
 
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
+from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
 from ..core.options import DEFAULTS
 from .paths import cache_dir
 from .procutil import die_with_parent
@@ -46,9 +47,6 @@ BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopp
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
 PORT_TRIES = 3
-QMP_SOCKET = "qmp.sock"              # the harness's Monitor, for the guest's life
-TOOLS_QMP_SOCKET = "qmp-tools.sock"  # one-shot inspector commands, one at a time
-USER_QMP_SOCKET = "qmp-user.sock"    # the user's; the harness never connects to it
 
 
 @dataclass(frozen=True)
@@ -181,6 +179,11 @@ class Qemu:
     @property
     def qmp_socket(self) -> Path:
         return self.sockdir / QMP_SOCKET
+
+    @property
+    def tools_qmp_socket(self) -> Path:
+        """The one-shot inspector commands' QMP socket (stages/qmp_line.py)."""
+        return self.sockdir / TOOLS_QMP_SOCKET
 
     @property
     def user_qmp_socket(self) -> Path:
