@@ -118,7 +118,9 @@ def check_command(line: str) -> str:
 
 
 def cut_output(text: str, limit: int = OUTPUT_LINES) -> str:
-    """`text` up to `limit` lines, with a last line counting what was cut."""
+    """`text` as a terminal shows it (HMP's \r\n ends and leading blank line dropped), up
+    to `limit` lines, with a last line counting what was cut."""
+    text = text.replace("\r\n", "\n").lstrip("\n")
     lines = text.splitlines()
     if len(lines) <= limit:
         return text

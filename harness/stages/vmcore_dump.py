@@ -21,6 +21,7 @@ from .qmp_line import QmpLine
 
 BACKENDS = ("hm.ram", "pc.ram")   # stages/qemu.py's RAM_BACKEND, or QEMU's own without it
 POLL_S = 0.5
+PROGRESS_S = 10.0         # a progress line at most this often
 
 
 @dataclass
@@ -56,7 +57,7 @@ def ram_ranges(q: QmpLine) -> list[tuple[int, int]]:
 
 def _wait(q: QmpLine, path: Path, timeout: float, progress: Callable[[str], None]) -> None:
     deadline = time.monotonic() + timeout
-    last = ""
+    said = 0.0
     while True:
         st = q.execute("query-dump")
         status = st.get("status", "none")
@@ -70,9 +71,9 @@ def _wait(q: QmpLine, path: Path, timeout: float, progress: Callable[[str], None
             raise HarnessError(f"the dump did not finish within {timeout:.0f} s ({done}); "
                                f"QEMU goes on writing {path}",
                                "give a longer --timeout, or a guest with less --memory")
-        if done != last:
-            progress(f"dump: {done}")
-            last = done
+        if time.monotonic() - said >= PROGRESS_S:
+            progress(f"  dump: {done} written")
+            said = time.monotonic()
         time.sleep(POLL_S)
 
 

@@ -70,3 +70,4 @@ def test_long_output_is_cut_and_counted():
     assert cut_output(text, 10) == text
     out = cut_output(text, 4)
     assert out.splitlines() == ["0", "1", "2", "3", "[6 more lines cut]"]
+    assert cut_output("\r\nCPU#1\r\nEAX=0\r\n") == "CPU#1\nEAX=0\n"     # HMP's text
