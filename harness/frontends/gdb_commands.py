@@ -131,16 +131,16 @@ address, PFN and struct page, and the area VA lies in. VA is any C expression.""
         cpu = walk_cpu(cpu, Kernel(target).layout.kmap_local_slot(va))
         if cpu is None or cpu == target.cpu:
             return reports.pte_report(target, va)
-        before = gdb.selected_thread().num
-        try:
-            gdb.execute(f"thread {cpu + 1}", to_string=True)
-        except gdb.error:
+        before = gdb.selected_thread()
+        wanted = [t for t in gdb.selected_inferior().threads() if t.num == cpu + 1]
+        if not wanted:
             raise gdb.GdbError(f"hm-pte: there is no CPU {cpu} (`info threads`: thread N "
-                               "is CPU N-1)") from None
+                               "is CPU N-1)")
+        wanted[0].switch()       # quietly: `thread N` prints the frame it switches to
         try:
             return reports.pte_report(GdbTarget(), va)
         finally:
-            gdb.execute(f"thread {before}", to_string=True)
+            before.switch()
 
 
 class HmKmaps(_ReportCommand):

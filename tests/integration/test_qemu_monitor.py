@@ -7,6 +7,7 @@ runs on.
 """
 
 import json
+import os
 import re
 import signal
 import socket
@@ -170,3 +171,68 @@ def test_pte_hold_cpu_reads_the_kmap_local_pte_on_the_cpu_the_hold_runs_on(reque
     assert rep["area"].startswith("kmap_local slot ") and \
         rep["area"].endswith(f" of CPU {made_on}"), rep["area"]
     assert any(f"running on CPU {made_on}" in n for n in rep["notes"]), rep["notes"]
+
+
+# -- inside `highmem gdb`: gdb's `monitor` replaced, hm-qemu, hm-pte --cpu ----------------
+
+PROMPT = r"\(gdb\) "
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.fixture(scope="module")
+def gdb_session(request, tmp_path_factory):
+    import pexpect
+    env = dict(os.environ, HIGHMEM_ARTIFACTS=str(tmp_path_factory.mktemp("gdb-artifacts")))
+    child = pexpect.spawn(HIGHMEM[0], [*HIGHMEM[1:], "gdb", "--hold", "--hold-param", "spin=1",
+                                       "--accel", _accel(request)], cwd=REPO, env=env,
+                          encoding="utf-8", codec_errors="replace", dimensions=(50, 220),
+                          timeout=3600)
+    child.logfile_read = sys.stdout
+    try:
+        child.expect(r"QMP for your own client: \S+", timeout=3600)
+        child.expect(PROMPT, timeout=600)
+
+        def run(command: str, timeout: float = 120) -> str:
+            child.sendline(command)
+            child.expect(PROMPT, timeout=timeout)
+            out = ANSI.sub("", str(child.before)).replace("\r\n", "\n")
+            return out.split("\n", 1)[1] if "\n" in out else ""
+        yield run
+        child.sendline("quit")
+        if child.expect([r"\(y or n\)", pexpect.EOF], timeout=60) == 0:
+            child.sendline("y")
+        child.expect(pexpect.EOF, timeout=120)
+    finally:
+        child.close(force=True)
+
+
+def test_gdb_monitor_info_tlb_is_refused_at_once_and_the_rest_goes_through_qmp(gdb_session):
+    run = gdb_session
+    t0 = time.monotonic()
+    out = run("monitor info tlb", timeout=30)
+    assert "`info tlb` is refused here" in out and "hm-pte VA" in out, out
+    assert time.monotonic() - t0 < 10
+    assert "VM status: paused" in run("monitor info status")   # gdb holds it stopped
+    assert "Switching to thread 2" in run("thread 2")
+    regs = run("hm-qemu info registers").strip()    # on the selected CPU
+    assert regs.startswith("CPU#1"), regs[:200]
+    run("thread 1")
+    out = run("mon info cpus")
+    assert "CPU #0" in out and "CPU #1" in out, out
+
+
+def test_gdb_hm_pte_walks_a_kmap_local_va_on_its_own_cpu(gdb_session):
+    run = gdb_session
+    dmesg = run("lx-dmesg")
+    local = next(h for h in parse_hold_lines(dmesg) if h["kind"] == "kmap_local")
+    made_on = int(re.search(r"hm_hold: kmap_local va=\S+ pfn=\S+ cpu=(\d+)", dmesg)[1])
+    other = 1 - made_on
+    run(f"thread {other + 1}")
+    out = run(f"hm-pte {local['va']:#x} --json")
+    rep = json.loads(out)
+    assert rep["cpu"] == made_on and rep["present"] and rep["pfn"] == local["pfn"], rep
+    rep = json.loads(run(f"hm-pte {local['va']:#x} --cpu {other} --json"))
+    assert rep["cpu"] == other and rep["pfn"] == local["pfn"]   # kernel tables: shared
+    assert "Current thread is 2" in run("thread") or other == 0
+    text = run("hm-kmaps")                 # its physical reads go through the wrapper now
+    assert f"{local['va']:#010x}" in text, text
