@@ -71,3 +71,10 @@ def test_long_output_is_cut_and_counted():
     out = cut_output(text, 4)
     assert out.splitlines() == ["0", "1", "2", "3", "[6 more lines cut]"]
     assert cut_output("\r\nCPU#1\r\nEAX=0\r\n") == "CPU#1\nEAX=0\n"     # HMP's text
+
+
+def test_docs_list_every_refused_command():
+    from harness.core.repo import REPO
+    doc = (REPO / "docs" / "inspect.md").read_text()
+    assert all(f"`{name}`" in doc for name in REFUSED), [n for n in REFUSED
+                                                         if f"`{n}`" not in doc]
