@@ -113,7 +113,10 @@ class _ReportCommand(gdb.Command):
 
 
 class HmPte(_ReportCommand):
-    """hm-pte VA [--json]: walk VA's page tables on the selected CPU and explain it.
+    """hm-pte VA [--cpu N] [--json]: walk VA's page tables and explain it.
+
+On CPU N if given; else a kmap_local VA on the CPU whose slot it is (where its mapping was
+made), any other VA on the selected CPU.
 
 CR3, the PDPT entry, the PMD entry and the PTE (PAE; PDE and PTE without PAE), each with
 its value and decoded flags (P RW US PWT PCD A D PAT/PS G NX, PROTNONE), the physical
@@ -123,8 +126,11 @@ address, PFN and struct page, and the area VA lies in. VA is any C expression.""
 
     def report(self, target: GdbTarget, args: list[str]) -> reports.Report:
         cpu = None
-        if len(args) == 3 and args[1] == "--cpu" and args[2].isdigit():
-            cpu, args = int(args[2]), args[:1]
+        if "--cpu" in args:
+            i = args.index("--cpu")
+            if i + 1 >= len(args) or not args[i + 1].isdigit():
+                raise gdb.GdbError("usage: hm-pte VA [--cpu N] [--json]")
+            cpu, args = int(args[i + 1]), args[:i] + args[i + 2:]
         if len(args) != 1:
             raise gdb.GdbError("usage: hm-pte VA [--cpu N] [--json]")
         va = int(gdb.parse_and_eval(f"(unsigned long)({args[0]})"))
