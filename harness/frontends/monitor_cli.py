@@ -5,8 +5,10 @@ guest (`highmem boot`'s, a warm one, or the one whose socket directory --sockets
 Both go through the guest's qmp-tools.sock (stages/qmp_line.py), one short connection with
 a deadline; the harness's own qmp.sock and the user's qmp-user.sock are left alone. A
 command that floods, hangs or pulls the guest from under gdb is refused before it is sent
-(core/monitor_commands.py). A dump of a warm guest is refused: its VM stop would reach the
-warm server's gdb as a stop it did not ask for.
+(core/monitor_commands.py). A dump of a warm guest is refused: the warm guest serves `highmem
+run`, and the dump pauses it for its whole length (8 GiB: about 100 s here), which the runs'
+deadlines would take for a hang. (QEMU's gdbstub does not report the dump's SAVE_VM pause to
+gdb, so an attached gdb is not confused by it.)
 """
 
 import argparse
@@ -41,8 +43,8 @@ def guest_sockdir(args: argparse.Namespace, warm: bool = True) -> Path:
         return pick_sockets(args.sockets, None, [])
     warm_dirs = _warm_sockdirs()
     if warm_dirs and not warm and boot_dir is None:
-        raise HarnessError("a dump of the warm guest is refused: the VM stops for it, and "
-                           "the warm server's gdb would see a stop it did not ask for",
+        raise HarnessError("a dump of the warm guest is refused: it pauses the guest for the "
+                           "whole dump, and the runs it serves would time out",
                            "dump a `highmem boot` guest, or use hm-dump FILE in `highmem gdb`")
     return pick_sockets(None, boot_dir, warm_dirs if warm else [])
 
