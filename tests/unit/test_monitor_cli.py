@@ -123,3 +123,19 @@ def test_usage_errors_are_two_lines_and_exit_2(isolated, capsys, monkeypatch, ar
     lines = err.strip().splitlines()
     assert "Traceback" not in err
     assert lines[-2].startswith(f"error: {what}") and lines[-1].startswith("fix: "), err
+
+
+def test_a_warm_guest_is_asked_but_never_dumped(tmp_path, monkeypatch):
+    from harness.frontends import monitor_cli
+    warm = tmp_path / "hm-warm"
+    warm.mkdir()
+    (warm / "qmp-tools.sock").touch()
+    monkeypatch.setattr(monitor_cli, "_warm_sockdirs", lambda: [warm])
+    monkeypatch.setattr(monitor_cli, "running_guest", lambda: None)
+    assert monitor_cli.guest_sockdir(Namespace(sockets=None)) == warm
+    with pytest.raises(HarnessError, match="a dump of the warm guest is refused"):
+        monitor_cli.guest_sockdir(Namespace(sockets=None), warm=False)
+    assert monitor_cli.guest_sockdir(Namespace(sockets=str(warm)), warm=False) == warm
+    boot = tmp_path / "hm-boot"
+    monkeypatch.setattr(monitor_cli, "running_guest", lambda: {"sockdir": str(boot)})
+    assert monitor_cli.guest_sockdir(Namespace(sockets=None), warm=False) == boot
