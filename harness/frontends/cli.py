@@ -271,9 +271,41 @@ def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
         p = sub.add_parser(name, help=f"boot the guest, print {what}, shut it down")
         if name == "pte":
             p.add_argument("va", help="virtual address (hex), or a C expression for gdb")
+            p.add_argument("--cpu", type=int, metavar="N",
+                           help="walk on CPU N; with --hold, hm_hold's kmap_local is made "
+                           "on CPU N (default: a kmap_local slot's own CPU, else the CPU "
+                           "that stopped)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         _inspect_common(p)
         p.set_defaults(func=_deferred("inspect_cli", f"cmd_{name}"))
+    _monitor_commands(sub)
+
+
+def _monitor_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """qemu, dump (monitor_cli.py): QEMU's monitor on a running guest."""
+    where = ("the socket directory of the guest (`highmem boot`, `highmem gdb` and `highmem "
+             "status` print it; default: the one running guest)")
+    q = sub.add_parser("qemu", help="a QEMU human-monitor command on the running guest, "
+                       "through QMP with a deadline", description="Runs CMD (e.g. `info "
+                       "registers`, `gva2gpa VA`) through the guest's qmp-tools.sock. "
+                       "Commands that flood, hang or take the guest from under gdb (info "
+                       "tlb, stop, cont, quit, ...) are refused with what to use instead.")
+    q.add_argument("--sockets", metavar="DIR", help=where)
+    q.add_argument("--cpu", type=int, metavar="N", help="the vCPU the command runs on")
+    q.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the answer (default %(default).0f)")
+    q.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="-- CMD [ARGS...]")
+    q.set_defaults(func=_deferred("monitor_cli", "cmd_qemu"))
+    d = sub.add_parser("dump", help="write the running guest's memory as a vmcore crash "
+                       "and drgn open", description="QMP dump-guest-memory (ELF, paging "
+                       "off) into FILE, which must not exist; its headers are checked "
+                       "(every RAM block in a PT_LOAD, each CPU's registers). Exit 1 if "
+                       "the check fails.")
+    d.add_argument("file", metavar="FILE", help="the vmcore to write (a new file)")
+    d.add_argument("--sockets", metavar="DIR", help=where)
+    d.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds the dump may take (default %(default).0f)")
+    d.set_defaults(func=_deferred("monitor_cli", "cmd_dump"))
 
 
 def _suite_options(p: argparse.ArgumentParser) -> None:
@@ -472,6 +504,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
     elif args.command in ("status", "down"):
         check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+    elif args.command in ("qemu", "dump"):
+        check_timeout(args.timeout)
     return int(args.func(args))
 
 
