@@ -214,10 +214,11 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
     d.set_defaults(func=_deferred("warm_client", "cmd_down"))
     w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
-                       "its sources", description="Polls MODULE_DIR's *.c, *.h, Kbuild and "
-                       "Makefile every 0.2 s; each save rebuilds the module (make M=), runs "
-                       "it on the warm guest (started if none is up) and prints its verdict. "
-                       "Ctrl-C stops watching; the warm guest stays up.")
+                       "its sources", description="Watches MODULE_DIR's *.c, *.h, Kbuild and "
+                       "Makefile (inotify); each save rebuilds the module (make M=, by "
+                       "content), runs it on the warm guest (started if none is up) and "
+                       "prints its verdict, naming the save; a save during a run supersedes "
+                       "it. Ctrl-C stops watching; the warm guest stays up.")
     w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
     w.add_argument("--module", help="the module to run, if the directory builds several")
     add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
@@ -253,9 +254,41 @@ def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
         p = sub.add_parser(name, help=f"boot the guest, print {what}, shut it down")
         if name == "pte":
             p.add_argument("va", help="virtual address (hex), or a C expression for gdb")
+            p.add_argument("--cpu", type=int, metavar="N",
+                           help="walk on CPU N; with --hold, hm_hold's kmap_local is made "
+                           "on CPU N (default: a kmap_local slot's own CPU, else the CPU "
+                           "that stopped)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         _inspect_common(p)
         p.set_defaults(func=_deferred("inspect_cli", f"cmd_{name}"))
+    _monitor_commands(sub)
+
+
+def _monitor_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """qemu, dump (monitor_cli.py): QEMU's monitor on a running guest."""
+    where = ("the socket directory of the guest (`highmem boot`, `highmem gdb` and `highmem "
+             "status` print it; default: the one running guest)")
+    q = sub.add_parser("qemu", help="a QEMU human-monitor command on the running guest, "
+                       "through QMP with a deadline", description="Runs CMD (e.g. `info "
+                       "registers`, `gva2gpa VA`) through the guest's qmp-tools.sock. "
+                       "Commands that flood, hang or take the guest from under gdb (info "
+                       "tlb, stop, cont, quit, ...) are refused with what to use instead.")
+    q.add_argument("--sockets", metavar="DIR", help=where)
+    q.add_argument("--cpu", type=int, metavar="N", help="the vCPU the command runs on")
+    q.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the answer (default %(default).0f)")
+    q.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="-- CMD [ARGS...]")
+    q.set_defaults(func=_deferred("monitor_cli", "cmd_qemu"))
+    d = sub.add_parser("dump", help="write the running guest's memory as a vmcore crash "
+                       "and drgn open", description="QMP dump-guest-memory (ELF, paging "
+                       "off) into FILE, which must not exist; its headers are checked "
+                       "(every RAM block in a PT_LOAD, each CPU's registers). Exit 1 if "
+                       "the check fails.")
+    d.add_argument("file", metavar="FILE", help="the vmcore to write (a new file)")
+    d.add_argument("--sockets", metavar="DIR", help=where)
+    d.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds the dump may take (default %(default).0f)")
+    d.set_defaults(func=_deferred("monitor_cli", "cmd_dump"))
 
 
 def _suite_options(p: argparse.ArgumentParser) -> None:
@@ -270,6 +303,20 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    help="judge only these KTAP cases (fnmatch globs, e.g. "
                    "'kmap_suite.kmap_*'; repeatable): the modules named run whole")
     add_knobs(p, ("timeout", "append", "reset"))
+
+
+def _coverage_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """coverage (coverage.py)."""
+    c = sub.add_parser("coverage", help="run the suite on a gcov kernel and write the line "
+                       "and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem "
+                       "helpers (text per function, HTML)",
+                       description="The suite as `highmem run` runs it, on a kernel built "
+                       "with kernel-configs/gcov.config (its own build), every module on one "
+                       "guest; then the guest's gcov counters. Exit status as `highmem run`.")
+    c.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
+    _suite_options(c)
+    c.set_defaults(func=_deferred("coverage", "cmd_coverage"))
 
 
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -389,6 +436,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _coverage_command(sub)
     _matrix_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)
@@ -440,6 +488,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
     elif args.command in ("status", "down"):
         check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+    elif args.command in ("qemu", "dump"):
+        check_timeout(args.timeout)
     return int(args.func(args))
 
 

@@ -26,6 +26,7 @@ from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.ssh import load_access
 from .cli import LAB_KNOBS, run_options
+from .inspect_args import sockets_text
 from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_guest
 from .warm_client import fitting, run_on_warm
 
@@ -73,9 +74,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
         access = s.qemu.sockdir / ACCESS_FILE
         publish_guest(s.guest_ssh(), s.qemu.sockdir, access, {
             "gdb_socket": str(s.qemu.gdb_socket), "vmlinux": str(lab.kernel.vmlinux),
-            "run_dir": str(run_dir)})
+            "run_dir": str(run_dir), "sockdir": str(s.qemu.sockdir)})
         say(f"guest up: gdbstub {s.qemu.gdb_socket}; `highmem ssh` reaches it; "
-            "Ctrl-] leaves the console and stops the guest")
+            "Ctrl-] leaves the console and stops the guest\n"
+            f"  {sockets_text(s.qemu.sockdir)}; `highmem qemu CMD`, `highmem dump FILE`")
         _attach_console(s.qemu.child)
     finally:
         try:

@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import HarnessError
+from ..core.monitor_commands import USER_QMP_SOCKET
 from ..core.options import RunOptions
 from ..core.repo import MODULES_DIR, REPO
 from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
+from .guest_record import running_guest
+from .inspect_args import sockets_text
 from ..core.warm import (
     SERVER_MODULE,
     STATUS_FILE,
@@ -252,6 +255,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         if rec is not None:
             row.update(pid=rec.pid, state=rec.state, run_dir=rec.run_dir, socket=rec.socket,
                        vmlinux=rec.vmlinux, image=rec.image, knobs=rec.knobs)
+            guest = Path(rec.run_dir) / "sockets"
+            if f.alive and guest.is_symlink():
+                row["user_qmp_socket"] = str(guest.resolve() / USER_QMP_SOCKET)
             if f.alive and rec.state == "ready":
                 row["answers"] = bool(send_status(rec).get("ok"))
         rows.append(row)
@@ -264,6 +270,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print("no warm guest is up (`highmem up` starts one)")
+    boot = running_guest()
+    if boot is not None and boot.get("sockdir"):
+        print(f"`highmem boot` guest up: pid {boot['pid']}, run directory {boot['run_dir']}\n"
+              f"  {sockets_text(Path(boot['sockdir']))}")
     for r in rows:
         if r["alive"]:
             k = r["knobs"]
@@ -274,6 +284,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                   + (f" --config {k['configs']}" if k.get("configs") else "")
                   + f"; kernel {r['vmlinux']}; run directory {r['run_dir']}; "
                   f"socket {r['socket']}")
+            guest = Path(r["run_dir"]) / "sockets"     # stages/qemu.py's link to its sockets
+            if guest.is_symlink():
+                print(f"  {sockets_text(guest.resolve())}")
         else:
             print(f"stale: {r['status_file']}: {r['stale']}"
                   + ("" if r["stale"].endswith("left alone") else ": removed"))
