@@ -24,6 +24,7 @@ from .core.results import RunResult, exit_status, not_run
 from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
+from .stages.atomic_file import write_atomic
 from .stages.progress import say
 
 
@@ -115,9 +116,9 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
 def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
     """report.json and report.txt of `result` in its run directory (their one writer);
     the report's text."""
-    report.write_json(result.run_dir / "report.json", result, extra)
+    write_atomic(result.run_dir / "report.json", report.report_json(result, extra))
     text = report.format_report(result)
-    (result.run_dir / "report.txt").write_text(text + "\n")
+    write_atomic(result.run_dir / "report.txt", text + "\n")
     return text
 
 
@@ -132,9 +133,9 @@ def write_outputs(out: Outputs, report_json: Path) -> None:
     """JUnit XML and KCIDB JSON, when asked for, from report.json."""
     data = json.loads(report_json.read_text())
     if out.junit is not None:
-        out.junit.write_text(junit_xml([data]))
+        write_atomic(out.junit, junit_xml([data]))
     if out.kcidb is not None:
-        out.kcidb.write_text(json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
+        write_atomic(out.kcidb, json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
 
 
 def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,

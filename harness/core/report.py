@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import uuid
-from pathlib import Path
 from typing import Callable
 
 from . import ktap
@@ -228,7 +227,3 @@ def report_json(result: RunResult, extra: dict[str, object] | None = None) -> st
 
     text = json.dumps(_report_data(result, checks_ref, extra), indent=2)
     return re.sub(f'^( *)"checks": "{marker}(\\d+)"', checks_lines, text, flags=re.M) + "\n"
-
-
-def write_json(path: Path, result: RunResult, extra: dict[str, object] | None = None) -> None:
-    path.write_text(report_json(result, extra))

@@ -5,23 +5,19 @@ whose pid now runs something else) is stale, and is removed with the socket dire
 names, never used.
 """
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
+from .atomic_file import write_atomic
 from .paths import artifacts_root
 from .sockdir import OWNER, RAM_DIR_BASE, owner_alive, sweep_stale
 
 
 def write_record(run_dir: Path, rec: WarmRecord) -> Path:
     """Replace the status file atomically: a reader never sees half of one."""
-    path = run_dir / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
-    tmp.write_text(rec.to_json())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / STATUS_FILE, rec.to_json())
 
 
 def read_record(path: Path) -> WarmRecord | None:
