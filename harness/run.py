@@ -113,12 +113,14 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
     return result
 
 
-def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
-    """report.json and report.txt of `result` in its run directory (their one writer);
-    the report's text."""
-    write_atomic(result.run_dir / "report.json", report.report_json(result, extra))
+def write_reports(result: RunResult, extra: dict[str, object] | None = None,
+                  to: Path | None = None) -> str:
+    """report.json and report.txt of `result` in its run directory, or in `to` (their one
+    writer; each written atomically); the report's text."""
+    out = result.run_dir if to is None else to
+    write_atomic(out / "report.json", report.report_json(result, extra))
     text = report.format_report(result)
-    write_atomic(result.run_dir / "report.txt", text + "\n")
+    write_atomic(out / "report.txt", text + "\n")
     return text
 
 
