@@ -199,7 +199,8 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
                              "kind": s.expect.kind, "error": s.error,
                              "seconds": round(s.seconds, 5),
                              "checks": checks_json(s.checks)} for s in m.stops],
-            "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
+            "ktap": [{"name": c.name, "number": c.number, "status": c.status,
+                      "directive": c.directive, "seconds": round(c.seconds, 3)}
                      for c in m.cases],
         } for m in result.modules],
         **(extra or {}),
