@@ -111,3 +111,19 @@ def test_a_failed_write_removes_its_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         write_atomic(tmp_path / "d", "a directory is not replaced by a file")
     assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+USER_FILES = ("report.json", "report.txt", "junit", "kcidb", "matrix.json", "matrix.txt",
+              "mutate.json", "bisect.txt", "STATUS_FILE", "results.json", "tag}.")
+
+
+def test_every_file_a_user_reads_is_written_atomically() -> None:
+    """No plain write_text/open(w) of a report, JUnit, KCIDB, matrix or record file is left
+    in the harness (they all go through write_atomic)."""
+    plain = []
+    for f in sorted((REPO / "harness").rglob("*.py")):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if ("write_text(" in line or "write_bytes(" in line) and \
+                    any(u in line for u in USER_FILES):
+                plain.append(f"{f.relative_to(REPO)}:{n}: {line.strip()}")
+    assert not plain, plain
