@@ -66,11 +66,13 @@ def plan(lab: Lab, suite: tuple[ModuleSpec, ...],
 
 
 def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
-        ops: Operations, shard: Shard = Shard()) -> RunResult:
+        ops: Operations, shard: Shard = Shard(),
+        after: Callable[[Lab], None] | None = None) -> RunResult:
     """Prepare (a HarnessError here ends the run: nothing could be tested), then every
     module of `suite` that `shard` runs, in order (the others are not run nor reported);
     Ctrl-C or SIGTERM stops QEMU and gdb and marks the rest NOT RUN. report.json is written
-    whatever happens after the preparation."""
+    whatever happens after the preparation. `after(lab)`: called on the last guest, once
+    every module ran (`highmem coverage` reads the kernel's gcov data there)."""
     phases = Phases()
     deps = _deps_seconds()
     if deps is not None:
@@ -85,6 +87,8 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
         say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
     try:
         run_modules(lab, suite, result)
+        if after is not None and not result.interrupted:  # e.g. read the guest's coverage
+            after(lab)
     finally:
         lab.close()
         result.boots = lab.boots

@@ -231,10 +231,11 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
     d.set_defaults(func=_deferred("warm_client", "cmd_down"))
     w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
-                       "its sources", description="Polls MODULE_DIR's *.c, *.h, Kbuild and "
-                       "Makefile every 0.2 s; each save rebuilds the module (make M=), runs "
-                       "it on the warm guest (started if none is up) and prints its verdict. "
-                       "Ctrl-C stops watching; the warm guest stays up.")
+                       "its sources", description="Watches MODULE_DIR's *.c, *.h, Kbuild and "
+                       "Makefile (inotify); each save rebuilds the module (make M=, by "
+                       "content), runs it on the warm guest (started if none is up) and "
+                       "prints its verdict, naming the save; a save during a run supersedes "
+                       "it. Ctrl-C stops watching; the warm guest stays up.")
     w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
     w.add_argument("--module", help="the module to run, if the directory builds several")
     add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
@@ -287,6 +288,20 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
                    help="judge only these KTAP cases (fnmatch globs, e.g. "
                    "'kmap_suite.kmap_*'; repeatable): the modules named run whole")
     add_knobs(p, ("timeout", "append", "reset"))
+
+
+def _coverage_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """coverage (coverage.py)."""
+    c = sub.add_parser("coverage", help="run the suite on a gcov kernel and write the line "
+                       "and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem "
+                       "helpers (text per function, HTML)",
+                       description="The suite as `highmem run` runs it, on a kernel built "
+                       "with kernel-configs/gcov.config (its own build), every module on one "
+                       "guest; then the guest's gcov counters. Exit status as `highmem run`.")
+    c.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
+    _suite_options(c)
+    c.set_defaults(func=_deferred("coverage", "cmd_coverage"))
 
 
 def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -420,6 +435,7 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _coverage_command(sub)
     _matrix_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)

@@ -95,6 +95,9 @@ def test_every_way_in_gives_the_same_verdict(tmp_path, request):
     for how, field in [("pfn1", "PFN"), ("pfn32", "PFN"), ("nx", "NX"), ("rw", "RW"),
                        ("g", "G"), ("leak", "PTE"), ("invert", "PFN"), ("preset", "PFN")]:
         assert field in want[f"hostile_liar how={how}"][2], (how, want)
+    assert want["helpers_suite mutate=content"][0] == "FAIL"
+    assert "CONTENT" in want["helpers_suite mutate=content"][2], want
+    assert want["vmram_suite mutate=pgd"][2] == ["PGD"], want
 
     ways = {}
     for args in ((), ("-n", "2")):

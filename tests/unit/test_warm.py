@@ -19,13 +19,11 @@ from harness.core.options import RunOptions
 from harness.core.suite import ModuleSpec
 from harness.core.warm import (
     WarmRecord,
-    changed_since,
     decode,
     encode,
     first_evidence,
     guest_knobs,
     is_server_cmdline,
-    is_watched,
     parse_record,
     pick_module,
     request_timeout,
@@ -185,15 +183,7 @@ def test_verdict_other_failures():
     assert verdict_lines({"modules": []}) == ["no module ran"]
 
 
-# --- watch's polling and module choice ---
-
-def test_watched_files():
-    assert all(is_watched(n) for n in ("a.c", "hm.h", "Kbuild", "Makefile"))
-    assert not any(is_watched(n) for n in ("a.o", "a.ko", ".a.c.swp", "a.c~", "README"))
-    assert changed_since({"a.c": 1, "b.h": 2}, {"a.c": 1, "b.h": 3, "c.c": 1}) == ["b.h", "c.c"]
-    assert changed_since({"a.c": 1}, {}) == ["a.c"]
-    assert changed_since({"a.c": 1}, {"a.c": 1}) == []
-
+# --- watch's module choice (its saves: test_watch_saves.py) ---
 
 def test_pick_module():
     assert pick_module(None, ["my_test"], "/m") == "my_test"
