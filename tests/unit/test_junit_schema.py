@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 
 from harness.core.junit import junit_xml, xml_text
-from harness.stages.paths import cache_dir
+from tests.junit_schema import schema as xunit2_schema
 from tests.unit.test_pytest_items import _finish, _pytest
 
 xmlschema = pytest.importorskip("xmlschema", reason="xmlschema is in the dev extra: make deps")
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "orchestration" / "golden"
-XSD = cache_dir() / "junit-10.xsd"
 # the modules both front ends run here (fakelab.py replays their recorded runs)
 SUITE = """
 modules:
@@ -33,10 +32,7 @@ modules:
 
 @pytest.fixture(scope="module")
 def schema() -> Any:
-    if not XSD.is_file():
-        pytest.skip(f"no xunit2 schema at {XSD}: `make deps` fetches it from pytest's sdist "
-                    "(needs PyPI once)")
-    return xmlschema.XMLSchema(str(XSD))
+    return xunit2_schema()
 
 
 def reports() -> list[dict[str, Any]]:
