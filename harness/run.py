@@ -30,6 +30,7 @@ from .core.results import RunResult, exit_status, not_run
 from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
+from .stages.atomic_file import write_atomic
 from .stages.paths import host_roots, refusing_root
 from .stages.progress import say
 
@@ -168,15 +169,18 @@ def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | 
     return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone, gone=str(top))
 
 
-def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
-    """report.json and report.txt of `result` in its run directory (their one writer);
-    the report's text. HostIOError (error and fix) when the host will not hold them."""
+def write_reports(result: RunResult, extra: dict[str, object] | None = None,
+                  to: Path | None = None) -> str:
+    """report.json and report.txt of `result` in its run directory, or in `to` (their one
+    writer; each written atomically); the report's text. HostIOError (error and fix) when
+    the host will not hold them."""
     if result.environment:
         extra = {**(extra or {}), "environment": result.environment}
+    out = result.run_dir if to is None else to
     text = report_text(result)
     try:
-        report.write_json(result.run_dir / "report.json", result, extra)
-        (result.run_dir / "report.txt").write_text(text + "\n")
+        write_atomic(out / "report.json", report.report_json(result, extra))
+        write_atomic(out / "report.txt", text + "\n")
     except OSError as e:
         host = as_host_error(e, result.run_dir, "writing the report")
         if host is None:
@@ -206,9 +210,9 @@ def write_outputs(out: Outputs, report_json: Path) -> None:
     """JUnit XML and KCIDB JSON, when asked for, from report.json."""
     data = json.loads(report_json.read_text())
     if out.junit is not None:
-        out.junit.write_text(junit_xml([data]))
+        write_atomic(out.junit, junit_xml([data]))
     if out.kcidb is not None:
-        out.kcidb.write_text(json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
+        write_atomic(out.kcidb, json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
 
 
 def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import pte as ptemod
+from .hexjson import hex64
 from .layout import Layout
 from .pagewalk import Walk
 
@@ -138,11 +139,13 @@ class PteCheck:
         return not self.mismatches
 
     def to_json(self) -> dict[str, object]:
-        """Its fields (as dataclasses.asdict gives them) and `passed`."""
+        """Its fields and `passed`; the PTE values and physical addresses as "0x..."
+        strings (core/hexjson.py: a PAE PTE does not fit a JSON number), va and pfn as
+        numbers."""
         return {"label": self.label, "kind": self.kind, "va": self.va,
-                "expected": self.expected, "actual": self.actual, "flags": self.flags,
-                "pfn": self.pfn, "mismatches": list(self.mismatches),
-                "qemu_phys": self.qemu_phys, "walk_phys": self.walk_phys,
+                "expected": hex64(self.expected), "actual": hex64(self.actual),
+                "flags": self.flags, "pfn": self.pfn, "mismatches": list(self.mismatches),
+                "qemu_phys": hex64(self.qemu_phys), "walk_phys": hex64(self.walk_phys),
                 "passed": not self.mismatches}
 
 

@@ -423,8 +423,22 @@ def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     m.set_defaults(func=_deferred("merge", "cmd_merge"))
 
 
+class _Version(argparse.Action):
+    """--version: the package's version and the harness checkout's git describe
+    (stages/version.py, imported only when asked: it runs git)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the harness's version "
+                         "(package and git describe of its checkout) and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(importlib.import_module("harness.stages.version").version_line(), flush=True)
+        parser.exit(0)
+
+
 def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
     r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
                        "live PTE checks, print the report",

@@ -33,6 +33,7 @@ from ..kernel import reports
 from ..kernel.target import Kernel, SymbolMissing
 from ..lab import Lab
 from ..operations import guest_session, stage_lab
+from ..stages.atomic_file import write_atomic
 from ..stages.console import SerialShell
 from ..stages.image import MODULE_DIR_IN_GUEST
 from ..stages.mi_target import MiTarget, stopped_target
@@ -159,7 +160,7 @@ def _inspect(args: argparse.Namespace, report: Callable[[MiTarget, str], Report]
     finally:
         lab.close()
     text = json.dumps(rep.to_json(), indent=2) if args.json else rep.format()
-    (run_dir / f"{tag}.{'json' if args.json else 'txt'}").write_text(text + "\n")
+    write_atomic(run_dir / f"{tag}.{'json' if args.json else 'txt'}", text + "\n")
     print(text)
     return 0
 

@@ -10,11 +10,9 @@ never used.
 """
 
 import argparse
-import base64
 import dataclasses
 import json
 import os
-import pickle
 import signal
 import stat
 import subprocess
@@ -45,6 +43,7 @@ from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.sockdir import OWNER
 from ..stages.source import resolve_source
+from ..stages.warm_answer import read_answer
 from ..stages.warm_channel import WarmError, call
 from ..stages.warm_record import (
     find_records,
@@ -101,23 +100,28 @@ def run_on_warm(rec: WarmRecord, opts: RunOptions, suite: tuple[ModuleSpec, ...]
 
 def send_run(rec: WarmRecord, suite: tuple[ModuleSpec, ...], opts: RunOptions,
              run_dir: Path) -> dict[str, Any]:
+    """The answer to a run of `suite` on the warm guest, its files read: `report` (the
+    text), `report_json` (the data), `exit`."""
     dirs = {n: str(d.resolve()) for n, d in opts.module_dirs.items()
             if d.resolve() != MODULES_DIR}
     req = run_request(suite, dirs, str(run_dir.resolve()), opts.reset)
-    return call(Path(rec.socket), req, request_timeout(req))
+    resp = call(Path(rec.socket), req, request_timeout(req))
+    answer = read_answer(resp)
+    return {**resp, "report": answer.report, "report_json": answer.report_json}
 
 
 def run_specs_on_warm(rec: WarmRecord, specs: tuple[ModuleSpec, ...],
                      module_dirs: dict[str, Path], reset: bool) -> list[ModuleResult]:
-    """The ModuleResults of `specs` run on the warm guest (for the pytest plugin). Its
-    answer is unpickled, so the socket must be our own server's: a 0700 directory of ours
-    whose owner is the record's pid."""
+    """The ModuleResults of `specs` run on the warm guest (for the pytest plugin), read
+    from the results.json its answer names (JSON, core/result_json.py). The socket must be
+    our own server's: a 0700 directory of ours whose owner is the record's pid."""
     _check_ours(rec)
     dirs = {n: str(d.resolve()) for n, d in module_dirs.items() if d.resolve() != MODULES_DIR}
     req = run_request(specs, dirs, "", reset)
-    req["results"] = "pickle"
+    req["results"] = "json"
     resp = call(Path(rec.socket), req, request_timeout(req))
-    results: list[ModuleResult] = pickle.loads(base64.b64decode(resp["results_pickle"]))
+    results = read_answer(resp, with_results=True).results
+    assert results is not None
     return results
 
 

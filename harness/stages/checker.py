@@ -10,12 +10,12 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 
 import gc
 import time
-from dataclasses import asdict
 from typing import Any
 
 from ..core import checkpoint as cp
 from ..core import pte as ptemod
 from ..core.errors import BootError, GdbError
+from ..core.hexjson import hex64, read_int
 from ..core.layout import Layout
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
@@ -80,12 +80,18 @@ class Checker:
     def facts(self) -> dict[str, object]:
         """What this checker read of the kernel through gdb's DWARF (masks, layout, symbol
         addresses): kept with a snapshot, so a restored guest needs no DWARF at all."""
-        return {"masks": asdict(self.kernel_masks()), "layout": self.kernel_layout().to_json(),
+        m = self.kernel_masks()  # pteval_t masks: "0x..." strings (core/hexjson.py)
+        masks = {"default_kernel_pte_mask": hex64(m.default_kernel_pte_mask),
+                 "supported_pte_mask": hex64(m.supported_pte_mask), "pae": m.pae}
+        return {"masks": masks, "layout": self.kernel_layout().to_json(),
                 "pkmap_count": self.pkmap_count_addr(), "pgd": self.pgd_facts_of()}
 
     def load_facts(self, facts: dict[str, Any]) -> None:
         """The facts() of the same kernel in the same state (a restored snapshot)."""
-        self.masks = cp.KernelMasks(**facts["masks"])
+        m = facts["masks"]  # numbers in a snapshot saved before the hex strings
+        self.masks = cp.KernelMasks(read_int(m["default_kernel_pte_mask"]) or 0,
+                                    read_int(m["supported_pte_mask"]) or 0,
+                                    bool(m.get("pae", True)))
         self.layout = Layout.from_json(facts["layout"])
         self.pkmap_count = int(facts["pkmap_count"])
         pgd = facts.get("pgd")  # a snapshot from before the page-directory check: read again

@@ -7,13 +7,13 @@ removed, and only a socket directory carrying ours (stages/owned.py): a planted 
 naming a user's directory makes nothing go.
 """
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
-from .paths import artifacts_root, cache_dir
 from . import owned
+from .atomic_file import write_atomic
+from .paths import artifacts_root, cache_dir
 from .sockdir import RAM_DIR_BASE, sweep_stale
 
 WARM_KINDS = ("warm", "run")  # the markers of a directory a warm record may be in
@@ -21,11 +21,7 @@ WARM_KINDS = ("warm", "run")  # the markers of a directory a warm record may be 
 
 def write_record(run_dir: Path, rec: WarmRecord) -> Path:
     """Replace the status file atomically: a reader never sees half of one."""
-    path = run_dir / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
-    tmp.write_text(rec.to_json())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / STATUS_FILE, rec.to_json())
 
 
 def read_record(path: Path) -> WarmRecord | None:
