@@ -74,12 +74,14 @@ def plan(lab: Lab, suite: tuple[ModuleSpec, ...],
 
 def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
         ops: Operations, shard: Shard = Shard(),
-        after: Callable[[Lab], None] | None = None) -> RunResult:
+        after: Callable[[Lab], None] | None = None,
+        before_module: Callable[[Lab, ModuleSpec], None] | None = None) -> RunResult:
     """Prepare (a HarnessError here ends the run: nothing could be tested), then every
     module of `suite` that `shard` runs, in order (the others are not run nor reported);
     Ctrl-C or SIGTERM stops QEMU and gdb and marks the rest NOT RUN. report.json is written
     whatever happens after the preparation. `after(lab)`: called on the last guest, once
-    every module ran (`highmem coverage` reads the kernel's gcov data there)."""
+    every module ran, `before_module(lab, spec)` before each module (`highmem coverage`
+    reads the kernel's gcov data there, and before a module that crashes by design)."""
     phases = Phases()
     deps = _deps_seconds()
     if deps is not None:
@@ -101,7 +103,9 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     if shard.count > 1:
         say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
     try:
-        run_modules(lab, suite, result)
+        ahead = None if before_module is None else \
+            (lambda i, _n: before_module(lab, suite[i]))
+        run_modules(lab, suite, result, before=ahead)
         if after is not None and not result.interrupted:  # e.g. read the guest's coverage
             after(lab)
     finally:

@@ -24,7 +24,8 @@ DUMP_MARK = "==HM-GCDA== "
 
 # The guest's shell line that prints every .gcda as `==HM-GCDA== PATH` then its base64.
 DUMP_COMMAND = (
-    "mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; "
+    "grep -q ' /sys/kernel/debug debugfs ' /proc/mounts || "
+    "mount -t debugfs none /sys/kernel/debug; "
     f"find {GCOV_ROOT} -name '*.gcda' | while read f; do echo \"{DUMP_MARK}$f\"; "
     "base64 \"$f\"; done")
 
@@ -101,6 +102,30 @@ class FileCoverage:
         return 100.0 * self.branches_hit / self.branches if self.branches else 100.0
 
 
+def merge_gcov(docs: list[dict]) -> dict:
+    """One gcov JSON document of several (the objects that inline one header, the parts of
+    a run the guest was restored between): line, branch and call counts summed per file."""
+    files: dict[str, dict] = {}
+    for doc in docs:
+        for f in doc.get("files", []):
+            into = files.setdefault(str(f.get("file", "")), {"functions": {}, "lines": {}})
+            for fn in f.get("functions", []):
+                have = into["functions"].setdefault(fn["name"], {**fn, "execution_count": 0})
+                have["execution_count"] += int(fn.get("execution_count", 0))
+            for ln in f.get("lines", []):
+                key = (int(ln["line_number"]), ln.get("function_name", ""))
+                have = into["lines"].get(key)
+                if have is None:
+                    into["lines"][key] = {**ln, "count": int(ln.get("count", 0)),
+                                          "branches": [dict(b) for b in ln.get("branches", [])]}
+                    continue
+                have["count"] += int(ln.get("count", 0))
+                for mine, theirs in zip(have["branches"], ln.get("branches", [])):
+                    mine["count"] = int(mine.get("count", 0)) + int(theirs.get("count", 0))
+    return {"files": [{"file": path, "functions": list(d["functions"].values()),
+                       "lines": list(d["lines"].values())} for path, d in files.items()]}
+
+
 def summarize(gcov_json: dict, keep: tuple[str, ...] = ()) -> list[FileCoverage]:
     """Per source file (only those whose path ends with one of `keep`, when given) and per
     function, from one `gcov --json-format` document: a line is counted once (inlined
@@ -136,16 +161,6 @@ def summarize(gcov_json: dict, keep: tuple[str, ...] = ()) -> list[FileCoverage]
         fc.functions = sorted(funcs.values(), key=lambda x: x.first_line)
         out.append(fc)
     return out
-
-
-def merge(files: list[FileCoverage]) -> list[FileCoverage]:
-    """One entry per path (a header inlined into several objects: the union of its hits is
-    not known from summaries, so the best-covered copy is kept)."""
-    best: dict[str, FileCoverage] = {}
-    for f in files:
-        if f.file not in best or f.lines_hit > best[f.file].lines_hit:
-            best[f.file] = f
-    return [best[k] for k in sorted(best)]
 
 
 def format_text(files: list[FileCoverage]) -> str:

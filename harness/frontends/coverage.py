@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.errors import HarnessError
 from ..core.results import exit_status
+from ..core.suite import ModuleSpec
 from ..lab import Lab
 from ..operations import StageOperations
 from ..run import print_report, run
@@ -30,24 +31,33 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     run_dir = new_run_dir("coverage")
     out = run_dir / "coverage"
     out.mkdir()
-    found: dict[str, object] = {}
+    gcdas: list[Path] = []
+    source: list[Path] = []
 
-    def gather(lab: Lab) -> None:
+    def gather(lab: Lab, why: str) -> None:
         session = lab.session
-        if session is None or not hasattr(session, "run"):
-            say("coverage: no guest is up after the suite (it crashed): its counters are lost")
+        if session is None or not hasattr(session, "run") or not session.alive():
+            say(f"coverage: no guest is up {why}: the counters since the last read are lost")
             return
-        say("== coverage")
-        gcdas = coverage_data.collect(session.run, out)
-        say(f"  {len(gcdas)} .gcda files from the guest")
-        found["gcdas"], found["source"] = gcdas, lab.kernel.source.tree
+        part = out / f"part-{len(list(out.glob('part-*'))) + 1}"
+        say(f"== coverage ({why})")
+        got = coverage_data.collect(session.run, part)
+        say(f"  {len(got)} .gcda files from the guest into {part.name}")
+        gcdas.extend(got)
+        source[:] = [lab.kernel.source.tree]
 
-    result = run(opts, suite, run_dir, StageOperations(), after=gather)
+    def before(lab: Lab, spec: ModuleSpec) -> None:
+        if spec.crashes:  # its crash restores the guest: read the counters first
+            gather(lab, f"before {spec.title}, which crashes by design")
+
+    ops = StageOperations()
+    result = run(opts, suite, run_dir, ops, after=lambda lab: gather(lab, "after the suite"),
+                 before_module=before)
     print_report(result)
-    if "gcdas" not in found:
+    if not gcdas:
         raise HarnessError("no coverage data was read from the guest",
                            f"see the run's report in {run_dir}")
-    text = coverage_data.report(found["gcdas"], out, Path(str(found["source"])), KEEP)
+    text = coverage_data.report(gcdas, out, source[0], KEEP)
     print(text, end="")
     html = out / "html" / "index.html"
     print(f"Coverage: {out / 'coverage.txt'}" + (f", {html}" if html.exists() else ""))

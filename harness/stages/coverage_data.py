@@ -56,12 +56,10 @@ def gcov_json(gcda: Path) -> dict:
 
 
 def report(gcdas: list[Path], out: Path, source: Path, keep: tuple[str, ...]) -> str:
-    """coverage.txt (and coverage.json, html/ with gcovr) in `out`; the text summary."""
-    files: list[cov.FileCoverage] = []
-    for g in gcdas:
-        if g.with_suffix(".gcno").exists():
-            files += cov.summarize(gcov_json(g), keep)
-    files = cov.merge(files)
+    """coverage.txt (and coverage.json, html/ with gcovr) in `out`, from every part's
+    .gcda (`out`/part-N/…); the text summary."""
+    docs = [gcov_json(g) for g in gcdas if g.with_suffix(".gcno").exists()]
+    files = cov.summarize(cov.merge_gcov(docs), keep)
     text = cov.format_text(files)
     (out / "coverage.txt").write_text(text)
     (out / "coverage.json").write_text(json.dumps(
@@ -74,10 +72,11 @@ def report(gcdas: list[Path], out: Path, source: Path, keep: tuple[str, ...]) ->
     if Path(gcovr).exists():
         html = out / "html"
         html.mkdir(exist_ok=True)
-        p = subprocess.run([gcovr, "--root", str(source), "--object-directory", str(out),
-                            "--html-details", str(html / "index.html"), "--txt",
-                            str(out / "gcovr.txt"), "--gcov-ignore-errors=all",
-                            "--gcov-ignore-parse-errors=all", str(out)],
+        p = subprocess.run([gcovr, "--root", str(source), "--html-details",
+                            str(html / "index.html"), "--txt", str(out / "gcovr.txt"),
+                            "--gcov-ignore-errors=all", "--gcov-ignore-parse-errors=all",
+                            *(f"--filter={k}" for k in ("mm/", "include/linux/", "arch/x86/mm/")),
+                            *sorted({str(part) for part in out.glob("part-*")})],
                            capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
             say(f"  gcovr failed ({p.returncode}): {p.stderr.strip()[-300:]}")

@@ -63,6 +63,13 @@ def test_lines_and_branches_per_file_and_function():
     assert "missed: 21-22" in text and "missed: 12" in text
 
 
-def test_the_best_copy_of_a_file_is_kept():
-    a, b = cov.FileCoverage("x.h", 10, 2), cov.FileCoverage("x.h", 10, 7)
-    assert cov.merge([a, b]) == [b]
+def test_parts_and_objects_merge_line_by_line():
+    part2 = {"files": [{"file": "/src/mm/highmem.c", "functions": [
+        {"name": "flush_all_zero_pkmaps", "start_line": 20, "execution_count": 1}],
+        "lines": [{"line_number": 21, "count": 1, "function_name": "flush_all_zero_pkmaps"},
+                  {"line_number": 11, "count": 1, "function_name": "kmap_high",
+                   "branches": [{"count": 0}, {"count": 2}]}]}]}
+    [f] = cov.summarize(cov.merge_gcov([GCOV, part2]), ("mm/highmem.c",))
+    assert (f.lines_hit, f.lines, f.branches_hit, f.missed) == (2, 4, 2, [12, 22])
+    kmap = f.functions[0]
+    assert kmap.calls == 3 and f.functions[1].calls == 1
