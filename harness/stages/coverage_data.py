@@ -6,6 +6,7 @@ summary per function (core/coverage.py) and, when gcovr is installed, HTML with 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -75,7 +76,7 @@ def report(gcdas: list[Path], out: Path, source: Path, keep: tuple[str, ...]) ->
         p = subprocess.run([gcovr, "--root", str(source), "--html-details",
                             str(html / "index.html"), "--txt", str(out / "gcovr.txt"),
                             "--gcov-ignore-errors=all", "--gcov-ignore-parse-errors=all",
-                            *(f"--filter={k}" for k in ("mm/", "include/linux/", "arch/x86/mm/")),
+                            *(f"--filter={re.escape(str(source / k))}$" for k in keep),
                             *sorted({str(part) for part in out.glob("part-*")})],
                            capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
