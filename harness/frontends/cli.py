@@ -67,7 +67,7 @@ def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     for f, k in knobs(names):
         if isinstance(getattr(DEFAULTS, f.name), bool):  # a switch, on by default
             p.add_argument(f"--no-{k.name}", dest=f.name, action="store_false",
-                           default=True, help=f"switch off: {k.help}")
+                           default=True, help=f"{k.off} (default: {k.help})")
             continue
         kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
         text = k.help
