@@ -31,6 +31,7 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests scripts
+	$(VENV)/bin/mypy
 
 unit: deps
 	$(PY) -m pytest -q tests/unit

@@ -101,7 +101,8 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
         raise host from None
     suite = tuple(suite[i] for i in picked)
     if shard.count > 1:
-        say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
+        items = extra["plan"]["items"]  # type: ignore[index]  # plan()'s own dict
+        say(f"shard {shard}: {len(suite)} of {len(items)} modules")
     try:
         ahead = None if before_module is None else \
             (lambda i, _n: before_module(lab, suite[i]))

@@ -179,15 +179,16 @@ def format_text(files: list[FileCoverage]) -> str:
 
 
 def _ranges(numbers: list[int]) -> str:
-    out, start, prev = [], None, None
+    out: list[str] = []
+    start = prev = -2
     for n in sorted(set(numbers)):
-        if start is None:
+        if start < 0:
             start = prev = n
         elif n == prev + 1:
             prev = n
         else:
             out.append(f"{start}" if start == prev else f"{start}-{prev}")
             start = prev = n
-    if start is not None:
+    if start >= 0:
         out.append(f"{start}" if start == prev else f"{start}-{prev}")
     return ",".join(out)

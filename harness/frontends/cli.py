@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from ..core.errors import HarnessError, Terminated
 from ..core.options import DEFAULTS, RunOptions, default_text, knobs
@@ -107,6 +107,10 @@ class HarnessParser(argparse.ArgumentParser):
         self.exit(2, f"error: {' '.join(message.split())}\nfix: run '{self.prog} --help'\n")
 
 
+if TYPE_CHECKING:  # the subcommands' parsers
+    Subparsers: TypeAlias = "argparse._SubParsersAction[HarnessParser]"
+
+
 def _check_lab_options(args: argparse.Namespace) -> None:
     """Usage errors in the options every building or booting subcommand has. --memory is
     rewritten to one form ("8G", "5632M") that QEMU and meminfo both read."""
@@ -170,7 +174,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return clean(args)
 
 
-def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _stage_commands(sub: "Subparsers") -> None:
     """build, image, boot, ssh (commands.py)."""
     for name, what in (("build", "configure and build the kernel, modules and image"),
                        ("image", "the same as build (the image is part of it)")):
@@ -194,7 +198,7 @@ def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     s.set_defaults(func=_deferred("commands", "cmd_ssh"))
 
 
-def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _warm_commands(sub: "Subparsers") -> None:
     """up, status, down (warm_client.py), watch (warm_watch.py): the warm guest."""
     u = sub.add_parser("up", help="start a warm guest in the background for `highmem run` "
                        "and `highmem watch`", description="Builds what is missing, starts "
@@ -235,7 +239,7 @@ def _inspect_common(p: argparse.ArgumentParser) -> None:
     add_knobs(p, (*LAB_KNOBS, "append"))
 
 
-def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _inspect_commands(sub: "Subparsers") -> None:
     """gdb, pte, kmaps, vmaps, layout (inspect_cli.py)."""
     g = sub.add_parser("gdb", help="boot the guest and open an interactive gdb on it with "
                        "hm-pte, hm-kmaps, hm-vmaps, hm-layout and the kernel's lx-* helpers",
@@ -264,7 +268,7 @@ def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     _monitor_commands(sub)
 
 
-def _monitor_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _monitor_commands(sub: "Subparsers") -> None:
     """qemu, dump (monitor_cli.py): QEMU's monitor on a running guest."""
     where = ("the socket directory of the guest (`highmem boot`, `highmem gdb` and `highmem "
              "status` print it; default: the one running guest)")
@@ -305,7 +309,7 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
     add_knobs(p, ("timeout", "append", "reset"))
 
 
-def _coverage_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _coverage_command(sub: "Subparsers") -> None:
     """coverage (coverage.py)."""
     c = sub.add_parser("coverage", help="run the suite on a gcov kernel and write the line "
                        "and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem "
@@ -319,7 +323,7 @@ def _coverage_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     c.set_defaults(func=_deferred("coverage", "cmd_coverage"))
 
 
-def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _mutate_command(sub: "Subparsers") -> None:
     """mutate (mutate.py)."""
     m = sub.add_parser("mutate", help="apply each patch in turn to a git copy of the kernel "
                        "tree, run the suite on it, print which mutants it caught",
@@ -339,7 +343,7 @@ def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
 
 
-def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _matrix_command(sub: "Subparsers") -> None:
     """matrix (matrix.py)."""
     x = sub.add_parser("matrix", help="run the suite on every cell (kernel, fragments, "
                        "memory, CPUs) of a matrix file and print one table, cell x module",
@@ -356,7 +360,7 @@ def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     x.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
     add_knobs(x, ("accel", "timeout", "append", "snapshot", "reset"))
     x.set_defaults(func=_deferred("matrix", "cmd_matrix"))
-def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _bisect_commands(sub: "Subparsers") -> None:
     """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
     b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
                        "with the harness as the test, one incremental build directory",
@@ -409,7 +413,7 @@ def _origin_option(p: argparse.ArgumentParser) -> None:
                    "%(default)s)")
 
 
-def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _merge_command(sub: "Subparsers") -> None:
     """merge (merge.py)."""
     m = sub.add_parser("merge", help="combine the report.json of shards into one report",
                        description="Combine shards' report.json (files, or run directories "

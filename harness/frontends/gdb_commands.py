@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import gdb  # type: ignore[import-not-found]
 
@@ -181,13 +182,13 @@ FIXADDR_TOP/START, FIX_KMAP_BEGIN/END, KM_MAX_IDX, computed from the live kernel
         return reports.layout_report(target)
 
 
-def _qmp_socket(name: str) -> str:
+def _qmp_socket(name: str) -> Path:
     sock = os.environ.get(QMP_ENV)
     if not sock:
         raise gdb.GdbError(f"{name}: no QMP socket known (`highmem gdb` sets ${QMP_ENV}); "
                            "by hand: python import os; os.environ['HIGHMEM_QMP'] = "
                            "'SOCKDIR/qmp-tools.sock'")
-    return sock
+    return Path(sock)
 
 
 def _selected_cpu() -> int | None:

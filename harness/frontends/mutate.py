@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..core import mutation as mu
 from ..core import report
-from ..core.errors import BuildError, HarnessError, Terminated
+from ..core.errors import BuildError, ConfigError, HarnessError, Terminated
 from ..core.options import RunOptions
 from ..core.results import RunResult
 from ..core.suite import ModuleSpec
@@ -32,7 +32,7 @@ from ..stages.source import resolve_source
 from .cli import checked_run
 
 
-def build_error_line(e: BuildError, tree: Path) -> str:
+def build_error_line(e: BuildError | ConfigError, tree: Path) -> str:
     """The first error line of the kernel build log a BuildError points at (`read LOG`)."""
     log = Path(e.fix.removeprefix("read ").strip())
     try:

@@ -111,7 +111,7 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
     def report(when: Literal["setup", "call", "teardown"], out: Outcome,
                rep: str | tuple[str, int, str] | None, **extra: object) -> pytest.TestReport:
         return pytest.TestReport(nodeid, (path, 0, domain), keywords, out, rep, when,
-                                 **{CASE_MARK: nodeid}, **extra)
+                                 **{CASE_MARK: nodeid}, **extra)  # type: ignore[arg-type]
     call_extra["duration"] = case.seconds  # its time in the kernel (printk timestamps)
     return [report("setup", "passed", None), report("call", outcome, longrepr, **call_extra),
             report("teardown", "passed", None, **system_out)]

@@ -340,7 +340,7 @@ class WarmServer:
         if lab.session is None and not self.stop:
             try:
                 lab.boot(attach=True)
-                lab.session.guest_ssh()  # type: ignore[union-attr]  # connected now, not at the push
+                lab.session.guest_ssh()  # type: ignore[union-attr,attr-defined]  # connected now
             except HarnessError as e:
                 say(f"the next guest did not come up ({e.what}); the next request boots")
 

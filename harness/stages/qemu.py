@@ -308,7 +308,7 @@ class Qemu:
                 if self.port_clash():
                     continue
                 text = self.console_text()
-                why = panic_line(text) or self.crash_line
+                why = panic_line(text) or self.crash_line or ""
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else
                                   f"QEMU exited during boot (last output: {last_line(text)!r})")
             quiet_since = time.monotonic()
