@@ -13,7 +13,7 @@ from ..core.errors import HarnessError
 from ..core.ownership import Verdict
 from ..stages.owned import remove_owned
 from ..stages.paths import RUN_DIR_NAME, RUN_KINDS, artifacts_root, cache_dir
-from ..stages.warm_record import find_records
+from ..workflows.warm.record import find_records
 
 
 def _removed(d: Path, kinds: tuple[str, ...]) -> Verdict:

@@ -30,7 +30,7 @@ from ..core.preflight import (
     format_memory,
 )
 from ..core.kcidb import ORIGIN, check_origin
-from ..core.matrix import DEFAULT_MATRIX_FILE
+from ..workflows.matrix.model import DEFAULT_MATRIX_FILE
 from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, parse_params, select, select_cases
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
@@ -50,9 +50,11 @@ LAB_KNOBS = ("source", "config", "accel", "memory", "smp", "snapshot")
 
 
 def load(module: str, name: str) -> Any:
-    """`name` from harness/frontends/`module`.py, imported now (commands that build or boot
-    import the I/O libraries; parsing must not)."""
-    return getattr(importlib.import_module(f"harness.frontends.{module}"), name)
+    """`name` from harness/frontends/`module`.py (a dotted `module`: harness.`module`, e.g.
+    workflows.mutate.command), imported now (commands that build or boot import the I/O
+    libraries; parsing must not)."""
+    where = f"harness.{module}" if "." in module else f"harness.frontends.{module}"
+    return getattr(importlib.import_module(where), name)
 
 
 def _deferred(module: str, name: str) -> Command:
@@ -211,12 +213,12 @@ def _warm_commands(sub: "Subparsers") -> None:
                    help="seconds to wait for it to be ready (default %(default).0f)")
     u.add_argument("--idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
                    help="stop it after this long without a request (default %(default).0f)")
-    u.set_defaults(func=_deferred("warm_client", "cmd_up"))
+    u.set_defaults(func=_deferred("workflows.warm.client", "cmd_up"))
     st = sub.add_parser("status", help="list the warm guests (stale ones are removed)")
     st.add_argument("--json", action="store_true", help="print JSON")
-    st.set_defaults(func=_deferred("warm_client", "cmd_status"))
+    st.set_defaults(func=_deferred("workflows.warm.client", "cmd_status"))
     d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
-    d.set_defaults(func=_deferred("warm_client", "cmd_down"))
+    d.set_defaults(func=_deferred("workflows.warm.client", "cmd_down"))
     w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
                        "its sources", description="Watches MODULE_DIR's *.c, *.h, Kbuild and "
                        "Makefile (inotify); each save rebuilds the module (make M=, by "
@@ -226,7 +228,7 @@ def _warm_commands(sub: "Subparsers") -> None:
     w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
     w.add_argument("--module", help="the module to run, if the directory builds several")
     add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
-    w.set_defaults(func=_deferred("warm_watch", "cmd_watch"))
+    w.set_defaults(func=_deferred("workflows.warm.watch", "cmd_watch"))
 
 
 def _inspect_common(p: argparse.ArgumentParser) -> None:
@@ -320,7 +322,7 @@ def _coverage_command(sub: "Subparsers") -> None:
     c.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
                    help="YAML suite file (default: suites/default.yaml)")
     _suite_options(c)
-    c.set_defaults(func=_deferred("coverage", "cmd_coverage"))
+    c.set_defaults(func=_deferred("workflows.coverage.command", "cmd_coverage"))
 
 
 def _mutate_command(sub: "Subparsers") -> None:
@@ -340,7 +342,8 @@ def _mutate_command(sub: "Subparsers") -> None:
                    help="exit 0 only if every patch makes a check of the suite fail (a new "
                    "test must fail with its fix reverted)")
     m.add_argument("--json", metavar="FILE", help="also write the matrix as JSON to FILE")
-    m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
+    m.set_defaults(func=_deferred("workflows.mutate.command", "cmd_mutate"),
+                   suite=str(DEFAULT_SUITE_FILE))
 
 
 def _matrix_command(sub: "Subparsers") -> None:
@@ -359,7 +362,7 @@ def _matrix_command(sub: "Subparsers") -> None:
                    "(what `make deps MATRIX=FILE` installs) and exit")
     x.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
     add_knobs(x, ("accel", "timeout", "append", "snapshot", "reset"))
-    x.set_defaults(func=_deferred("matrix", "cmd_matrix"))
+    x.set_defaults(func=_deferred("workflows.matrix.command", "cmd_matrix"))
 def _bisect_commands(sub: "Subparsers") -> None:
     """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
     b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
@@ -381,7 +384,7 @@ def _bisect_commands(sub: "Subparsers") -> None:
     b.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run` for each step, e.g. -- --module "
                    "kmap_local_basic")
-    b.set_defaults(func=_deferred("bisect", "cmd_bisect"))
+    b.set_defaults(func=_deferred("workflows.bisect.command", "cmd_bisect"))
     s = sub.add_parser("bisect-step", help="one step of highmem bisect: build and test the "
                        "checked-out commit, exit 0 good, 1 bad, 125 skip (for git bisect run)",
                        description="What `git bisect run` calls for each commit; by hand: "
@@ -393,7 +396,7 @@ def _bisect_commands(sub: "Subparsers") -> None:
                    help="a kernel that does not come up: exit 125 (skip, default) or 1 (bad)")
     s.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run`")
-    s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))
+    s.set_defaults(func=_deferred("workflows.bisect.step", "cmd_bisect_step"))
 
 
 def _ci_options(r: argparse.ArgumentParser) -> None:
@@ -424,7 +427,7 @@ def _merge_command(sub: "Subparsers") -> None:
     m.add_argument("shards", nargs="+", metavar="SHARD",
                    help="a shard's report.json, or its run directory")
     _origin_option(m)
-    m.set_defaults(func=_deferred("merge", "cmd_merge"))
+    m.set_defaults(func=_deferred("workflows.merge.command", "cmd_merge"))
 
 
 class _Version(argparse.Action):

@@ -28,7 +28,7 @@ from ..stages.ssh import load_access
 from .cli import LAB_KNOBS, run_options
 from .inspect_args import sockets_text
 from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_guest
-from .warm_client import fitting, run_on_warm
+from ..workflows.warm.client import fitting, run_on_warm
 
 
 def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,

@@ -20,7 +20,7 @@ from ..core.monitor_commands import TOOLS_QMP_SOCKET, check_command, cut_output
 from ..stages.progress import say
 from ..stages.qmp_line import QmpLine
 from ..stages.vmcore_dump import dump, new_file
-from ..stages.warm_record import find_records
+from ..workflows.warm.record import find_records
 from .guest_record import running_guest
 from .inspect_args import pick_sockets
 

@@ -23,10 +23,11 @@ knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-timeout, --highmem-append, --highmem-snapshot, --highmem-reset — and
 --highmem-artifacts.
 
-`--highmem-matrix FILE` (a kernel matrix, harness/core/matrix.py) runs the suite file once
-per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell id>::MODULE::...`),
-each cell with its own kernel (prepared at collection), guest and run directory; a cell's
-guest is stopped when the items of another cell start (no warm guest for matrix cells).
+`--highmem-matrix FILE` (a kernel matrix, harness/workflows/matrix/model.py) runs the suite
+file once per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell
+id>::MODULE::...`), each cell with its own kernel (prepared at collection), guest and run
+directory; a cell's guest is stopped when the items of another cell start (no warm guest for
+matrix cells).
 """
 
 import sys
@@ -40,7 +41,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import HarnessError
-from ..core.matrix import Cell, cells
+from ..workflows.matrix.model import Cell, cells
 from ..core.options import RunOptions, default_text, knobs
 from ..core.preflight import options_from_texts
 from ..core.results import ModuleResult
@@ -50,7 +51,7 @@ from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
-from . import warm_client
+from ..workflows.warm import client as warm_client
 from ..core.verdict import case_key
 from .pytest_cases import CaseReports, case_verdict, log_cases, mark_system_out, set_system_out
 

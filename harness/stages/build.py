@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core import coverage
+from ..core import gcov
 from ..core.errors import BuildError
 from .buildlock import build_lock
 from .progress import Ticker, say
@@ -98,7 +98,7 @@ def make_variables(build_dir: Path) -> dict[str, str]:
     flags = {var: " ".join(f for f in [os.environ.get(var, "").strip(), *maps] if f)
              for var in ("KCFLAGS", "KAFLAGS")}
     try:  # a gcov kernel (kernel-configs/gcov.config): profile the highmem objects only
-        return {**flags, **coverage.make_variables((build_dir / ".config").read_text())}
+        return {**flags, **gcov.make_variables((build_dir / ".config").read_text())}
     except OSError:
         return flags
 

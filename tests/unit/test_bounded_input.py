@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core.matrix import MatrixError, load_matrix
+from harness.workflows.matrix.model import MatrixError, load_matrix
 from harness.core.suitefile import MAX_FILE_BYTES, SuiteError, load_suite
 from harness.frontends import cli
 from harness.stages import host

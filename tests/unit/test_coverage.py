@@ -1,11 +1,11 @@
-"""Kernel coverage (core/coverage.py): the per-object gcov switches, the guest's .gcda
+"""Kernel coverage (workflows/coverage/model.py): the per-object gcov switches, the guest's .gcda
 listing read back, and gcov's JSON summed per file and function, on hand-made inputs."""
 
 import base64
 
 import pytest
 
-from harness.core import coverage as cov
+from harness.workflows.coverage import model as cov
 
 
 def test_gcov_switches_only_on_a_gcov_kernel():

@@ -14,9 +14,10 @@ import pytest
 
 from harness.core import ownership as own
 from harness.core.ownership import DirFacts, Marker, judge, parse_marker
-from harness.core.warm import WarmRecord
+from harness.workflows.warm.model import WarmRecord
 from harness.frontends import cli
-from harness.stages import owned, paths, warm_record
+from harness.stages import owned, paths
+from harness.workflows.warm import record as warm_record
 from harness.stages.sockdir import OWNER, sweep_stale
 
 UID = os.getuid()

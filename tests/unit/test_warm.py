@@ -1,5 +1,5 @@
-"""The warm guest's pure parts (core/warm.py), its status files against /proc
-(stages/warm_record.py, on this test's own processes) and its socket (stages/warm_channel.py
+"""The warm guest's pure parts (workflows/warm/model.py), its status files against /proc
+(workflows/warm/record.py, on this test's own processes) and its socket (workflows/warm/channel.py
 against a socket served by a thread). No VM."""
 
 import os
@@ -17,7 +17,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.core.options import RunOptions
 from harness.core.suite import ModuleSpec
-from harness.core.warm import (
+from harness.workflows.warm.model import (
     WarmRecord,
     decode,
     encode,
@@ -35,11 +35,12 @@ from harness.core.warm import (
     verdict_lines,
 )
 from harness.frontends import cli
-from harness.stages import owned, warm_record
+from harness.stages import owned
+from harness.workflows.warm import record as warm_record
 from harness.stages.sockdir import make_sockdir
-from harness.stages.warm_channel import WarmError, call
+from harness.workflows.warm.channel import WarmError, call
 
-SERVER_ARGV = [sys.executable, "-m", "harness.frontends.warm_server", "--run-dir", "/x"]
+SERVER_ARGV = [sys.executable, "-m", "harness.workflows.warm.server", "--run-dir", "/x"]
 
 
 def _rec(**kw) -> WarmRecord:
@@ -75,7 +76,7 @@ def test_record_ignores_unknown_keys():
 def test_server_cmdline():
     assert is_server_cmdline(SERVER_ARGV)
     assert not is_server_cmdline([sys.executable, "-m", "harness.cli", "run"])
-    assert not is_server_cmdline(["vim", "harness/frontends/warm_server.py"])
+    assert not is_server_cmdline(["vim", "harness/workflows/warm/server.py"])
 
 
 def test_stale_reasons():
@@ -254,11 +255,11 @@ def test_a_live_server_is_found(tmp_path):
     """A process whose argv is the server's counts as alive (here: a python that sleeps
     under that argv)."""
     code = "import time; time.sleep(60)"
-    p = subprocess.Popen([sys.executable, "-c", code, "harness.frontends.warm_server"])
+    p = subprocess.Popen([sys.executable, "-c", code, "harness.workflows.warm.server"])
     try:
         for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start and "harness.frontends.warm_server" in " ".join(words):
+            if words and start and "harness.workflows.warm.server" in " ".join(words):
                 break
             time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
@@ -323,11 +324,11 @@ def test_call(tmp_path):
 def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path))
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                          "harness.frontends.warm_server"])
+                          "harness.workflows.warm.server"])
     try:
         for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start and "harness.frontends.warm_server" in " ".join(words):
+            if words and start and "harness.workflows.warm.server" in " ".join(words):
                 break
             time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
@@ -355,7 +356,7 @@ def test_up_usage_errors(args, capsys, tmp_path, monkeypatch):
 def test_the_image_outlives_pruning(tmp_path, monkeypatch):
     """The server's image, pruned by another run, is put back (the same inode: size and
     mtime, hence the snapshot key, unchanged); leftovers of killed servers are swept."""
-    from harness.frontends import warm_server
+    from harness.workflows.warm import server as warm_server
     from harness.operations import StageOperations
 
     img = tmp_path / "initramfs-abc.cpio.gz"

@@ -1,4 +1,4 @@
-"""The warm guest's answer as files (stages/warm_answer.py, warm_server.run_answer): an
+"""The warm guest's answer as files (workflows/warm/answer.py, warm_server.run_answer): an
 answer larger than the socket's line limit goes through to `highmem run` and to the pytest
 plugin, whole, while the same answer inline in the line is refused as oversized (the
 limit is made small here so the report need not be 64 MiB). No VM: the server's real answer
@@ -19,13 +19,13 @@ from harness.core.options import RunOptions
 from harness.core.phases import Phases
 from harness.core.results import ModuleResult, RunResult, Stop
 from harness.core.suite import ModuleSpec
-from harness.core.warm import WarmRecord, encode
-from harness.frontends import warm_client
-from harness.frontends.warm_server import run_answer
-from harness.stages import warm_channel
+from harness.workflows.warm.model import WarmRecord, encode
+from harness.workflows.warm import client as warm_client
+from harness.workflows.warm.server import run_answer
+from harness.workflows.warm import channel as warm_channel
 from harness.stages.sockdir import OWNER
-from harness.stages.warm_answer import ANSWERS_KEPT, next_answer_dir, read_answer
-from harness.stages.warm_channel import WarmError
+from harness.workflows.warm.answer import ANSWERS_KEPT, next_answer_dir, read_answer
+from harness.workflows.warm.channel import WarmError
 
 LIMIT = 1 << 20         # the socket line limit for these tests (MAX_LINE is 64 MiB)
 CHECKS = 20000          # report.json about 5 MiB: five times the limit

@@ -1,6 +1,6 @@
 """Bisection, pure: what one step's suite run says about its commit (the exit status `git
 bisect run` reads), the step log, what `git bisect` printed, and the summary `highmem
-bisect` ends with (frontends/bisect.py drives git and the runs).
+bisect` ends with (workflows/bisect/command.py drives git and the runs).
 
 A step's verdict, from the report.json dict of the suite run on the checked-out commit:
 
@@ -21,7 +21,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import mutation as mu
+from ..mutate import model as mu
 
 GOOD, BAD, SKIP, ABORT = "good", "bad", "skip", "abort"
 EXIT_CODES = {GOOD: 0, BAD: 1, SKIP: 125, ABORT: 128}

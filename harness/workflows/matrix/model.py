@@ -24,11 +24,19 @@ from pathlib import Path
 
 import yaml
 
-from .errors import HarnessError
-from .options import DEFAULTS, RunOptions
-from .preflight import check_memory, format_memory
-from .repo import CONFIGS_DIR, REPO
-from .suitefile import DEFAULT_SUITE_FILE, SuiteError, _err, _pairs, _scalar, compose, resolved
+from ...core.errors import HarnessError
+from ...core.options import DEFAULTS, RunOptions
+from ...core.preflight import check_memory, format_memory
+from ...core.repo import CONFIGS_DIR, REPO
+from ...core.suitefile import (
+    DEFAULT_SUITE_FILE,
+    SuiteError,
+    _err,
+    _pairs,
+    _scalar,
+    compose,
+    resolved,
+)
 
 TOP_KEYS = {"cells": "list", "suite": "path", "description": "text"}
 CELL_KEYS = {"id": "str", "source": "str", "configs": "list", "memory": "str", "smp": "number",
@@ -208,7 +216,7 @@ def _suite_path(path: Path, node: yaml.Node) -> Path:
 
 
 def _suite_modules(suite: Path) -> set[str]:
-    from .suitefile import load_suite
+    from ...core.suitefile import load_suite
     specs, _configs, _dirs = load_suite(suite)
     return {s.name for s in specs}
 

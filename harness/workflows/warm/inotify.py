@@ -11,8 +11,8 @@ import select
 from pathlib import Path
 from types import TracebackType
 
-from ..core.errors import HarnessError
-from ..core.inotify_events import IN_CLOEXEC, IN_NONBLOCK, WATCH_MASK, kind_of, parse_events
+from ...core.errors import HarnessError
+from .inotify_events import IN_CLOEXEC, IN_NONBLOCK, WATCH_MASK, kind_of, parse_events
 
 _libc: ctypes.CDLL | None = None
 
@@ -32,7 +32,7 @@ def _error(what: str) -> HarnessError:
 
 
 class DirWatch:
-    """The CREATE / MODIFY / DELETE / OVERFLOW / GONE events (core/inotify_events.py) of
+    """The CREATE / MODIFY / DELETE / OVERFLOW / GONE events (workflows/warm/inotify_events.py) of
     the files of some directories (not of their subdirectories)."""
 
     def __init__(self, *dirs: Path) -> None:

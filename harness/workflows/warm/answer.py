@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.result_json import results_data, results_from_data
-from ..core.results import ModuleResult
-from .atomic_file import write_atomic
-from .warm_channel import WarmError
+from ...core.result_json import results_data, results_from_data
+from ...core.results import ModuleResult
+from ...stages.atomic_file import write_atomic
+from .channel import WarmError
 
 REPORT_TXT, REPORT_JSON, RESULTS_JSON = "report.txt", "report.json", "results.json"
 ANSWERS_DIR = "answers"

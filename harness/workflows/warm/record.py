@@ -1,5 +1,5 @@
-"""The warm guest's status file (core/warm.py's WarmRecord) on disk: written atomically in
-the server's run directory, found by `highmem run`/`status`/`down` under
+"""The warm guest's status file (workflows/warm/model.py's WarmRecord) on disk: written
+atomically in the server's run directory, found by `highmem run`/`status`/`down` under
 $HIGHMEM_ARTIFACTS/warm-*/, and judged against /proc: a record whose server is gone (or
 whose pid now runs something else) is stale, and is removed with the socket directory it
 names, never used. Only a record in a warm directory carrying this harness's marker is ever
@@ -10,11 +10,11 @@ naming a user's directory makes nothing go.
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
-from . import owned
-from .atomic_file import write_atomic
-from .paths import artifacts_root, cache_dir
-from .sockdir import RAM_DIR_BASE, sweep_stale
+from .model import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
+from ...stages import owned
+from ...stages.atomic_file import write_atomic
+from ...stages.paths import artifacts_root, cache_dir
+from ...stages.sockdir import RAM_DIR_BASE, sweep_stale
 
 WARM_KINDS = ("warm", "run")  # the markers of a directory a warm record may be in
 

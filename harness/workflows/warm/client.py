@@ -22,15 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import HarnessError
-from ..core.monitor_commands import USER_QMP_SOCKET
-from ..core.options import RunOptions
-from ..core.repo import MODULES_DIR, REPO
-from ..core.results import ModuleResult
-from ..core.suite import ModuleSpec
-from .guest_record import running_guest
-from .inspect_args import sockets_text
-from ..core.warm import (
+from ...core.errors import HarnessError
+from ...core.monitor_commands import USER_QMP_SOCKET
+from ...core.options import RunOptions
+from ...core.repo import MODULES_DIR, REPO
+from ...core.results import ModuleResult
+from ...core.suite import ModuleSpec
+from ...frontends.guest_record import running_guest
+from ...frontends.inspect_args import sockets_text
+from .model import (
     SERVER_MODULE,
     STATUS_FILE,
     WarmRecord,
@@ -39,22 +39,15 @@ from ..core.warm import (
     run_request,
     unfit_reason,
 )
-from ..stages.paths import new_run_dir
-from ..stages.progress import say
-from ..stages.sockdir import OWNER
-from ..stages.source import resolve_source
-from ..stages.warm_answer import read_answer
-from ..stages.warm_channel import WarmError, call
-from ..stages.warm_record import (
-    find_records,
-    ident,
-    live_records,
-    proc_facts,
-    read_record,
-    remove_stale,
-)
-from .cli import LAB_KNOBS, run_options
-from .warm_server import options_text
+from ...stages.paths import new_run_dir
+from ...stages.progress import say
+from ...stages.sockdir import OWNER
+from ...stages.source import resolve_source
+from .answer import read_answer
+from .channel import WarmError, call
+from .record import find_records, ident, live_records, proc_facts, read_record, remove_stale
+from ...frontends.cli import LAB_KNOBS, run_options
+from .server import options_text
 
 UP_WAIT_S = 1800.0      # a cold kernel build on shared cores fits
 IDLE_S = 4 * 3600.0     # a warm guest forgotten stops by itself

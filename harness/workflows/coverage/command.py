@@ -1,7 +1,7 @@
 """`highmem coverage [SUITE]`: the suite on a gcov kernel (kernel-configs/gcov.config), all
 modules on one guest (no restore between them: a restore would reset the counters), then
 the guest's .gcda read over SSH and the line/branch coverage of the highmem code written
-as text per function and HTML (stages/coverage_data.py, core/coverage.py).
+as text per function and HTML (workflows/coverage/data.py, workflows/coverage/model.py).
 """
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..core.errors import HarnessError
-from ..core.results import exit_status
-from ..core.suite import ModuleSpec
-from ..lab import Lab
-from ..operations import StageOperations
-from ..run import print_report, run
-from ..stages import coverage_data
-from ..stages.paths import new_run_dir
-from ..stages.progress import say
-from .cli import checked_run
+from ...core.errors import HarnessError
+from ...core.results import exit_status
+from ...core.suite import ModuleSpec
+from ...lab import Lab
+from ...operations import StageOperations
+from ...run import print_report, run
+from . import data as coverage_data
+from ...stages.paths import new_run_dir
+from ...stages.progress import say
+from ...frontends.cli import checked_run
 
 KEEP = ("mm/highmem.c", "mm/vmalloc.c", "include/linux/highmem.h",
         "include/linux/highmem-internal.h", "arch/x86/mm/highmem_32.c")

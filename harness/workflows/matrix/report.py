@@ -14,9 +14,9 @@ An entry is the module's verdict with its expected failures (`x1`) and skipped c
 
 from dataclasses import dataclass
 
-from .ktap import Case
-from .matrix import Cell
-from .results import ModuleResult, RunResult
+from ...core.ktap import Case
+from .model import Cell
+from ...core.results import ModuleResult, RunResult
 
 COL = 12
 

@@ -1,6 +1,7 @@
 """Coverage I/O (`highmem coverage`): the guest's .gcda files read over SSH after the suite,
 put beside their .gcno copies, turned into JSON by gcov, and the reports written: a text
-summary per function (core/coverage.py) and, when gcovr is installed, HTML with every line.
+summary per function (workflows/coverage/model.py) and, when gcovr is installed, HTML with
+every line.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core import coverage as cov
-from ..core.errors import HarnessError
-from .progress import say
+from . import model as cov
+from ...core.errors import HarnessError
+from ...stages.progress import say
 
 GCOV_TIMEOUT_S = 120
 

@@ -1,5 +1,5 @@
 """The warm guest's socket: a unix socket in the server's 0700 directory, one request
-line and one response line per connection (core/warm.py encodes them). Every wait has a
+line and one response line per connection (workflows/warm/model.py encodes them). Every wait has a
 deadline: a server that does not answer is an error, not a hang.
 """
 
@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import HarnessError
-from ..core.warm import MAX_LINE, decode, encode
+from ...core.errors import HarnessError
+from .model import MAX_LINE, decode, encode
 
 
 class WarmError(HarnessError):

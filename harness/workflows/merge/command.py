@@ -1,5 +1,5 @@
 """`highmem merge OUT_DIR SHARD...`: read the shards' report.json (files, or run directories
-holding one), combine them (core/merge.py checks that they neither overlap nor miss a
+holding one), combine them (workflows/merge/model.py checks that they neither overlap nor miss a
 module), write OUT_DIR/report.txt, report.json, junit.xml and kcidb.json, print the report.
 Exit 0 if every test passed, 1 if one failed, 2 for unreadable or incomplete input.
 """
@@ -8,11 +8,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..core.errors import HarnessError
-from ..core.junit import junit_xml
-from ..core.kcidb import check_origin, kcidb_report
-from ..core.merge import MergeError, ShardReport, format_merged, merged_json, ordered
-from ..stages.atomic_file import write_atomic
+from ...core.errors import HarnessError
+from ...core.junit import junit_xml
+from ...core.kcidb import check_origin, kcidb_report
+from .model import MergeError, ShardReport, format_merged, merged_json, ordered
+from ...stages.atomic_file import write_atomic
 
 
 def read_shard(arg: str) -> ShardReport:

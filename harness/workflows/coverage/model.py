@@ -15,10 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
-# The kernel objects profiled: the highmem and vmalloc mapping code and x86-32's highmem.
-PROFILED = ("mm/highmem.o", "mm/vmalloc.o", "arch/x86/mm/highmem_32.o")
+from ...core.gcov import PROFILED, make_variables  # noqa: F401 (this workflow's switches)
+
 GCOV_ROOT = "/sys/kernel/debug/gcov"
 DUMP_MARK = "==HM-GCDA== "
 
@@ -28,13 +27,6 @@ DUMP_COMMAND = (
     "mount -t debugfs none /sys/kernel/debug; "
     f"find {GCOV_ROOT} -name '*.gcda' | while read f; do echo \"{DUMP_MARK}$f\"; "
     "base64 \"$f\"; done")
-
-
-def make_variables(config_text: str) -> dict[str, str]:
-    """kbuild's per-object gcov switches for PROFILED, when the .config has gcov on."""
-    if "\nCONFIG_GCOV_KERNEL=y" not in f"\n{config_text}":
-        return {}
-    return {f"GCOV_PROFILE_{PurePosixPath(o).stem}.o": "y" for o in PROFILED}
 
 
 class DumpError(ValueError):

@@ -5,7 +5,7 @@ the warm guest (one is started if none is up, and stays up after); one compact v
 save, naming the save (its number, time and content digest): PASS, or the failing case and
 PTE field, or the compiler's first error, with the time from the save to the verdict. A save
 during a run supersedes it: that run's verdict is not shown and the newest content runs next
-(core/watch_saves.py). Ctrl-C ends the watch.
+(workflows/warm/saves.py). Ctrl-C ends the watch.
 """
 
 import argparse
@@ -14,21 +14,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import HarnessError, Terminated
-from ..core.inotify_events import GONE
-from ..core.modinputs import dir_digest
-from ..core.options import RunOptions
-from ..core.repo import MODULES_DIR
-from ..core.suite import ModuleSpec
-from ..core.warm import WarmRecord, pick_module, verdict_lines
-from ..core.watch_saves import RUN, SHOWN, UNCHANGED, Run, SaveTracker, is_watched, save_label
-from ..stages.inotify import DirWatch
-from ..stages.modbuild import module_names
-from ..stages.paths import new_run_dir
-from ..stages.progress import say
-from ..stages.warm_channel import WarmError
-from ..stages.warm_record import proc_facts
-from .warm_client import send_run, up, warm_options
+from ...core.errors import HarnessError, Terminated
+from .inotify_events import GONE
+from ...core.modinputs import dir_digest
+from ...core.options import RunOptions
+from ...core.repo import MODULES_DIR
+from ...core.suite import ModuleSpec
+from .model import WarmRecord, pick_module, verdict_lines
+from .saves import RUN, SHOWN, UNCHANGED, Run, SaveTracker, is_watched, save_label
+from .inotify import DirWatch
+from ...stages.modbuild import module_names
+from ...stages.paths import new_run_dir
+from ...stages.progress import say
+from .channel import WarmError
+from .record import proc_facts
+from .client import send_run, up, warm_options
 
 WATCH_TIMEOUT_S = 60.0   # per run of the module, unless --timeout
 IDLE_WAIT_S = 1.0        # the longest read of events with nothing pending

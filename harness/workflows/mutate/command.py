@@ -2,9 +2,9 @@
 the kernel) is applied in turn to a git copy of the kernel tree, the suite runs on the
 patched kernel exactly as `highmem run` runs it (run.run, in this process), the patch is
 reverted, and a matrix says for each one whether a check caught it, the kernel fell over,
-or nothing noticed (core/mutation.py classifies and formats).
+or nothing noticed (workflows/mutate/model.py classifies and formats).
 
-The copy (stages/gitcopy.py) lives in $HIGHMEM_CACHE/mutate/NAME/linux and is made once;
+The copy (workflows/gitcopy.py) lives in $HIGHMEM_CACHE/mutate/NAME/linux and is made once;
 the user's tree is never written. Its build directory is keyed by the copy's path, so one
 cold build is followed by incremental ones: a mutant recompiles the files it touches (and,
 after its revert, the next build recompiles them back). One session at a time per copy.
@@ -15,21 +15,21 @@ import json
 import time
 from pathlib import Path
 
-from ..core import mutation as mu
-from ..core import report
-from ..core.errors import BuildError, ConfigError, HarnessError, Terminated
-from ..core.options import RunOptions
-from ..core.results import RunResult
-from ..core.suite import ModuleSpec
-from ..operations import StageOperations
-from ..run import run
-from ..stages.atomic_file import write_atomic
-from ..stages.host import check_tools
-from ..stages.gitcopy import KernelCopy, copy_lock, copy_top, kernel_copy
-from ..stages.paths import new_run_dir
-from ..stages.progress import say
-from ..stages.source import resolve_source
-from .cli import checked_run
+from . import model as mu
+from ...core import report
+from ...core.errors import BuildError, ConfigError, HarnessError, Terminated
+from ...core.options import RunOptions
+from ...core.results import RunResult
+from ...core.suite import ModuleSpec
+from ...operations import StageOperations
+from ...run import run
+from ...stages.atomic_file import write_atomic
+from ...stages.host import check_tools
+from ..gitcopy import KernelCopy, copy_lock, copy_top, kernel_copy
+from ...stages.paths import new_run_dir
+from ...stages.progress import say
+from ...stages.source import resolve_source
+from ...frontends.cli import checked_run
 
 
 def build_error_line(e: BuildError | ConfigError, tree: Path) -> str:

@@ -4,11 +4,12 @@ the kernel tree for each commit it checks out.
 It builds the checked-out commit (the build directory is the tree's one, so the build is
 incremental), runs the suite with the RUN_ARGS `highmem bisect` was given, exactly as
 `highmem run` runs it (run.run, in this process; its output goes to the step's artifacts
-directory), and exits with what `git bisect run` reads (core/bisect.py: 0 good, 1 bad, 125
-skip, 128 abort), after one JSON line in the step log (--log) and one progress line.
+directory), and exits with what `git bisect run` reads (workflows/bisect/model.py: 0 good, 1
+bad, 125 skip, 128 abort), after one JSON line in the step log (--log) and one progress
+line.
 
-It can be used by hand too, in a tree where a `git bisect` is in progress:
-`git bisect run .venv/bin/highmem bisect-step -- --module kmap_local_basic`.
+It can be used by hand too, in a tree where a `git bisect` is in progress: `git bisect run
+.venv/bin/highmem bisect-step -- --module kmap_local_basic`.
 """
 
 import argparse
@@ -21,16 +22,16 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from ..core import bisect as bi
-from ..core.errors import BuildError, ConfigError, HarnessError, SourceError, Terminated
-from ..core.repo import REPO
-from ..operations import StageOperations
-from ..run import run
-from ..stages.paths import new_run_dir
-from ..stages.procutil import die_with_parent
-from ..stages.progress import say
-from .cli import checked_run, parser
-from .mutate import build_error_line, report_with_diagnostics
+from . import model as bi
+from ...core.errors import BuildError, ConfigError, HarnessError, SourceError, Terminated
+from ...core.repo import REPO
+from ...operations import StageOperations
+from ...run import run
+from ...stages.paths import new_run_dir
+from ...stages.procutil import die_with_parent
+from ...stages.progress import say
+from ...frontends.cli import checked_run, parser
+from ..mutate.command import build_error_line, report_with_diagnostics
 
 PROGRESS_FD = "HIGHMEM_BISECT_PROGRESS_FD"  # where `highmem bisect` wants our progress lines
 

@@ -1,7 +1,7 @@
 """The warm guest's pure parts: its status record (what `highmem up` leaves in its run
 directory), when a record is stale or does not fit a run, the request and response lines
 of its socket, and the compact verdict `highmem watch` prints. No I/O here: the /proc facts
-a staleness decision needs are passed in (stages/warm_record.py reads them).
+a staleness decision needs are passed in (workflows/warm/record.py reads them).
 """
 
 import json
@@ -9,13 +9,13 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import HarnessError
-from .options import RunOptions
-from .suite import ModuleSpec
+from ...core.errors import HarnessError
+from ...core.options import RunOptions
+from ...core.suite import ModuleSpec
 
 STATUS_FILE = "warm.json"       # in the server's run directory
 SOCKET_NAME = "warm.sock"       # in the server's 0700 socket directory under /tmp
-SERVER_MODULE = "harness.frontends.warm_server"
+SERVER_MODULE = "harness.workflows.warm.server"
 KEEP_PREFIX = ".warm-keep-"     # + PID-<image name>: a server's hard link to its image
 # what a guest depends on, of the run knobs: a run with other values cannot use it
 GUEST_KNOBS = ("source", "configs", "accel", "memory", "smp", "append", "snapshot")
@@ -70,7 +70,7 @@ def guest_knobs(opts: RunOptions) -> dict[str, str]:
 
 def is_server_cmdline(words: list[str]) -> bool:
     """Whether a /proc/PID/cmdline (split at NUL) is a warm server: `python -m
-    harness.frontends.warm_server ...`."""
+    harness.workflows.warm.server ...`."""
     return SERVER_MODULE in words
 
 

@@ -16,7 +16,7 @@ clock, no files, no I/O (the front end passes the time and the directory's conte
 from dataclasses import dataclass, field
 
 from .inotify_events import CREATE, DELETE, GONE, OVERFLOW
-from .modinputs import is_input
+from ...core.modinputs import is_input
 
 QUIET_S = 0.15
 SCRATCH_NAMES = ("4913",)

@@ -16,10 +16,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import HarnessError
-from .kcidb import pte_mismatches
-from .ktap import STATUSES
-from .report import SUMMARY_HEAD, summary_row
+from ...core.errors import HarnessError
+from ...core.kcidb import pte_mismatches
+from ...core.ktap import STATUSES
+from ...core.report import SUMMARY_HEAD, summary_row
 
 Json = dict[str, Any]
 FIX = "give every shard's report.json (or run directory) once: highmem merge OUT SHARD..."

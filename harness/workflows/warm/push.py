@@ -10,8 +10,8 @@ from pathlib import Path
 
 import paramiko
 
-from ..core.errors import GuestError
-from .ssh import GuestSSH
+from ...core.errors import GuestError
+from ...stages.ssh import GuestSSH
 
 PUSH_DIR_IN_GUEST = "/tmp/hm-warm"
 

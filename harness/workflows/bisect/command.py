@@ -8,7 +8,7 @@ commit tested.
 
 The tree: --source when it is the top of a git repository of the user's; otherwise (the
 default tarball, any other tree) the git copy `highmem mutate` keeps of it in the cache
-(stages/gitcopy.py), where a patch series can be committed and bisected. Before anything
+(workflows/gitcopy.py), where a patch series can be committed and bisected. Before anything
 is checked out: the revisions must name commits, --good must be an ancestor of --bad, the
 tree must have no uncommitted changes to tracked files, no bisect in progress, no in-tree
 build. `git bisect reset` always ends the session (Ctrl-C, SIGTERM and errors too), so the
@@ -26,18 +26,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..core import bisect as bi
-from ..core.errors import HarnessError, Terminated
-from ..core.repo import REPO
-from ..stages.atomic_file import write_atomic
-from ..stages.gitcopy import copy_lock, copy_top, git
-from ..stages.host import check_tools
-from ..stages.paths import new_run_dir
-from ..stages.procutil import die_with_parent
-from ..stages.progress import say
-from ..stages.source import resolve_source
-from .bisect_step import PROGRESS_FD, parse_run_args, run_args
-from .cli import checked_run
+from . import model as bi
+from ...core.errors import HarnessError, Terminated
+from ...core.repo import REPO
+from ...stages.atomic_file import write_atomic
+from ..gitcopy import copy_lock, copy_top, git
+from ...stages.host import check_tools
+from ...stages.paths import new_run_dir
+from ...stages.procutil import die_with_parent
+from ...stages.progress import say
+from ...stages.source import resolve_source
+from .step import PROGRESS_FD, parse_run_args, run_args
+from ...frontends.cli import checked_run
 
 STEP_BUDGET_S = 2 * 3600  # one step: a cold build on shared cores and a whole suite
 STOP_GRACE_S = 90         # a step stopping QEMU and gdb after Ctrl-C

@@ -1,11 +1,12 @@
-"""`highmem matrix [FILE]`: the suite on every cell of a kernel matrix (harness/core/matrix.py),
-one cell after the other, each exactly as `highmem run` runs it (its own run directory under
-`artifacts/matrix-DATE-N/<cell id>/`), then one summary table, cell × module
-(core/matrix_report.py), also in `matrix.txt` and `matrix.json` there.
+"""`highmem matrix [FILE]`: the suite on every cell of a kernel matrix
+(harness/workflows/matrix/model.py), one cell after the other, each exactly as `highmem run`
+runs it (its own run directory under `artifacts/matrix-DATE-N/<cell id>/`), then one summary
+table, cell × module (workflows/matrix/report.py), also in `matrix.txt` and `matrix.json`
+there.
 
 A cell whose source is not installed stops the matrix before anything is built (error/fix:
-`make deps MATRIX=FILE` installs it); a cell that cannot be built or booted is an ERROR
-row and the next cell runs. Exit 0 only if every cell passed.
+`make deps MATRIX=FILE` installs it); a cell that cannot be built or booted is an ERROR row
+and the next cell runs. Exit 0 only if every cell passed.
 """
 
 import argparse
@@ -16,20 +17,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..core.errors import HarnessError, Terminated
-from ..core.matrix import Cell, Matrix, load_matrix, missing_sources
-from ..core.matrix_report import CellOutcome, format_matrix, matrix_json
-from ..core.options import RunOptions
-from ..core.preflight import check_timeout
-from ..core.suite import ModuleSpec, select
-from ..core.suitefile import load_suite
-from ..operations import StageOperations
-from ..run import run
-from ..stages.atomic_file import write_atomic
-from ..stages.host import RUN_TOOLS, check_tools, check_writable_dir
-from ..stages.paths import artifacts_root, cache_dir, new_run_dir
-from ..stages.progress import say
-from .cli import run_options
+from ...core.errors import HarnessError, Terminated
+from .model import Cell, Matrix, load_matrix, missing_sources
+from .report import CellOutcome, format_matrix, matrix_json
+from ...core.options import RunOptions
+from ...core.preflight import check_timeout
+from ...core.suite import ModuleSpec, select
+from ...core.suitefile import load_suite
+from ...operations import StageOperations
+from ...run import run
+from ...stages.atomic_file import write_atomic
+from ...stages.host import RUN_TOOLS, check_tools, check_writable_dir
+from ...stages.paths import artifacts_root, cache_dir, new_run_dir
+from ...stages.progress import say
+from ...frontends.cli import run_options
 
 
 def chosen_cells(m: Matrix, ids: list[str]) -> list[Cell]:

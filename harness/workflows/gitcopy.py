@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..core.errors import HarnessError
-from ..core.mutation import copy_name
-from .paths import cache_dir
-from .progress import say
-from .source import KernelSource, one_line
+from .mutate.model import copy_name
+from ..stages.paths import cache_dir
+from ..stages.progress import say
+from ..stages.source import KernelSource, one_line
 
 GIT_IDENTITY = ("-c", "user.name=highmem mutate", "-c", "user.email=highmem-mutate@localhost")
 MARKER = "source.json"

@@ -1,5 +1,5 @@
 """The warm guest's server: `highmem up` starts it detached (`python -m
-harness.frontends.warm_server`, its own session, output in warm.log of its run directory).
+harness.workflows.warm.server`, its own session, output in warm.log of its run directory).
 It holds one Lab, prepared and with a guest up and attached, and serves requests on a unix
 socket in a 0700 directory under /tmp, one request line and one answer per connection:
 
@@ -12,11 +12,11 @@ socket in a 0700 directory under /tmp, one request line and one answer per conne
   written to run_dir (when it is "", to answers/NNNNN of the server's run directory); the
   answer holds the exit status and the paths of those files (with results "json", of
   results.json too: the ModuleResults as JSON, core/result_json.py, from which the pytest
-  plugin makes its items), so an answer of any size goes through (stages/warm_answer.py).
+  plugin makes its items), so an answer of any size goes through (workflows/warm/answer.py).
   After answering, the next guest is restored at once.
 - `status`: its record; `down`: stop. Both answered at once, even while a run goes on.
 
-Its lifetime is explicit: warm.json (core/warm.py's WarmRecord) in its run directory says
+Its lifetime is explicit: warm.json (workflows/warm/model.py's WarmRecord) in its run directory says
 starting/ready/failed; SIGTERM (`highmem down`) stops QEMU and gdb, removes the socket
 directory and the record. Killed with -9, QEMU and gdb die with it (PR_SET_PDEATHSIG) and
 its record is found stale by the next `highmem status`/`run`/`down`/`up` and removed. It
@@ -42,14 +42,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..core.errors import HarnessError, Terminated
-from ..core.options import RunOptions
-from ..core.phases import Phases
-from ..core.repo import MODULES_DIR
-from ..core.results import ModuleResult, RunResult, exit_status
-from ..core.suite import ModuleSpec, refuse_own_names
-from ..run import run_modules, write_reports
-from ..core.warm import (
+from ...core.errors import HarnessError, Terminated
+from ...core.options import RunOptions
+from ...core.phases import Phases
+from ...core.repo import MODULES_DIR
+from ...core.results import ModuleResult, RunResult, exit_status
+from ...core.suite import ModuleSpec, refuse_own_names
+from ...run import run_modules, write_reports
+from .model import (
     KEEP_PREFIX,
     SOCKET_NAME,
     STATUS_FILE,
@@ -59,19 +59,19 @@ from ..core.warm import (
     guest_knobs,
     spec_from_json,
 )
-from ..lab import Lab, Session
-from ..operations import StageOperations
-from ..stages.build import KernelBuild
-from ..stages.console_log import ConsoleLog
-from ..stages import owned
-from ..stages.modbuild import CORE, build_modules, module_names, symvers
-from ..stages.module_run import run_module
-from ..stages.progress import say
-from ..stages.sockdir import make_sockdir
-from ..stages.warm_answer import next_answer_dir, write_answer
-from ..stages.warm_channel import WarmError, read_line
-from ..stages.warm_push import push_ko
-from ..stages.warm_record import ident, proc_facts, write_record
+from ...lab import Lab, Session
+from ...operations import StageOperations
+from ...stages.build import KernelBuild
+from ...stages.console_log import ConsoleLog
+from ...stages import owned
+from ...stages.modbuild import CORE, build_modules, module_names, symvers
+from ...stages.module_run import run_module
+from ...stages.progress import say
+from ...stages.sockdir import make_sockdir
+from .answer import next_answer_dir, write_answer
+from .channel import WarmError, read_line
+from .push import push_ko
+from .record import ident, proc_facts, write_record
 
 REQUEST_READ_S = 10.0   # a client has this long to send its request line
 DirBuild = tuple[Path, list[Path], dict[str, str]]  # a directory, its .ko files, failures
@@ -359,7 +359,7 @@ def run_answer(result: RunResult, req: dict[str, Any], server_run_dir: Path,
     """The answer to the `run` request `req` whose modules ran: report.txt and report.json
     written in its run directory (or a new answers/NNNNN of `server_run_dir`; `made`: those
     made before), with results "json" results.json too (the pytest plugin's items); the
-    exit status and the files' paths, whatever their size (stages/warm_answer.py)."""
+    exit status and the files' paths, whatever their size (workflows/warm/answer.py)."""
     out = Path(req["run_dir"]) if req["run_dir"] else next_answer_dir(server_run_dir, made)
     write_reports(result, to=out)
     wanted = result.modules if req.get("results") == "json" else None

@@ -1,5 +1,5 @@
 """Mutation testing, pure: which patches to run, what each one is, how a run's report
-classifies it, and the matrix `highmem mutate` prints (frontends/mutate.py does the git
+classifies it, and the matrix `highmem mutate` prints (workflows/mutate/command.py does the git
 copy, the builds and the runs).
 
 A mutant is a patch against the kernel tree. Its verdict, read from the report.json of the
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
+from ...core.errors import HarnessError
 
 CHECK, CRASH, NOT_CAUGHT = "check", "crash", "not caught"
 NO_APPLY, NO_BUILD, ERROR, NOT_RUN = "does not apply", "does not build", "error", "not run"

@@ -1,7 +1,7 @@
 """The records a Linux inotify descriptor reads (struct inotify_event, <sys/inotify.h>),
 decoded, and what each means to `highmem watch`: a file created, modified or deleted in the
 watched directory, the kernel's queue overflowed (events were lost), or the directory itself
-went away. No I/O: stages/inotify.py reads the bytes.
+went away. No I/O: workflows/warm/inotify.py reads the bytes.
 """
 
 import struct
