@@ -1,0 +1,142 @@
+"""`highmem watch-kernel`: boot the guest with the harness's gdb attached (as `highmem pte`
+does), run a shell workload over SSH once unwatched (the baseline time), then again with
+breakpoints on the kernel's map and unmap paths (stages/kernel_watch.py), judging every
+kmap_local, kmap, vmap and vm_map_ram mapping the kernel makes meanwhile. Prints and saves
+(watch-kernel.txt, watch-kernel.json in the run directory) what was judged per kind, the
+stops per second, the slowdown, and each finding with its caller.
+
+Exit 0: no finding and at least --expect-mappings judged; 1: a finding, or too few judged;
+2: usage or environment (error:/fix:).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core import kernel_watch as kw
+from ..core.errors import HarnessError
+from ..operations import guest_session
+from ..stages.image import MODULE_DIR_IN_GUEST
+from ..stages.kernel_watch import Watch, WatchError, read_facts
+from ..stages.progress import say
+from .inspect_cli import new_lab
+
+# tmpfs page cache (write, read, copy), a pipe, exec of busybox applets: each page the
+# kernel copies goes through a kmap_local map of a highmem page (ramfs/tmpfs and pipe
+# buffers are __GFP_HIGHMEM), every exec copies its argv through one (copy_strings)
+WORKLOAD = """set -e
+d=/tmp/hm-watch.$$; mkdir $d; cd $d
+dd if=/dev/urandom of=a bs=4096 count={pages} 2>/dev/null
+cat a > b; cp b c; cat c | cat | cat > d; cmp a d
+i=0; while [ $i -lt {execs} ]; do
+  busybox true; echo $i | busybox sed s/0/1/ >/dev/null; i=$((i+1))
+done
+cd /; rm -rf $d; echo hm-watch-done"""
+
+
+def workload(args: argparse.Namespace) -> str:
+    script = args.workload or WORKLOAD.format(pages=args.pages, execs=args.execs)
+    if args.insmod:
+        script = f"insmod {MODULE_DIR_IN_GUEST}/{args.insmod}.ko {' '.join(args.param)}\n" \
+            + script
+    return script
+
+
+def module_dirs(dirs: list[str]) -> dict[str, Path]:
+    """--module-dir DIR (repeatable): each module DIR/NAME.c is built against the kernel
+    and put in the image (insmod it with --insmod NAME)."""
+    out: dict[str, Path] = {}
+    for d in dirs:
+        path = Path(d).resolve()
+        names = sorted(p.stem for p in path.glob("*.c"))
+        if not path.is_dir() or not names:
+            raise HarnessError(f"--module-dir {d}: no directory with module sources (*.c)",
+                               "give a directory with a Kbuild and NAME.c files")
+        out.update({n: path for n in names})
+    return out
+
+
+def _timed(run: Callable[[str, float], tuple[int, str, str]], script: str,
+           timeout: float) -> tuple[float, int, str]:
+    t0 = time.monotonic()
+    rc, out, err = run(script, timeout)
+    return time.monotonic() - t0, rc, out + err
+
+
+def cmd_watch_kernel(args: argparse.Namespace) -> int:
+    dirs = module_dirs(args.module_dir)
+    lab, run_dir = new_lab(args, "watch-kernel")
+    lab.opts.module_dirs = dirs
+    script = workload(args)
+    result: dict[str, object] = {}
+    try:
+        s = guest_session(lab, attach=True)
+        ram = s.checker.ram
+        if ram is None:
+            raise WatchError("the guest has no shared RAM file to read at each stop",
+                             "make /dev/shm a writable tmpfs (QEMU's RAM backend lives there)")
+        base_script = workload(argparse.Namespace(**{**vars(args), "insmod": None}))
+        plain, rc, out = _timed(s.run, base_script, args.max_seconds)
+        if rc != 0:
+            raise HarnessError(f"the workload failed unwatched (exit {rc}): {out[-300:]}",
+                               "fix the --workload command")
+        say(f"== watch-kernel: the workload took {plain:.1f} s unwatched")
+        gdb = s.gdb
+        gdb.interrupt()
+        with s.kept.patient():
+            facts = read_facts(gdb, s.checker)
+        symbols = kw.SymbolTable((lab.kernel.vmlinux.parent / "System.map").read_text())
+        watch = Watch(gdb, ram, facts, symbols.name, budget=args.budget)
+        watch.arm()
+        done = threading.Event()
+
+        def run_workload() -> None:
+            try:
+                result["time"], result["rc"], result["out"] = _timed(
+                    s.run, script, args.max_seconds)
+            except BaseException as e:  # noqa: BLE001 - reported below
+                result["error"] = e
+            finally:
+                done.set()
+        worker = threading.Thread(target=run_workload, daemon=True, name="workload")
+        t0 = time.monotonic()
+        worker.start()
+        watch.serve(lambda: not done.is_set(), time.monotonic() + args.max_seconds)
+        seconds = time.monotonic() - t0
+        watch.finish()
+        gdb.resume()
+        worker.join(30)
+    finally:
+        lab.close()
+    if "error" in result:
+        e = result["error"]
+        raise e if isinstance(e, HarnessError) else HarnessError(
+            f"the watched workload did not finish: {e}", "read console.log in " + str(run_dir))
+    t = watch.tally
+    watched = float(result.get("time", seconds))  # type: ignore[arg-type]
+    text = "\n".join([
+        f"Kernel mappings judged while live: {t.judged} "
+        f"(workload {plain:.1f} s unwatched, {watched:.1f} s watched: "
+        f"x{watched / plain if plain else 0:.1f})",
+        kw.format_tally(t, seconds, args.budget)])
+    ok = not t.findings and t.judged >= args.expect_mappings and result.get("rc") == 0
+    if result.get("rc") != 0:
+        text += f"\nThe watched workload exited {result.get('rc')}: {str(result.get('out'))[-300:]}"
+    if t.judged < args.expect_mappings:
+        text += f"\nFAIL: {t.judged} mappings judged, fewer than --expect-mappings " \
+                f"{args.expect_mappings}"
+    text += f"\nVerdict: {'PASS' if ok else 'FAIL'} (artifacts: {run_dir})"
+    report = {"judged": dict(t.live), "after_unmap": dict(t.cleared), "unseen": dict(t.unseen),
+              "stops": t.stops, "seconds": seconds, "budget": args.budget,
+              "paused": t.paused, "unwatched_s": plain, "watched_s": watched,
+              "callers": dict(t.callers), "findings": [f.to_json() for f in t.findings],
+              "passed": ok}
+    (run_dir / "watch-kernel.txt").write_text(text + "\n")
+    (run_dir / "watch-kernel.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2) if args.json else text)
+    return 0 if ok else 1
