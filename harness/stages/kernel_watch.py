@@ -152,6 +152,9 @@ class Watch:
 
     # -- breakpoints -------------------------------------------------------------------
 
+    def __post_init__(self) -> None:
+        self.by_addr = {a: f for f, a in self.facts.entries.items()}
+
     def arm(self) -> None:
         """The entry breakpoints (the guest stopped)."""
         lay = self.facts.kernel.layout
@@ -242,15 +245,15 @@ class Watch:
         pc = int(str((stopped.get("frame") or {}).get("addr", "0")), 16)
         regs = self.gdb.registers(REGS)
         cr3, pae = regs["cr3"], bool(regs["cr4"] & CR4_PAE)
+        self.sweep(cpu, cr3, pae)   # first: the slots unmapped at earlier stops
         call = self.calls.pop((cpu, pc, regs["esp"]), None)
         if call is not None:
             self._returned(call, cpu, cr3, pae, regs["eax"])
             self._ret_done(pc)
         elif count:
-            fn = next((f for f, a in self.facts.entries.items() if a == pc), None)
+            fn = self.by_addr.get(pc)
             if fn is not None:
                 self._entry(fn, cpu, regs, cr3, pae)
-        self.sweep(cpu, cr3, pae)
 
     def _entry(self, fn: str, cpu: int, regs: dict[str, int], cr3: int, pae: bool) -> None:
         f, k = self.facts, self.facts.kernel
