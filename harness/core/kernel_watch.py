@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from . import pte as ptemod
 from .checkpoint import MAPPED_FIELDS, KernelMasks
@@ -57,6 +58,17 @@ class WatchKernel:
         """__fix_to_virt(FIX_KMAP_BEGIN + slot + KM_MAX_IDX * cpu): kmap_local_calc_idx()."""
         lay = self.layout
         return lay.fix_to_virt(lay.fix_kmap_begin + slot + lay.km_max_idx * cpu)
+
+
+def kernel_to_json(k: WatchKernel) -> dict[str, Any]:
+    return {"layout": k.layout.to_json(), "masks": asdict(k.masks), "max_pfn": k.max_pfn,
+            "mem_map": k.mem_map, "page_struct": k.page_struct}
+
+
+def kernel_from_json(d: dict[str, Any]) -> WatchKernel:
+    """The WatchKernel of kernel_to_json()'s dict (recorded data for the tests)."""
+    return WatchKernel(Layout.from_json(d["layout"]), KernelMasks(**d["masks"]),
+                       d["max_pfn"], d["mem_map"], d["page_struct"])
 
 
 def field_of(mismatch: str) -> str:
@@ -251,7 +263,8 @@ def format_tally(t: Tally, seconds: float, budget: float) -> str:
 
 
 class SymbolTable:
-    """Address -> `function+0xoff` from System.map's text symbols (T/t/W/w)."""
+    """Address -> `function+0xoff` from System.map's text symbols (T/t/W/w); past
+    vmlinux's `_etext` (a module's text): `module`."""
 
     def __init__(self, system_map: str) -> None:
         pairs = []
@@ -265,8 +278,11 @@ class SymbolTable:
         pairs.sort()
         self.addrs = [a for a, _ in pairs]
         self.names = [n for _, n in pairs]
+        self.etext = next((a for a, n in pairs if n == "_etext"), None)
 
     def name(self, addr: int) -> str:
+        if self.etext is not None and addr >= self.etext:
+            return f"{addr:#x} (module)"
         i = bisect.bisect_right(self.addrs, addr) - 1
         if i < 0:
             return ""

@@ -136,6 +136,8 @@ def cmd_watch_kernel(args: argparse.Namespace) -> int:
               "paused": t.paused, "unwatched_s": plain, "watched_s": watched,
               "callers": dict(t.callers), "findings": [f.to_json() for f in t.findings],
               "passed": ok}
+    (run_dir / "watch-stops.json").write_text(json.dumps(
+        {"kernel": kw.kernel_to_json(facts.kernel), "stops": watch.recorded}, indent=1) + "\n")
     (run_dir / "watch-kernel.txt").write_text(text + "\n")
     (run_dir / "watch-kernel.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2) if args.json else text)

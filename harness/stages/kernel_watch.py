@@ -46,6 +46,7 @@ UNMAP_HIGH = "kunmap_high"
 VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM = "vmap", "vunmap", "vm_map_ram", "vm_unmap_ram"
 ENTRIES = (MAP_LOCAL, UNMAP_LOCAL, UNMAP_HIGH, VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM)
 MAX_AREA_PAGES = 1 << 16   # a vmap() of more pages than this is not read (256 MiB)
+RECORD = 32               # judges' inputs kept per kind (watch-stops.json)
 REGS = ("eax", "ecx", "edx", "esp", "cr3", "cr4")
 
 
@@ -115,12 +116,13 @@ class Watch:
     tally: kw.Tally = field(default_factory=kw.Tally)
     entry_bkpts: dict[int, str] = field(default_factory=dict)     # address -> number
     ret_bkpts: dict[int, tuple[str, int]] = field(default_factory=dict)  # addr -> (nr, refs)
-    calls: dict[tuple[int, int, int], _Call] = field(default_factory=dict)  # cpu, pc, esp
+    calls: dict[tuple[int, int], _Call] = field(default_factory=dict)  # (pc, esp) at return
     maps: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     areas: dict[int, tuple[str, list[int], int]] = field(default_factory=dict)
     unmapped: dict[int, set[int]] = field(default_factory=dict)   # cpu -> slot VAs to judge
     reported: set[tuple[int, int]] = field(default_factory=set)   # (va, pte) found stale
     recent: deque[float] = field(default_factory=deque)
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # the first judges' inputs
     paused_until: float = 0.0
 
     # -- memory ------------------------------------------------------------------------
@@ -246,7 +248,7 @@ class Watch:
         regs = self.gdb.registers(REGS)
         cr3, pae = regs["cr3"], bool(regs["cr4"] & CR4_PAE)
         self.sweep(cpu, cr3, pae)   # first: the slots unmapped at earlier stops
-        call = self.calls.pop((cpu, pc, regs["esp"]), None)
+        call = self.calls.pop((pc, regs["esp"]), None)
         if call is not None:
             self._returned(call, cpu, cr3, pae, regs["eax"])
             self._ret_done(pc)
@@ -271,8 +273,11 @@ class Watch:
             mapped = self.maps.pop((task, idx - 1), None)
             if mapped is None:
                 self.tally.unseen["kmap_local"] += 1
-            found = kw.judge_kmap_local(k, cpu, eax, idx, ptevals[idx - 1] if 0 < idx <= len(
-                ptevals) else None, self.pte(cr3, pae, va), mapped)
+            saved = ptevals[idx - 1] if 0 < idx <= len(ptevals) else None
+            pte = self.pte(cr3, pae, va)
+            found = kw.judge_kmap_local(k, cpu, eax, idx, saved, pte, mapped)
+            self.record("kmap_local", cpu=cpu, vaddr=eax, idx=idx, saved=saved, pte=pte,
+                        mapped=mapped)
             self.tally.add("kmap_local", "live", cpu, va, found, caller, self.name_of(caller))
             self.unmapped.setdefault(cpu, set()).add(va)
         elif fn == UNMAP_HIGH:
@@ -283,6 +288,7 @@ class Watch:
                 nr = (va - k.layout.pkmap_base) // PAGE_SIZE
                 count = struct.unpack("<i", self.low(f.pkmap_count + 4 * nr, 4))[0]
             found = kw.judge_kmap_high(k, eax, va, pte, count)
+            self.record("kmap", page=eax, va=va, pte=pte, count=count)
             self.tally.add("kmap", "live", cpu, va or 0, found, caller, self.name_of(caller))
         elif fn in (VMAP, VM_MAP_RAM):
             count = regs["edx"]
@@ -296,8 +302,8 @@ class Watch:
             if fn == VMAP:                 # pgprot_t, the fourth argument: on the stack
                 prot = int.from_bytes(self.virt(cr3, pae, esp + 4, 8 if pae else 4), "little")
             kind = "vmap" if fn == VMAP else "vm_map_ram"
-            self._await(cpu, caller, esp, _Call(kind, False, 0, [p for p in pfns if p is not None],
-                                                prot, caller, self.name_of(caller)))
+            self._await(caller, esp, _Call(kind, False, 0, [p for p in pfns if p is not None],
+                                           prot, caller, self.name_of(caller)))
         elif fn in (VUNMAP, VM_UNMAP_RAM):
             kind = "vmap" if fn == VUNMAP else "vm_map_ram"
             area = self.areas.pop(eax, None)
@@ -306,18 +312,26 @@ class Watch:
                 return
             _, pfns, prot = area
             ptes = [self.pte(cr3, pae, eax + i * PAGE_SIZE) for i in range(len(pfns))]
+            self.record(kind, va=eax, pfns=pfns, ptes=ptes, prot=prot)
             where = self.name_of(caller)
             self.tally.add(kind, "live", cpu, eax, kw.judge_area(k, eax, pfns, ptes, prot),
                            caller, where)
-            self._await(cpu, caller, esp, _Call(kind, True, eax, pfns, prot, caller, where))
+            self._await(caller, esp, _Call(kind, True, eax, pfns, prot, caller, where))
 
-    def _await(self, cpu: int, ret: int, esp: int, call: _Call) -> None:
-        """A breakpoint on `ret` for this call: it returns there with ESP 4 higher."""
+    def record(self, kind: str, **inputs: Any) -> None:
+        """Keep the inputs of the first RECORD judges of each kind (golden data)."""
+        if len(self.recorded) < len(kw.KINDS) * RECORD and \
+                sum(r["kind"] == kind for r in self.recorded) < RECORD:
+            self.recorded.append({"kind": kind, **inputs})
+
+    def _await(self, ret: int, esp: int, call: _Call) -> None:
+        """A breakpoint on `ret` for this call: it returns there with ESP 4 higher, on
+        its own stack (its task's: on whatever CPU it then runs, vmap() may sleep)."""
         try:
             self._ret_bkpt(ret)
         except GdbError:
             return
-        self.calls[(cpu, ret, esp + 4)] = call
+        self.calls[(ret, esp + 4)] = call
 
     def _returned(self, call: _Call, cpu: int, cr3: int, pae: bool, eax: int) -> None:
         if not call.unmap:
