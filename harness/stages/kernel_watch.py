@@ -46,6 +46,10 @@ UNMAP_HIGH = "kunmap_high"
 VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM = "vmap", "vunmap", "vm_map_ram", "vm_unmap_ram"
 ENTRIES = (MAP_LOCAL, UNMAP_LOCAL, UNMAP_HIGH, VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM)
 MAX_AREA_PAGES = 1 << 16   # a vmap() of more pages than this is not read (256 MiB)
+# each stop's frame without its arguments' DWARF (entry values) or a source line, and the
+# breakpoints left in QEMU while stopped (no z0/Z0 packets per stop for each of them)
+GDB_QUIET = ("print frame-arguments none", "print entry-values no",
+             "print frame-info location", "breakpoint always-inserted on")
 RECORD = 32               # judges' inputs kept per kind (watch-stops.json)
 REGS = ("eax", "ecx", "edx", "esp", "cr3", "cr4")
 
@@ -159,8 +163,11 @@ class Watch:
 
     def arm(self) -> None:
         """The entry breakpoints (the guest stopped)."""
+        for setting in GDB_QUIET:
+            self.gdb.cmd(f"-gdb-set {setting}")
         lay = self.facts.kernel.layout
-        lo, hi = lay.fix_to_virt(lay.fix_kmap_end), lay.fix_to_virt(lay.fix_kmap_begin) + PAGE_SIZE
+        lo = lay.fix_to_virt(lay.fix_kmap_end)
+        hi = lay.fix_to_virt(lay.fix_kmap_begin) + PAGE_SIZE
         for fn, addr in self.facts.entries.items():
             cond = f"(unsigned long)$eax >= {lo:#x} && (unsigned long)$eax < {hi:#x}" \
                 if fn == UNMAP_LOCAL else None
