@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import pte as ptemod
+from .errors import HarnessError
 from .checkpoint import MAPPED_FIELDS, KernelMasks
 from .layout import PAGE_SIZE, Layout
 
@@ -58,6 +59,23 @@ class WatchKernel:
         """__fix_to_virt(FIX_KMAP_BEGIN + slot + KM_MAX_IDX * cpu): kmap_local_calc_idx()."""
         lay = self.layout
         return lay.fix_to_virt(lay.fix_kmap_begin + slot + lay.km_max_idx * cpu)
+
+
+def check_watch_options(budget: float, pages: int, execs: int, expect: int,
+                        insmod: str | None, module_names: set[str]) -> None:
+    """`highmem watch-kernel`'s option values (HarnessError: exit 2 before any boot).
+    `module_names`: the modules the image will hold (modules/ and --module-dir)."""
+    def bad(what: str, fix: str) -> None:
+        raise HarnessError(what, fix)
+    if not budget > 0:
+        bad(f"--budget {budget:g}: the stops per second must be more than 0",
+            "give e.g. --budget 200")
+    if pages < 1 or execs < 0 or expect < 0:
+        bad(f"--pages {pages} --execs {execs} --expect-mappings {expect}: pages must be at "
+            "least 1, the others at least 0", "give e.g. --pages 256 --execs 20")
+    if insmod is not None and insmod not in module_names:
+        bad(f"--insmod {insmod}: no such module in modules/ or a --module-dir",
+            f"give one of: {', '.join(sorted(module_names)) or '(none)'}")
 
 
 def kernel_to_json(k: WatchKernel) -> dict[str, Any]:

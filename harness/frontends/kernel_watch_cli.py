@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..core import kernel_watch as kw
 from ..core.errors import HarnessError
+from ..core.repo import MODULES_DIR
 from ..operations import guest_session
 from ..stages.image import MODULE_DIR_IN_GUEST
 from ..stages.kernel_watch import Watch, WatchError, read_facts
@@ -42,8 +44,9 @@ cd /; rm -rf $d; echo hm-watch-done"""
 def workload(args: argparse.Namespace) -> str:
     script = args.workload or WORKLOAD.format(pages=args.pages, execs=args.execs)
     if args.insmod:
-        script = f"insmod {MODULE_DIR_IN_GUEST}/{args.insmod}.ko {' '.join(args.param)}\n" \
-            + script
+        ko = f"{MODULE_DIR_IN_GUEST}/{args.insmod}.ko"
+        script = f"insmod {ko} {' '.join(map(shlex.quote, args.param))} || " \
+            f"{{ echo 'insmod {args.insmod} failed'; exit 97; }}\n" + script
     return script
 
 
@@ -70,6 +73,8 @@ def _timed(run: Callable[[str, float], tuple[int, str, str]], script: str,
 
 def cmd_watch_kernel(args: argparse.Namespace) -> int:
     dirs = module_dirs(args.module_dir)
+    kw.check_watch_options(args.budget, args.pages, args.execs, args.expect_mappings,
+                           args.insmod, set(dirs) | {p.stem for p in MODULES_DIR.glob("*.c")})
     lab, run_dir = new_lab(args, "watch-kernel")
     lab.opts.module_dirs = dirs
     script = workload(args)
