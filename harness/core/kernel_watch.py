@@ -78,6 +78,16 @@ def check_watch_options(budget: float, pages: int, execs: int, expect: int,
             f"give one of: {', '.join(sorted(module_names)) or '(none)'}")
 
 
+COMPLAINTS = ("WARNING:", "BUG:", "Oops", "general protection fault", "Kernel panic")
+
+
+def kernel_complaints(dmesg: str) -> list[str]:
+    """The kernel log lines of `dmesg` that say the kernel complained (a WARN, BUG or
+    oops line: kunmap_local_indexed() WARNs on an unmap out of order, kmap_high BUG()s)."""
+    return [line.strip() for line in dmesg.splitlines()
+            if any(c in line for c in COMPLAINTS)]
+
+
 def kernel_to_json(k: WatchKernel) -> dict[str, Any]:
     return {"layout": k.layout.to_json(), "masks": asdict(k.masks), "max_pfn": k.max_pfn,
             "mem_map": k.mem_map, "page_struct": k.page_struct}
@@ -246,6 +256,7 @@ class Tally:
     stops: int = 0
     paused: int = 0           # times the stop budget switched the entry breakpoints off
     unseen: Counter[str] = field(default_factory=Counter)  # unmaps of maps made unwatched
+    unreadable: int = 0       # stops whose memory could not be read (not judged)
 
     @property
     def judged(self) -> int:
@@ -271,7 +282,7 @@ def format_tally(t: Tally, seconds: float, budget: float) -> str:
         lines.append(f"  {kind:<12}{t.live[kind]:>8}{t.cleared[kind]:>13}{t.unseen[kind]:>12}")
     rate = t.stops / seconds if seconds > 0 else 0.0
     lines.append(f"Stops: {t.stops} in {seconds:.1f} s ({rate:.0f}/s; budget "
-                 f"{budget:g}/s, reached {t.paused} times)")
+                 f"{budget:g}/s, reached {t.paused} times; {t.unreadable} unreadable)")
     if t.callers:
         lines.append("Callers (unmap's return address):")
         lines += [f"  {n:>7}  {c}" for c, n in t.callers.most_common(12)]

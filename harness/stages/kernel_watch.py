@@ -34,65 +34,24 @@ from ..core.errors import GdbError, HarnessError
 from ..core.layout import PAGE_SIZE
 from ..core.pagewalk import walk
 from ..core.pte import PAGE_KERNEL_FLAGS
-from ..kernel.target import CR4_PAE, Kernel, addr_expr, offset_expr, size_expr, value_expr
-from ..kernel.tasks import task_offsets
-from .checker import Checker
+from ..kernel.target import CR4_PAE
+from ..kernel.watch_facts import MAP_LOCAL, UNMAP_HIGH, UNMAP_LOCAL, VM_MAP_RAM, \
+    VM_UNMAP_RAM, VMAP, VUNMAP, Facts
 from .gdbmi import Gdb
 from .guest_ram import GuestRam
-from .mi_target import MiTarget
 
-MAP_LOCAL, UNMAP_LOCAL = "__kmap_local_pfn_prot", "kunmap_local_indexed"
-UNMAP_HIGH = "kunmap_high"
-VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM = "vmap", "vunmap", "vm_map_ram", "vm_unmap_ram"
-ENTRIES = (MAP_LOCAL, UNMAP_LOCAL, UNMAP_HIGH, VMAP, VUNMAP, VM_MAP_RAM, VM_UNMAP_RAM)
 MAX_AREA_PAGES = 1 << 16   # a vmap() of more pages than this is not read (256 MiB)
 # each stop's frame without its arguments' DWARF (entry values) or a source line, and the
 # breakpoints left in QEMU while stopped (no z0/Z0 packets per stop for each of them)
 GDB_QUIET = ("print frame-arguments none", "print entry-values no",
              "print frame-info location", "breakpoint always-inserted on")
+PANIC = "Kernel panic - not syncing"
 RECORD = 32               # judges' inputs kept per kind (watch-stops.json)
 REGS = ("eax", "ecx", "edx", "esp", "cr3", "cr4")
 
 
 class WatchError(HarnessError):
-    """The guest cannot be watched (no shared RAM file, a symbol missing)."""
-
-
-@dataclass
-class Facts:
-    """Addresses and offsets read once through gdb's DWARF."""
-
-    kernel: kw.WatchKernel
-    page_offset: int
-    high_memory: int
-    current: dict[int, int]      # cpu -> address of its pcpu_hot.current_task
-    kmap_ctrl: int               # offsetof(struct task_struct, kmap_ctrl)
-    pteval: int                  # offsetof(struct kmap_ctrl, pteval)
-    pkmap_count: int             # &pkmap_count
-    htable: int                  # &page_address_htable
-    slot_size: int               # sizeof(page_address_htable[0])
-    pam_list: int                # offsetof(struct page_address_map, list)
-    entries: dict[str, int]      # function -> address
-
-
-def read_facts(gdb: Gdb, checker: Checker) -> Facts:
-    """What the watch needs, through gdb (the guest stopped)."""
-    k = Kernel(MiTarget(gdb))
-    lay, masks = checker.kernel_layout(), checker.kernel_masks()
-    wk = kw.WatchKernel(lay, masks, k.value(value_expr("max_pfn")),
-                        k.value(value_expr("mem_map")), k.value(size_expr("struct page")))
-    nr = lay.nr_cpus
-    online = k.value(value_expr("__cpu_online_mask.bits[0]"))
-    offsets = struct.unpack(f"<{nr}I", k.virt(k.value(addr_expr("__per_cpu_offset")), 4 * nr))
-    var = k.value(addr_expr("pcpu_hot")) + k.off("struct pcpu_hot", "current_task")
-    o = task_offsets(k)
-    entries = {fn: k.value(f"(unsigned long)&{fn}") for fn in ENTRIES}
-    return Facts(wk, lay.page_offset, lay.high_memory,
-                 {c: (var + offsets[c]) & 0xFFFFFFFF for c in range(nr) if online >> c & 1},
-                 o["kmap_ctrl"], o["pteval"], k.value(addr_expr("pkmap_count")),
-                 k.value(addr_expr("page_address_htable")),
-                 k.value(size_expr("page_address_htable[0]")),
-                 k.value(offset_expr("struct page_address_map", "list")), entries)
+    """The guest cannot be watched (no shared RAM file)."""
 
 
 @dataclass
@@ -127,6 +86,7 @@ class Watch:
     reported: set[tuple[int, int]] = field(default_factory=set)   # (va, pte) found stale
     recent: deque[float] = field(default_factory=deque)
     recorded: list[dict[str, Any]] = field(default_factory=list)  # the first judges' inputs
+    panic: str = ""           # the console's panic line, if the guest panicked
     paused_until: float = 0.0
 
     # -- memory ------------------------------------------------------------------------
@@ -220,10 +180,17 @@ class Watch:
 
     # -- the stop loop -----------------------------------------------------------------
 
-    def serve(self, busy: Callable[[], bool], deadline: float) -> None:
-        """Judge stops until busy() is False (the workload ended) or `deadline`."""
+    def serve(self, busy: Callable[[], bool], deadline: float,
+              drain: Callable[[], str] = lambda: "") -> None:
+        """Judge stops until busy() is False (the workload ended) or `deadline`. drain()
+        reads the guest's console (QEMU blocks on a full one); a panic there ends it."""
         self.gdb.resume()
+        tail = ""
         while busy() and time.monotonic() < deadline:
+            tail = (tail + drain())[-4096:]
+            if PANIC in tail:   # a failed test, not a harness error: the caller reports it
+                self.panic = tail[tail.index(PANIC):].splitlines()[0]
+                return
             stopped = self.gdb.wait_stopped(0.2)
             now = time.monotonic()
             if stopped is None:
@@ -265,9 +232,20 @@ class Watch:
                 self._entry(fn, cpu, regs, cr3, pae)
 
     def _entry(self, fn: str, cpu: int, regs: dict[str, int], cr3: int, pae: bool) -> None:
+        """One entry breakpoint; memory that cannot be read (a stack or page array not
+        mapped where the walk looks) makes the stop `unreadable`, not the watch fail."""
+        try:
+            self._judge_entry(fn, cpu, regs, cr3, pae)
+        except (GdbError, ValueError, struct.error):
+            self.tally.unreadable += 1
+
+    def _judge_entry(self, fn: str, cpu: int, regs: dict[str, int], cr3: int,
+                     pae: bool) -> None:
         f, k = self.facts, self.facts.kernel
         eax, esp = regs["eax"], regs["esp"]
-        caller = self.u32(esp)
+        caller = int.from_bytes(self.virt(cr3, pae, esp, 4), "little")
+        if cpu not in f.current:
+            return
         if fn == MAP_LOCAL:
             task = self.u32(f.current[cpu])
             idx, _ = self.task_kmaps(task, pae)

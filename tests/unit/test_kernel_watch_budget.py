@@ -2,7 +2,8 @@
 second the entry breakpoints are disabled in one command and what was remembered of maps is
 dropped; after the pause they are enabled again."""
 
-from harness.stages.kernel_watch import ENTRIES, Facts, Watch
+from harness.kernel.watch_facts import ENTRIES, Facts
+from harness.stages.kernel_watch import Watch
 from tests.unit.test_kernel_watch import K
 
 
