@@ -210,3 +210,12 @@ def test_tally_counts_and_reports_findings_with_their_caller():
     text = kw.format_tally(t, 2.0, 200)
     assert "kmap live CPU1 0xff601000 from copy_page+0x0: NX: expected set, got clear" in text
     assert "Findings: 2" in text and "kmap_local copy_strings" in text
+
+
+def test_kernel_complaints_are_the_warn_bug_and_oops_lines():
+    log = ("[   1.0] ok line\n[   2.0] WARNING: CPU: 0 PID: 1 at mm/highmem.c:623 "
+           "kunmap_local_indexed+0x9a/0xb0\n[   3.0] BUG: unable to handle page fault\n")
+    assert kw.kernel_complaints(log) == [
+        "[   2.0] WARNING: CPU: 0 PID: 1 at mm/highmem.c:623 kunmap_local_indexed+0x9a/0xb0",
+        "[   3.0] BUG: unable to handle page fault"]
+    assert kw.kernel_complaints("[ 1.0] all fine\n") == []
