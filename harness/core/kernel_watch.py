@@ -127,17 +127,18 @@ def judge_kmap_local(k: WatchKernel, cpu: int, vaddr: int, idx: int, saved: int 
     (pfn, pgprot) __kmap_local_pfn_prot() was called with for this slot, when seen.
 
     The map being undone is the top of the task's stack: vaddr is the slot of (cpu, idx-1)
-    (the kernel WARNs otherwise, 6.12:623); its PTE is present, equals the saved pteval
-    (what __kmap_local_sched_in() restores), maps the pfn asked for with that protection
-    (P, PFN, RW, NX, G), and the pfn is RAM."""
+    (the kernel WARNs otherwise, 6.12:623; then nothing else is judged); its PTE is
+    present, equals the saved pteval (what __kmap_local_sched_in() restores), maps the pfn
+    asked for with that protection (P, PFN, RW, NX, G), and the pfn is RAM."""
     if idx < 1 or saved is None:
         return [f"IDX: kmap_ctrl.idx is {idx} at kunmap_local_indexed({vaddr:#x}): no "
                 "kmap_local map to undo"]
     out: list[str] = []
     want = k.slot_va(cpu, idx - 1)
-    if vaddr & ~(PAGE_SIZE - 1) != want:
-        out.append(f"VA: unmapping {vaddr:#x} ({k.layout.area_of(vaddr)}), but the top of "
-                   f"kmap_ctrl (idx {idx}) on CPU {cpu} is the slot at {want:#x}")
+    if vaddr & ~(PAGE_SIZE - 1) != want:   # the rest would compare another slot's values
+        return [f"VA: unmapping {vaddr:#x} ({k.layout.area_of(vaddr)}), but the top of "
+                f"kmap_ctrl (idx {idx}) on CPU {cpu} is the slot at {want:#x} (kmap_local "
+                "maps are undone last in, first out)"]
     if pte is None:
         return out + ["PTE: no page table maps the slot"]
     if not pte & 1:

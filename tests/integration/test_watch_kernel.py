@@ -43,6 +43,7 @@ def test_healthy_kernel_1000_mappings_no_finding(tmp_path, request):
     ("kmap_nx", "kmap", "NX"),
     ("local_nx", "kmap_local", "NX"),
     ("vmap_pfn", "vmap", "PFN"),
+    ("order", "kmap_local", "VA"),
 ])
 def test_planted_wrong_pte_is_found(tmp_path, request, plant, kind, field):
     rc, rep = watch(tmp_path, request, "--pages", "2", "--execs", "1",
@@ -56,3 +57,6 @@ def test_planted_wrong_pte_is_found(tmp_path, request, plant, kind, field):
     found = {(f["kind"], f["field"]) for f in rep["findings"]}
     assert (kind, field) in found, rep["findings"]
     assert all(f["where"].endswith("(module)") for f in rep["findings"]), rep["findings"]
+    if plant == "order":   # the kernel's own WARN_ON_ONCE (mm/highmem.c:623) is reported too
+        assert any("WARNING:" in m and "kunmap_local_indexed" in m
+                   for m in rep["kernel_messages"]), rep["kernel_messages"]

@@ -8,6 +8,8 @@
  *   local_nx - NX cleared in a kmap_local PTE before kunmap_local() (kmap_ctrl keeps the
  *              true pteval)
  *   vmap_pfn - the second PTE of a vmap() area maps the next pfn before vunmap()
+ *   order    - two kmap_local maps undone first-in first-out (the kernel WARNs and clears
+ *              the top slot each time: no PTE is left)
  * The module stays loaded (init returns 0).
  */
 #include <linux/module.h>
@@ -23,7 +25,7 @@
 
 static char *plant = "none";
 module_param(plant, charp, 0444);
-MODULE_PARM_DESC(plant, "the wrong PTE: none kmap_nx local_nx vmap_pfn");
+MODULE_PARM_DESC(plant, "the wrong PTE: none kmap_nx local_nx vmap_pfn order");
 
 static struct page *pages[NPAGES];
 
@@ -67,8 +69,13 @@ static void do_kmap_local(void)
 	if (is("local_nx"))
 		set_pte(ptep, pte_clear_flags(orig, _PAGE_NX));
 	kunmap_local(c);
-	kunmap_local(b);
-	kunmap_local(a);
+	if (is("order")) {
+		kunmap_local(a);
+		kunmap_local(b);
+	} else {
+		kunmap_local(b);
+		kunmap_local(a);
+	}
 	preempt_enable();
 }
 
