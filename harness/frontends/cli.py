@@ -286,6 +286,9 @@ def _watch_kernel_command(sub: "argparse._SubParsersAction[argparse.ArgumentPars
     w.add_argument("--budget", type=float, default=200.0,
                    help="stops per second before the entry breakpoints pause (default "
                    "%(default)g)")
+    w.add_argument("--no-map-entries", dest="map_entries", action="store_false",
+                   help="no breakpoint on __kmap_local_pfn_prot: half the stops; each "
+                   "kmap_local is judged without the pfn and prot it was asked for")
     w.add_argument("--pages", type=int, default=256,
                    help="pages of the workload's tmpfs file (default %(default)d)")
     w.add_argument("--execs", type=int, default=20,

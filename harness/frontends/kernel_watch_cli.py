@@ -120,7 +120,8 @@ def watched_run(s: GuestSession, symbols: kw.SymbolTable, args: argparse.Namespa
     with s.kept.patient():
         facts = read_facts(MiTarget(s.gdb), s.checker.kernel_layout(),
                            s.checker.kernel_masks())
-    o = Outcome(Watch(s.gdb, ram, facts, symbols.name, budget=args.budget), facts, plain)
+    o = Outcome(Watch(s.gdb, ram, facts, symbols.name, budget=args.budget,
+                      map_entries=args.map_entries), facts, plain)
     o.watch.arm()
     errors: list[BaseException] = []
     done = threading.Event()

@@ -76,6 +76,7 @@ class Watch:
     facts: Facts
     name_of: Callable[[int], str]
     budget: float = 200.0
+    map_entries: bool = True  # False: no stop at __kmap_local_pfn_prot (half the stops)
     tally: kw.Tally = field(default_factory=kw.Tally)
     entry_bkpts: dict[int, str] = field(default_factory=dict)     # address -> number
     ret_bkpts: dict[int, tuple[str, int]] = field(default_factory=dict)  # addr -> (nr, refs)
@@ -129,6 +130,8 @@ class Watch:
         lo = lay.fix_to_virt(lay.fix_kmap_end)
         hi = lay.fix_to_virt(lay.fix_kmap_begin) + PAGE_SIZE
         for fn, addr in self.facts.entries.items():
+            if fn == MAP_LOCAL and not self.map_entries:
+                continue
             cond = f"(unsigned long)$eax >= {lo:#x} && (unsigned long)$eax < {hi:#x}" \
                 if fn == UNMAP_LOCAL else None
             self.entry_bkpts[addr] = self._insert(addr, cond)

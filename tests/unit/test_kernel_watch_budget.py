@@ -34,6 +34,15 @@ def test_arm_inserts_one_breakpoint_per_entry_and_filters_kunmap_local_on_eax():
     assert len(cond) == 1 and f"$eax >= {lo:#x}" in cond[0]
 
 
+def test_without_map_entries_kmap_local_maps_are_not_stopped_at():
+    facts = watch(10)[0].facts
+    gdb = FakeGdb()
+    w = Watch(gdb, None, facts, lambda a: "", map_entries=False)  # type: ignore[arg-type]
+    w.arm()
+    assert facts.entries["__kmap_local_pfn_prot"] not in w.entry_bkpts
+    assert len(w.entry_bkpts) == len(ENTRIES) - 1
+
+
 def test_budget_pauses_the_entry_breakpoints_and_forgets_maps():
     w, gdb = watch(3)
     w.maps[(1, 0)] = (5, 0x163)
