@@ -297,6 +297,38 @@ def _monitor_commands(sub: "Subparsers") -> None:
     d.set_defaults(func=_deferred("monitor_cli", "cmd_dump"))
 
 
+def _watch_kernel_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """watch-kernel (kernel_watch_cli.py)."""
+    w = sub.add_parser("watch-kernel", help="boot the guest, run a shell workload, and judge "
+                       "every kmap_local/kmap/vmap/vm_map_ram mapping the kernel makes",
+                       description="Breakpoints on the kernel's map and unmap paths; each "
+                       "mapping judged while live and after its unmap (docs/watch-kernel.md). "
+                       "Exit 1 on a finding.")
+    w.add_argument("--budget", type=float, default=200.0,
+                   help="stops per second before the entry breakpoints pause (default "
+                   "%(default)g)")
+    w.add_argument("--no-map-entries", dest="map_entries", action="store_false",
+                   help="no breakpoint on __kmap_local_pfn_prot: half the stops; each "
+                   "kmap_local is judged without the pfn and prot it was asked for")
+    w.add_argument("--pages", type=int, default=256,
+                   help="pages of the workload's tmpfs file (default %(default)d)")
+    w.add_argument("--execs", type=int, default=20,
+                   help="rounds of busybox applet execs (default %(default)d)")
+    w.add_argument("--workload", help="a shell command for the guest instead of the built-in")
+    w.add_argument("--module-dir", action="append", default=[], metavar="DIR",
+                   help="build DIR's modules into the image (repeatable)")
+    w.add_argument("--insmod", metavar="NAME", help="insmod NAME.ko before the watched run")
+    w.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameter for --insmod")
+    w.add_argument("--expect-mappings", type=int, default=1,
+                   help="fail unless this many mappings are judged (default %(default)d)")
+    w.add_argument("--max-seconds", type=float, default=1800.0,
+                   help="deadline for each run of the workload (default %(default)g)")
+    w.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_knobs(w, (*LAB_KNOBS, "append"))
+    w.set_defaults(func=_deferred("kernel_watch_cli", "cmd_watch_kernel"))
+
+
 def _suite_options(p: argparse.ArgumentParser) -> None:
     """What `highmem run` takes besides the suite file (and so does `highmem mutate`)."""
     add_knobs(p, LAB_KNOBS)
@@ -463,6 +495,7 @@ def parser() -> HarnessParser:
     _stage_commands(sub)
     _warm_commands(sub)
     _inspect_commands(sub)
+    _watch_kernel_command(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
                        "(and with --builds, kernel builds)",
                        description="Removes only what the harness made: the directories in "
