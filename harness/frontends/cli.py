@@ -297,7 +297,7 @@ def _monitor_commands(sub: "Subparsers") -> None:
     d.set_defaults(func=_deferred("monitor_cli", "cmd_dump"))
 
 
-def _watch_kernel_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _watch_kernel_command(sub: "Subparsers") -> None:
     """watch-kernel (kernel_watch_cli.py)."""
     w = sub.add_parser("watch-kernel", help="boot the guest, run a shell workload, and judge "
                        "every kmap_local/kmap/vmap/vm_map_ram mapping the kernel makes",

@@ -269,28 +269,29 @@ class Watch:
             self.tally.add("kmap_local", "live", cpu, va, found, caller, self.name_of(caller))
             self.unmapped.setdefault(cpu, set()).add(va)
         elif fn == UNMAP_HIGH:
-            va = self.page_address(eax)
-            pte = self.pte(cr3, pae, va) if va is not None else None
+            pva = self.page_address(eax)
+            pte = self.pte(cr3, pae, pva) if pva is not None else None
             count = None
-            if va is not None and k.layout.in_pkmap(va):
-                nr = (va - k.layout.pkmap_base) // PAGE_SIZE
+            if pva is not None and k.layout.in_pkmap(pva):
+                nr = (pva - k.layout.pkmap_base) // PAGE_SIZE
                 count = struct.unpack("<i", self.low(f.pkmap_count + 4 * nr, 4))[0]
-            found = kw.judge_kmap_high(k, eax, va, pte, count)
-            self.record("kmap", page=eax, va=va, pte=pte, count=count)
-            self.tally.add("kmap", "live", cpu, va or 0, found, caller, self.name_of(caller))
+            found = kw.judge_kmap_high(k, eax, pva, pte, count)
+            self.record("kmap", page=eax, va=pva, pte=pte, count=count)
+            self.tally.add("kmap", "live", cpu, pva or 0, found, caller, self.name_of(caller))
         elif fn in (VMAP, VM_MAP_RAM):
             count = regs["edx"]
             if not 0 < count <= MAX_AREA_PAGES:
                 return
             pages = struct.unpack(f"<{count}I", self.virt(cr3, pae, eax, 4 * count))
-            pfns = [k.pfn_of_page(p) for p in pages]
-            if any(p is None for p in pfns):
+            found_pfns = [k.pfn_of_page(p) for p in pages]
+            if any(p is None for p in found_pfns):
                 return                     # vmap() refuses these itself (or oopses)
+            pfns = [p for p in found_pfns if p is not None]
             prot = PAGE_KERNEL_FLAGS
             if fn == VMAP:                 # pgprot_t, the fourth argument: on the stack
                 prot = int.from_bytes(self.virt(cr3, pae, esp + 4, 8 if pae else 4), "little")
             kind = "vmap" if fn == VMAP else "vm_map_ram"
-            self._await(caller, esp, _Call(kind, False, 0, [p for p in pfns if p is not None],
+            self._await(caller, esp, _Call(kind, False, 0, pfns,
                                            prot, caller, self.name_of(caller)))
         elif fn in (VUNMAP, VM_UNMAP_RAM):
             kind = "vmap" if fn == VUNMAP else "vm_map_ram"
