@@ -17,6 +17,7 @@ from ..core import checkpoint as cp
 from ..core import pte as ptemod
 from ..core.errors import BootError, GdbError
 from ..core.layout import Layout
+from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..kernel.target import CR4_PAE, Kernel
@@ -220,8 +221,12 @@ class Checker:
             if e.where:
                 c.mismatches += cp.judge_where(e, va, pfn, layout)
             if e.flags & cp.CHECK_CONTENT:
-                got = int.from_bytes(kernel.phys(pfn << 12, 8), "little")
-                c.mismatches += cp.judge_content(e.content, got, pfn << 12)
+                try:
+                    got = int.from_bytes(kernel.phys(pfn << 12, 8), "little")
+                    c.mismatches += cp.judge_content(e.content, got, pfn << 12)
+                except PhysReadError:
+                    c.mismatches.append(f"content: PFN {pfn:#x} is outside RAM "
+                                        f"({pfn << 12:#x}): its page cannot be read")
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096
                 got = int.from_bytes(kernel.virt(self.pkmap_count_addr() + 4 * nr, 4),

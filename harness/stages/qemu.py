@@ -1,4 +1,5 @@
-"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
+"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect, its
+pty's signal characters off: SERIAL),
 gdbstub and QMP on unix sockets in a per-run directory, never TCP.
 
 `-cpu qemu32,+pse36,+nx`: QEMU 7.2's default qemu32 has 32 physical address bits (a PTE
@@ -40,6 +41,11 @@ BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopp
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
 PORT_TRIES = 3
+# The serial console on QEMU's stdio (the pexpect pty), with signal=off: QEMU then clears
+# ISIG on its tty, so a ^C, ^Z or ^\ byte sent to the guest (a module parameter, a hostile
+# string) is data for the guest's shell, never SIGINT/SIGTSTP/SIGQUIT to QEMU. With plain
+# `-serial stdio` a 0x03 byte ended QEMU (measured with QEMU 7.2).
+SERIAL = ("-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0")
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-m", cfg.memory, "-smp", str(cfg.smp),
         "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
         "-append", kernel_cmdline(cfg.append),
-        "-serial", "stdio", "-monitor", "none",
+        *SERIAL, "-monitor", "none",
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
         "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
