@@ -329,7 +329,8 @@ class GuestSession:
         if self._gdb is None:
             raise _not_attached()
         return Guest(shell=self.console, gdb=self._gdb, checker=self.checker, console=console,
-                     remote=self.run, alive=self.alive)
+                     remote=self.run, alive=self.alive,
+                     exited=lambda: self.qemu.exit_text() if self.qemu else "")
 
     def run_module(self, spec: ModuleSpec, console: ConsoleLog) -> ModuleResult:
         """One module with the checkpoints served (module_run.py); needs attach()."""

@@ -3,6 +3,10 @@ under a real deadline (pygdbmi alone decides a response is over after a pause).
 
 gdb is started under `setpriv --pdeathsig KILL`, so it dies with the harness; `close()` ends
 it on every normal path. The transcript of every record goes to gdb-mi.log.
+
+Every wait reads gdb in steps of at most 0.1 s and looks at the process between them: a gdb
+that died (killed, crashed) is a GdbExited at once ("gdb exited: killed by SIGKILL"), never
+a command's or a stop's whole deadline spent waiting for it.
 """
 
 import json
@@ -16,7 +20,7 @@ from pygdbmi.gdbcontroller import GdbController
 from ..core.errors import GdbError
 from ..core.gdb_text import parse_xp
 from .paths import cache_dir
-from .procutil import pdeathsig_argv, stop
+from .procutil import exit_text, pdeathsig_argv, stop
 
 # gdb answers -exec-continue with ^running a moment before it waits on the target; a SIGINT
 # in that moment is taken as a quit request and lost (seen: an inspection right after a
@@ -37,6 +41,16 @@ def index_cache_args() -> list[str]:
     d = cache_dir() / "gdb-index"
     d.mkdir(parents=True, exist_ok=True)
     return ["-iex", f"set index-cache directory {d}", "-iex", "set index-cache enabled on"]
+
+
+class GdbExited(GdbError):
+    """The gdb process is gone (killed, or it crashed): nothing it was asked will come."""
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"gdb exited: {exit_text(returncode)}",
+                         "read gdb-mi.log in the run directory; gdb was killed or crashed "
+                         "(the OOM killer? dmesg on the host says)")
+        self.returncode = returncode
 
 
 def _target_closed(rec: dict[str, Any]) -> bool:
@@ -63,6 +77,7 @@ class Gdb:
         self.running = False  # the target was resumed and no *stopped was taken since
         self.target_gone = False  # gdb saw the remote end close (QEMU exited): no target
         self.resumed_at = 0.0     # when the last -exec-continue was answered
+        self.exit_logged = False  # "gdb exited" written to the transcript
         # stops the VM another way (QMP "stop"), for an interrupt gdb did not act on
         self.fallback_stop: Callable[[], None] | None = None
         self.log = transcript.open("a")
@@ -85,7 +100,21 @@ class Gdb:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def exited(self) -> int | None:
+        """gdb's return code if its process has ended (None: it runs, or close() ran)."""
+        proc = self.mi.gdb_process
+        return proc.poll() if proc is not None else None
+
+    def _alive_or_raise(self) -> None:
+        rc = self.exited()
+        if rc is not None:
+            if not self.exit_logged:
+                self.log.write(f"=== {time.monotonic():.3f} gdb exited: {exit_text(rc)}\n")
+                self.exit_logged = True
+            raise GdbExited(rc)
+
     def _read(self, timeout: float) -> list[dict[str, Any]]:
+        self._alive_or_raise()
         try:
             recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         except (OSError, ValueError) as e:
@@ -102,9 +131,11 @@ class Gdb:
         self.token += 1
         tok = self.token
         self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
+        self._alive_or_raise()
         try:
             self.mi.write(f"{tok}{command}", read_response=False)
         except (OSError, ValueError) as e:  # gdb is gone (e.g. after QEMU exited)
+            self._alive_or_raise()
             raise GdbError(f"gdb is not running ({e})",
                            "read gdb-mi.log in the run directory") from None
         deadline = time.monotonic() + (timeout or self.timeout)

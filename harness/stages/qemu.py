@@ -24,7 +24,7 @@ from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
 from ..core.options import DEFAULTS
 from .paths import cache_dir
-from .procutil import die_with_parent
+from .procutil import die_with_parent, exit_text
 from .progress import Ticker, say
 from .sockdir import RAM_DIR_BASE, make_sockdir, sweep_stale
 
@@ -264,6 +264,14 @@ class Qemu:
 
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()
+
+    def exit_text(self) -> str:
+        """How QEMU ended ("killed by SIGKILL", "exit status 0"); "" while it runs."""
+        if self.child is None or self.child.isalive():
+            return ""
+        if self.child.signalstatus is not None:
+            return exit_text(-self.child.signalstatus)
+        return exit_text(self.child.exitstatus or 0)
 
     def _wait_ready(self, t0: float) -> None:
         """Up to the ready marker. A panic or QEMU's exit ends the wait at once; an oops or
