@@ -11,6 +11,7 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 import gc
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 from ..core import checkpoint as cp
@@ -21,7 +22,7 @@ from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..kernel.target import CR4_PAE, Kernel
-from .gdbmi import Gdb
+from .gdbmi import Gdb, GdbExited
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
 from .qmp import Monitor
@@ -54,6 +55,21 @@ class Checker:
         self.count_addr = 0       # hm_checkpoint's call count (0: unknown)
         self.seen: dict[int, tuple[int, int]] = {}  # cpu -> (struct, count) of its last stop
         self.pkmap_count: int | None = None  # &pkmap_count
+        # is QEMU still running (set per guest): a long judge looks, as at its deadline
+        self.target_alive: Callable[[], bool] = lambda: True
+
+    def watch(self, deadline: float) -> bool:
+        """Between entries of a long judge: True past `deadline`; GdbExited if gdb died,
+        GdbError if QEMU exited (the RAM mapping would still read: the judge would go on
+        over a guest that is gone)."""
+        if self.gdb is not None and hasattr(self.gdb, "exited"):
+            rc = self.gdb.exited()
+            if rc is not None:
+                raise GdbExited(rc)
+        if not self.target_alive():
+            raise GdbError("QEMU exited while a checkpoint was judged",
+                           "read console.log in the run directory")
+        return time.monotonic() > deadline
 
     def kernel_masks(self) -> cp.KernelMasks:
         if self.masks is None:
@@ -182,7 +198,7 @@ class Checker:
             n = min(RANGE_CHUNK, e.count - first)
             raw = kernel.virt(e.entries + first * cp.RANGE_ENTRY.size, n * cp.RANGE_ENTRY.size)
             out += cp.parse_range(raw, n)
-            if time.monotonic() > deadline:
+            if self.watch(deadline):
                 break
         return out
 
@@ -208,7 +224,7 @@ class Checker:
         tables, single = kernel.pte_tables, len(targets) == 1
         total = e.count if e.count else len(targets)
         for i, (va, pfn) in enumerate(targets):
-            if not i % DEADLINE_EVERY and time.monotonic() > deadline:
+            if not i % DEADLINE_EVERY and self.watch(deadline):
                 raise CheckpointTimeout(stop, i, total)
             label = e.label if single else f"{e.label}[{i}]"
             c = None
