@@ -144,22 +144,26 @@ def verify(snap: Snapshot) -> None:
 
 def first_words(shell: SerialShell, console: ConsoleLog) -> None:
     """The restored guest (resumed) runs a program and the kernel prints no oops or BUG
-    while it does (`console`: the console from before the resume); SnapshotBad if it
-    oopses, GuestError if it just does not answer."""
-    try:
-        rc, out = shell.run(FIRST_WORDS, timeout=FIRST_WORDS_TIMEOUT_S)
-    except GuestError:
+    while it does (`console`: the console from before the resume). SnapshotBad as soon as
+    an oops shows (such a guest is wedged, seen: the shell oopsed in clear_user_highpage,
+    nothing answered again), or if the program fails; GuestError if the guest just does
+    not answer within FIRST_WORDS_TIMEOUT_S."""
+    token = shell.start(FIRST_WORDS)
+    deadline = time.monotonic() + FIRST_WORDS_TIMEOUT_S
+    while True:
+        res = shell.poll(token, timeout=0.1)
         crash = crash_lines(console.text())
         if crash:
             raise SnapshotBad(f"the restored guest oopsed before any module ran: {crash[0]}",
                               "nothing to do: the snapshot is removed and saved again "
-                              "after the next boot") from None
-        raise
-    crash = crash_lines(console.text())
-    if crash:
-        raise SnapshotBad(f"the restored guest oopsed before any module ran: {crash[0]}",
-                          "nothing to do: the snapshot is removed and saved again after "
-                          "the next boot")
+                              "after the next boot")
+        if res is not None:
+            break
+        if time.monotonic() > deadline:
+            raise GuestError(f"the restored guest did not answer within "
+                             f"{FIRST_WORDS_TIMEOUT_S:.0f} s", "read console.log in the run "
+                             "directory")
+    rc, out = res
     if rc != 0:
         raise SnapshotBad(f"the restored guest cannot run a program: '{FIRST_WORDS}' "
                           f"exited {rc} before any module ran: {out[-100:]!r}",
