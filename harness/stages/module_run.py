@@ -39,7 +39,7 @@ CRASH_GRACE_S = 5.0      # after an oops on the console: time for insmod to be k
 PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 EXIT_GRACE_S = 3.0       # gdb saw the target exit: QEMU's own exit is that close behind
 GDB_ERROR_GRACE_S = 0.5  # gdb failed: if QEMU was killed, pexpect sees it by then
-TOOL_GONE_PROBE_S = 1.0  # gdb died: the kernel log is read within this or not at all
+TOOL_GONE_PROBE_S = 0.5  # gdb died: the kernel log is read within this or not at all
 
 
 def load_core(shell: SerialShell) -> tuple[int, int]:
@@ -179,8 +179,8 @@ def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
                     return None, failure
                 continue
             res = g.shell.poll(token, timeout=0.05)
-        except GdbExited as e:
-            return None, _dead_or(g, w, _gdb_gone(g, w, e), grace=GDB_ERROR_GRACE_S)
+        except GdbExited as e:  # QEMU runs on: nothing to wait for
+            return None, _dead_or(g, w, _gdb_gone(g, w, e))
         except GdbError as e:
             return None, _dead_or(g, w, Failure("hang", f"gdb stopped answering while "
                                                 f"{w.command} {name} ran: {e.what}"),
