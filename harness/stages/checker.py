@@ -22,7 +22,7 @@ from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..kernel.target import CR4_PAE, Kernel
-from .gdbmi import Gdb, GdbExited
+from .gdbmi import Gdb
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
 from .qmp import Monitor
@@ -62,10 +62,8 @@ class Checker:
         """Between entries of a long judge: True past `deadline`; GdbExited if gdb died,
         GdbError if QEMU exited (the RAM mapping would still read: the judge would go on
         over a guest that is gone)."""
-        if self.gdb is not None and hasattr(self.gdb, "exited"):
-            rc = self.gdb.exited()
-            if rc is not None:
-                raise GdbExited(rc)
+        if isinstance(self.gdb, Gdb):
+            self.gdb.check_alive()
         if not self.target_alive():
             raise GdbError("QEMU exited while a checkpoint was judged",
                            "read console.log in the run directory")

@@ -105,7 +105,8 @@ class Gdb:
         proc = self.mi.gdb_process
         return proc.poll() if proc is not None else None
 
-    def _alive_or_raise(self) -> None:
+    def check_alive(self) -> None:
+        """GdbExited if the gdb process has ended (written once to the transcript)."""
         rc = self.exited()
         if rc is not None:
             if not self.exit_logged:
@@ -114,7 +115,7 @@ class Gdb:
             raise GdbExited(rc)
 
     def _read(self, timeout: float) -> list[dict[str, Any]]:
-        self._alive_or_raise()
+        self.check_alive()
         try:
             recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         except (OSError, ValueError) as e:
@@ -131,11 +132,11 @@ class Gdb:
         self.token += 1
         tok = self.token
         self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
-        self._alive_or_raise()
+        self.check_alive()
         try:
             self.mi.write(f"{tok}{command}", read_response=False)
         except (OSError, ValueError) as e:  # gdb is gone (e.g. after QEMU exited)
-            self._alive_or_raise()
+            self.check_alive()
             raise GdbError(f"gdb is not running ({e})",
                            "read gdb-mi.log in the run directory") from None
         deadline = time.monotonic() + (timeout or self.timeout)

@@ -170,3 +170,19 @@ def test_a_qemu_that_exits_by_itself_keeps_the_panic_wording():
     r = module_run.run_module(_guest(qemu_dies_at=t0 + 0.2, how="exit status 0"), SPEC)
     assert r.failure is not None
     assert r.failure.cause.startswith("QEMU exited while cat_sleep ran: ")
+
+
+def test_a_long_judge_looks_at_gdb_and_qemu_between_entries(gdb):
+    """The RAM mapping reads on after gdb or QEMU died: the judge must look for itself."""
+    from harness.core.errors import GdbError
+    from harness.stages.checker import Checker
+
+    checker = Checker(gdb)
+    assert checker.watch(float("inf")) is False and checker.watch(0.0) is True
+    checker.target_alive = lambda: False
+    with pytest.raises(GdbError, match="QEMU exited while a checkpoint was judged"):
+        checker.watch(float("inf"))
+    checker.target_alive = lambda: True
+    _kill(gdb)
+    with pytest.raises(GdbExited):
+        checker.watch(float("inf"))
