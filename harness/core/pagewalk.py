@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import GdbError
 from .pte import NONPAE_LARGE_MASK, NONPAE_PFN_MASK, PAE_LARGE_MASK, PAE_PFN_MASK
 
 ReadPhys = Callable[[int, int], bytes]
@@ -38,6 +39,12 @@ ReadPhys = Callable[[int, int], bytes]
 
 class PhysReadError(Exception):
     """Raised by a ``read_phys`` for guest physical memory it cannot read (not RAM)."""
+
+
+class NotRam(PhysReadError, GdbError):
+    """What the harness's readers raise outside RAM (the RAM mapping, stages/guest_ram.py;
+    QEMU's `xp`, "Cannot access memory"): a PhysReadError for the walker, a GdbError
+    (what, fix) for every other caller, as before."""
 
 PAGE_SIZE = 4096
 PAE_LARGE_PAGE = 2 << 20

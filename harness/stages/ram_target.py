@@ -6,16 +6,11 @@ gdb. The guest must be stopped.
 """
 
 from ..core.errors import GdbError
-from ..core.pagewalk import PhysReadError, walk
+from ..core.pagewalk import NotRam, walk
 from ..kernel.target import CR4_PAE
 from .gdbmi import Gdb
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
-
-
-class NotRam(PhysReadError, GdbError):
-    """A physical read outside the guest's RAM (a corrupted entry, a bad pfn): the walker
-    reports it as a finding (core/pagewalk.py); other readers see a GdbError as before."""
 
 
 class RamTarget(MiTarget):

@@ -188,3 +188,17 @@ def test_a_content_check_of_a_pfn_outside_ram_is_a_mismatch(ram):
                   Kernel(RamTarget(FakeGdb(), ram, 0, CR3, CR4_PAE)))  # type: ignore[arg-type]
     assert any(m.startswith(f"content: PFN {far_pfn:#x} is outside RAM")
                for m in stop.checks[0].mismatches)
+
+
+def test_qemus_xp_outside_ram_is_not_ram_too():
+    """Without a shared RAM file the walker reads through the monitor's `xp`: QEMU 7.2's
+    answer for 60 GiB is "Cannot access memory" (checked by hand on a paused QEMU)."""
+    from harness.core.errors import GdbError
+    from harness.core.gdb_text import parse_xp
+
+    with pytest.raises(NotRam) as e:
+        parse_xp("0000000f00000000: Cannot access memory\r\n", 8)
+    assert isinstance(e.value, PhysReadError) and isinstance(e.value, GdbError)
+    with pytest.raises(GdbError) as other:       # an empty answer is not "not RAM"
+        parse_xp("", 8)
+    assert not isinstance(other.value, PhysReadError)
