@@ -7,6 +7,7 @@ gdb:
 - a snapshot whose RAM copy gets two `ud2` over __kmap_local_pfn_prot: its first restore
   finds it bad (by its checksum, or, with the checksum forged, by the oops of the restored
   guest), the snapshot is dropped, a boot saves a new one and the run passes;
+- a kernel PMD pointing at 60 GiB around a checkpoint: a failed check naming the PMD;
 - ^C, ^Z and ^\\ sent through the serial console are bytes for the guest, not signals for
   QEMU.
 """
@@ -155,6 +156,31 @@ def test_the_next_module_gets_a_fresh_guest_within_5_s_and_passes(killed_run, in
                      f"{to_next_dir:.2f} s after the kill, next module started "
                      f"{to_start:.2f} s later: {to_next_dir + to_start:.2f} s\n")
     assert to_next_dir + to_start < NEXT_WITHIN_S
+
+
+# -- a page table pointing outside RAM ----------------------------------------------------
+
+def test_a_pmd_pointing_outside_ram_is_a_checkpoint_finding(request, tmp_path):
+    """cat_far_pmd points a kernel PMD at 60 GiB around one checkpoint: a failed check that
+    names the PMD, the module's next case and the next module run (was: `hang: gdb stopped
+    answering`, the checkpoint and the KTAP lost)."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"timeout: 60\nmodules:\n  - {{name: cat_far_pmd, dir: {CATALOGUE}}}\n"
+                     f"  - {{name: cat_healthy, dir: {CATALOGUE}}}\n")
+    art = tmp_path / "artifacts"
+    p = subprocess.run([*HIGHMEM, "run", str(suite), "--accel", _accel(request)], cwd=REPO,
+                       env=dict(os.environ, HIGHMEM_ARTIFACTS=str(art)), capture_output=True,
+                       text=True, timeout=900)
+    sys.stdout.write(p.stdout[-2500:])
+    rep = json.loads(next(art.glob("run-*/report.json")).read_text())
+    far, healthy = rep["modules"]
+    assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr
+    assert any("tables: PMD 0x0000000f00000063 of VA 0x" in r and
+               "points outside RAM (0xf00000000)" in r for r in far["reasons"]), far["reasons"]
+    assert not any(r.startswith(("hang", "crash", "harness")) for r in far["reasons"])
+    cases = {c["name"]: c["status"] for c in far["ktap"]}
+    assert cases == {"cat_far_pmd_outside_ram": "FAIL", "cat_far_pmd_after": "PASS"}, cases
+    assert healthy["passed"], healthy["reasons"]
 
 
 # -- a corrupted snapshot ------------------------------------------------------------------
