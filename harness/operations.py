@@ -222,7 +222,7 @@ class GuestSession:
             gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
                                             self.qemu.gdb_socket, ram, monitor, facts)
             checker.count_addr, checker.seen = self.count_addr, {}  # a new guest: no stop seen
-            checker.target_alive = self.alive
+            checker.target_alive = gdb.peer_alive = self.alive
             self.stack.callback(self._let_go_of_gdb)
             with self.kept.patient():  # read while stopped
                 checker.kernel_masks()

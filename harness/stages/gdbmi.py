@@ -30,6 +30,9 @@ RESUME_SETTLE_S = 0.1
 # is stopped through QMP instead (QEMU's gdbstub reports any VM stop to a waiting gdb as
 # SIGINT). Slower stops are seen under load only; the stop is the same either way.
 SIGINT_ANSWER_S = 2.0
+# gdb answers a command on a target whose QEMU died with an error at once; one that is still
+# silent this long after is not coming back (seen: an internal error of gdb)
+PEER_GONE_S = 1.0
 
 
 def index_cache_args() -> list[str]:
@@ -80,6 +83,9 @@ class Gdb:
         self.exit_logged = False  # "gdb exited" written to the transcript
         # stops the VM another way (QMP "stop"), for an interrupt gdb did not act on
         self.fallback_stop: Callable[[], None] | None = None
+        # is the target's QEMU still running (set per guest): a command gdb has not
+        # answered PEER_GONE_S after QEMU died is not waited for to its deadline
+        self.peer_alive: Callable[[], bool] | None = None
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
@@ -142,7 +148,14 @@ class Gdb:
         deadline = time.monotonic() + (timeout or self.timeout)
         stream: list[str] = []
         result: dict[str, Any] | None = None
+        peer_gone_at: float | None = None
         while time.monotonic() < deadline:
+            if self.peer_alive is not None and not self.peer_alive():
+                peer_gone_at = peer_gone_at or time.monotonic()
+                if time.monotonic() - peer_gone_at > PEER_GONE_S:
+                    raise GdbError(f"QEMU exited and gdb did not answer '{command}' within "
+                                   f"{PEER_GONE_S:.0f} s of it", "read gdb-mi.log in the "
+                                   "run directory")
             # take the whole batch: a *stopped may arrive right after our ^running
             for r in self._read(0.1):
                 if r.get("type") == "result" and r.get("token") == tok:

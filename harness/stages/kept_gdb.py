@@ -160,6 +160,7 @@ class KeptGdb:
         assert self.gdb is not None
         self.gdb.pending.clear()
         self.gdb.fallback_stop = None  # that guest's QMP goes with it
+        self.gdb.peer_alive = None
 
     def running(self) -> bool:
         """gdb is waiting on a guest that runs (it reads no command until that stops)."""

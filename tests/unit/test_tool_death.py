@@ -186,3 +186,17 @@ def test_a_long_judge_looks_at_gdb_and_qemu_between_entries(gdb):
     _kill(gdb)
     with pytest.raises(GdbExited):
         checker.watch(float("inf"))
+
+
+def test_a_command_gdb_sits_on_after_qemu_died_is_not_waited_for(gdb):
+    """QEMU gone and gdb silent (an internal error of gdb was seen): 1 s, not 30."""
+    from harness.core.errors import GdbError
+
+    gdb.peer_alive = lambda: False
+    t0 = time.monotonic()
+    with pytest.raises(GdbError, match="QEMU exited and gdb did not answer"):
+        gdb.cmd('-interpreter-exec console "shell sleep 3"', timeout=30)
+    assert time.monotonic() - t0 < 2.0
+    gdb.peer_alive = lambda: True         # a live QEMU: the command's answer is waited for
+    r, _ = gdb.cmd("-gdb-version", timeout=30)
+    assert r["message"] == "done"
