@@ -86,7 +86,7 @@ class Gdb:
         # is the target's QEMU still running (set per guest): a command gdb has not
         # answered PEER_GONE_S after QEMU died is not waited for to its deadline
         self.peer_alive: Callable[[], bool] | None = None
-        self.log = transcript.open("a")
+        self.log = transcript.open("a", buffering=1)  # line by line: a killed run keeps it
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
              *([str(vmlinux)] if vmlinux is not None else [])]),

@@ -35,6 +35,7 @@ from .conftest import HIGHMEM, REPO
 pytestmark = pytest.mark.integration
 CATALOGUE = REPO / "tests" / "catalogue" / "modules"
 KILL_AFTER_S = 3.0      # after the module's directory appears: restored, insmod running
+STOP_KILL_S = 0.3       # after the guest stopped at the checkpoint: the judge is under way
 NEXT_WITHIN_S = 5.0     # issue 19's goal: fault -> next module started
 
 
@@ -52,12 +53,15 @@ def _child(ppid: int, name: str) -> int | None:
 
 
 class Killer(threading.Thread):
-    """Kills `name` (a child of the harness) KILL_AFTER_S after module number `index`'s
-    directory appears (cat_sleep asleep in init; cat_huge_range's guest stopped at its
-    checkpoint of 2^20 entries, which takes ~7 s to judge, from ~1 s after insmod); notes
-    when it killed and when the next module's directory came."""
+    """Kills program `name` (a child of the harness) during module number `index`: `when`
+    "init" is KILL_AFTER_S after the module's directory appears (cat_sleep asleep in init),
+    "stop" is STOP_KILL_S after the guest stopped at the module's first checkpoint (gdb's
+    transcript, written line by line, shows the breakpoint-hit; cat_huge_range's 2^20
+    entries take seconds to judge). Notes when it killed and when the next module's
+    directory appeared."""
 
-    def __init__(self, harness: subprocess.Popen, art: Path, plan: dict[int, str]) -> None:
+    def __init__(self, harness: subprocess.Popen, art: Path,
+                 plan: dict[int, tuple[str, str]]) -> None:
         super().__init__(daemon=True)
         self.harness, self.art, self.plan = harness, art, plan
         self.killed: dict[int, float] = {}       # module index -> time.monotonic() of the kill
@@ -67,22 +71,44 @@ class Killer(threading.Thread):
     def _mdir(self, index: int) -> bool:
         return any(self.art.glob(f"run-*/modules/{index:02d}-*"))
 
+    def _transcript(self) -> Path | None:
+        logs = list(self.art.glob("run-*/gdb-mi.log"))
+        return logs[0] if logs else None
+
+    def _wait(self, ready) -> bool:
+        deadline = time.monotonic() + 120
+        while not ready():
+            if self.harness.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def run(self) -> None:
-        for index, name in sorted(self.plan.items()):
-            while not self._mdir(index):
-                if self.harness.poll() is not None:
-                    self.errors.append(f"the run ended before module {index}")
-                    return
-                time.sleep(0.02)
-            time.sleep(KILL_AFTER_S)
+        for index, (name, when) in sorted(self.plan.items()):
+            if not self._wait(lambda: self._mdir(index)):
+                self.errors.append(f"the run ended before module {index}")
+                return
+            if when == "init":
+                time.sleep(KILL_AFTER_S)
+            else:
+                log = self._transcript()
+                start = log.stat().st_size if log else 0
+
+                def stopped() -> bool:
+                    with log.open("rb") as f:  # type: ignore[union-attr]
+                        f.seek(start)
+                        return b'"breakpoint-hit"' in f.read()
+                if log is None or not self._wait(stopped):
+                    self.errors.append(f"module {index} never stopped at a checkpoint")
+                    continue
+                time.sleep(STOP_KILL_S)
             pid = _child(self.harness.pid, name)
             if pid is None:
                 self.errors.append(f"no {name} under the harness at module {index}")
                 continue
             os.kill(pid, signal.SIGKILL)
             self.killed[index] = time.monotonic()
-            while not self._mdir(index + 1) and self.harness.poll() is None:
-                time.sleep(0.01)
+            self._wait(lambda: self._mdir(index + 1))
             self.next_seen[index] = time.monotonic()
 
 
@@ -99,7 +125,8 @@ modules:
   - {{name: cat_huge_range, dir: {d}, params: count=1048576 pages=20000, timeout: 40}}
   - {{name: cat_healthy, dir: {d}}}
 """
-PLAN = {2: "gdb", 4: "qemu-system-i386", 6: "gdb", 8: "qemu-system-i386"}
+PLAN = {2: ("gdb", "init"), 4: ("qemu-system-i386", "init"),
+        6: ("gdb", "stop"), 8: ("qemu-system-i386", "stop")}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +179,8 @@ def test_the_next_module_gets_a_fresh_guest_within_5_s_and_passes(killed_run, in
     assert nxt["name"] == "cat_healthy" and nxt["passed"], nxt["reasons"]
     to_next_dir = killer.next_seen[index] - killer.killed[index]   # fault -> module recorded
     to_start = nxt["started_s"] - dead["ended_s"]                 # recorded -> guest up
-    sys.stdout.write(f"\nmodule {index} ({PLAN[index]} killed): module ended and recorded "
+    sys.stdout.write(f"\nmodule {index} ({PLAN[index][0]} killed, {PLAN[index][1]}): module ended "
+                     f"and recorded "
                      f"{to_next_dir:.2f} s after the kill, next module started "
                      f"{to_start:.2f} s later: {to_next_dir + to_start:.2f} s\n")
     assert to_next_dir + to_start < NEXT_WITHIN_S
