@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from .core.errors import BootError, GdbError
+from .core.host_errors import HostIOError
 from .core.layout import Layout
 from .core.meminfo import parse_meminfo
 from .core.options import RunOptions
@@ -129,6 +130,9 @@ class GuestSession:
                     say(f"  {note}")
                     self.notes.append(note)
                     snapshot.discard(snap)
+                except HostIOError:
+                    self.close()
+                    raise  # the host refused (e.g. /dev/shm full): the snapshot is kept
                 except HarnessError as e:
                     say(f"  the snapshot did not restore ({e.what}); booting instead")
                     snapshot.discard(snap)

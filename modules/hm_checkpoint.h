@@ -54,6 +54,7 @@ enum hm_cp_verdict {
 /* flags */
 #define HM_CHECK_CONTENT	0x1	/* the u64 at phys pfn << PAGE_SHIFT equals content */
 #define HM_CHECK_PKMAP_COUNT	0x2	/* pkmap_count[PKMAP_NR(va)] equals aux */
+#define HM_CHECK_CONTENT_AT	0x4	/* with HM_CHECK_CONTENT: the u64 at byte aux of the page */
 
 /* struct hm_expect.label: the checkpoint's name in the report, NUL included. */
 #define HM_LABEL_LEN	56

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import pte as ptemod
+from .hexjson import hex64
 from .layout import Layout
 from .pagewalk import Walk
 
@@ -29,6 +30,13 @@ VERDICT_OFFSET = 32
 MAPPED_FIELDS = ("P", "PFN", "RW", "NX", "G")
 ANY_FIELDS = ("P", "PFN")
 CHECK_CONTENT, CHECK_PKMAP_COUNT = 0x1, 0x2
+CHECK_CONTENT_AT = 0x4  # with CHECK_CONTENT: the u64 at byte offset aux of the page
+
+
+def content_offset(flags: int, aux: int) -> int:
+    """The byte offset in the page of the u64 a content check reads (0 unless
+    CHECK_CONTENT_AT; parse_expect refuses an offset past the page's last u64)."""
+    return aux if flags & CHECK_CONTENT_AT else 0
 WHERE_KMAP_LOCAL, WHERE_PKMAP, WHERE_VMALLOC, WHERE_LOWMEM = 1, 2, 3, 4
 
 
@@ -86,6 +94,9 @@ def parse_expect(raw: bytes) -> Expect:
         raise ExpectError(f"unknown protection {prot}")
     if where >> 28 > WHERE_LOWMEM:
         raise ExpectError(f"unknown address expectation {where:#x}")
+    if flags & CHECK_CONTENT_AT and (aux > 4096 - 8 or flags & CHECK_PKMAP_COUNT):
+        raise ExpectError(f"content offset {aux}: past the page's last u64 (4088), or "
+                          "with HM_CHECK_PKMAP_COUNT (both use aux)")
     return Expect(kind=KINDS[kind], prot=prot, va=va, pfn=pfn, count=count, entries=entries,
                   label=label.split(b"\0", 1)[0].decode(errors="replace"), where=where,
                   content=content, flags=flags, aux=aux)
@@ -128,11 +139,13 @@ class PteCheck:
         return not self.mismatches
 
     def to_json(self) -> dict[str, object]:
-        """Its fields (as dataclasses.asdict gives them) and `passed`."""
+        """Its fields and `passed`; the PTE values and physical addresses as "0x..."
+        strings (core/hexjson.py: a PAE PTE does not fit a JSON number), va and pfn as
+        numbers."""
         return {"label": self.label, "kind": self.kind, "va": self.va,
-                "expected": self.expected, "actual": self.actual, "flags": self.flags,
-                "pfn": self.pfn, "mismatches": list(self.mismatches),
-                "qemu_phys": self.qemu_phys, "walk_phys": self.walk_phys,
+                "expected": hex64(self.expected), "actual": hex64(self.actual),
+                "flags": self.flags, "pfn": self.pfn, "mismatches": list(self.mismatches),
+                "qemu_phys": hex64(self.qemu_phys), "walk_phys": hex64(self.walk_phys),
                 "passed": not self.mismatches}
 
 

@@ -28,7 +28,7 @@ from .errors import HarnessError
 from .options import DEFAULTS, RunOptions
 from .preflight import check_memory, format_memory
 from .repo import CONFIGS_DIR, REPO
-from .suitefile import DEFAULT_SUITE_FILE, SuiteError, _err, _pairs, _scalar, compose
+from .suitefile import DEFAULT_SUITE_FILE, SuiteError, _err, _pairs, _scalar, compose, resolved
 
 TOP_KEYS = {"cells": "list", "suite": "path", "description": "text"}
 CELL_KEYS = {"id": "str", "source": "str", "configs": "list", "memory": "str", "smp": "number",
@@ -137,7 +137,8 @@ def _source(path: Path, node: yaml.Node) -> str:
     text = str(node.value)
     if _VERSION.fullmatch(text):
         return text
-    src = Path(text) if Path(text).is_absolute() else (path.parent / text).resolve()
+    src = Path(text) if Path(text).is_absolute() else resolved(path, node, path.parent / text,
+                                                               "source")
     if not src.exists():
         raise _err(path, node, f"source '{text}' is neither a version like 6.1 nor an "
                    f"existing path ({src})", 'write e.g. source: "6.1", or a kernel tree or '
@@ -197,7 +198,8 @@ def _cell(path: Path, node: yaml.Node, modules: set[str]) -> Cell:
 
 def _suite_path(path: Path, node: yaml.Node) -> Path:
     text = str(_scalar(path, node, "suite", "str"))
-    p = Path(text) if Path(text).is_absolute() else (path.parent / text).resolve()
+    p = Path(text) if Path(text).is_absolute() else resolved(path, node, path.parent / text,
+                                                             "suite")
     if not p.is_file():
         raise _err(path, node, f"suite file '{text}' not found ({p})",
                    "give a suite file relative to the matrix file, e.g. "

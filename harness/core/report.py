@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import uuid
-from pathlib import Path
 from typing import Callable
 
 from . import ktap
@@ -202,7 +201,8 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
                              "kind": s.expect.kind, "error": s.error,
                              "seconds": round(s.seconds, 5),
                              "checks": checks_json(s.checks)} for s in m.stops],
-            "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
+            "ktap": [{"name": c.name, "number": c.number, "status": c.status,
+                      "directive": c.directive, "seconds": round(c.seconds, 3)}
                      for c in m.cases],
         } for m in result.modules],
         **(extra or {}),
@@ -230,7 +230,3 @@ def report_json(result: RunResult, extra: dict[str, object] | None = None) -> st
 
     text = json.dumps(_report_data(result, checks_ref, extra), indent=2)
     return re.sub(f'^( *)"checks": "{marker}(\\d+)"', checks_lines, text, flags=re.M) + "\n"
-
-
-def write_json(path: Path, result: RunResult, extra: dict[str, object] | None = None) -> None:
-    path.write_text(report_json(result, extra))

@@ -15,14 +15,16 @@ The rules, and why they hold against a module that lies:
   ran) is a FAIL: results that may be missing are never read as a PASS.
 """
 
+from __future__ import annotations
+
 import fnmatch
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import ktap
 
-# results.py's ModuleResult and Stop (it imports this module): typed Any here
-ModuleResult = Stop = Any
+if TYPE_CHECKING:  # results.py imports this module: its types for the checker only
+    from .results import ModuleResult, Stop
 
 # what kind of thing went wrong; a Failure's kind (failure.KINDS) is one too
 REASON_KINDS = ("case", "subtest", "pte", "checkpoint", "no-ktap", "insmod-exit",

@@ -196,20 +196,6 @@ def verdict_lines(report: dict[str, Any], seconds: float | None = None) -> list[
 
 # --- `highmem watch` ---
 
-WATCHED_SUFFIXES = (".c", ".h")
-WATCHED_NAMES = ("Kbuild", "Makefile")
-
-
-def is_watched(filename: str) -> bool:
-    """Whether a save of this file (in the module directory) reruns the module."""
-    return filename.endswith(WATCHED_SUFFIXES) or filename in WATCHED_NAMES
-
-
-def changed_since(before: dict[str, int], now: dict[str, int]) -> list[str]:
-    """The files (name -> mtime in ns) added, changed or removed between two polls."""
-    return sorted(n for n in set(before) | set(now) if before.get(n) != now.get(n))
-
-
 def pick_module(requested: str | None, names: list[str], where: str) -> str:
     """The module `highmem watch DIR [--module NAME]` reruns: NAME (which the directory's
     Kbuild must list), else the directory's only test module."""

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..core import bisect as bi
 from ..core.errors import HarnessError, Terminated
 from ..core.repo import REPO
+from ..stages.atomic_file import write_atomic
 from ..stages.gitcopy import copy_lock, copy_top, git
 from ..stages.host import check_tools
 from ..stages.paths import new_run_dir
@@ -278,10 +279,10 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             except KeyboardInterrupt as e:
                 steps = bi.read_steps(steps_log.read_text()) if steps_log.exists() else []
                 lines = bi.summary(None, [], steps, "interrupted")
-                (session / "bisect.txt").write_text("\n".join(lines) + "\n")
+                write_atomic(session / "bisect.txt", "\n".join(lines) + "\n")
                 print("\n".join(lines), flush=True)
                 raise Terminated() if isinstance(e, Terminated) else KeyboardInterrupt()
     lines.append(f"Time: {time.monotonic() - t0:.0f} s; artifacts: {session}")
-    (session / "bisect.txt").write_text("\n".join(lines) + "\n")
+    write_atomic(session / "bisect.txt", "\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
     return status

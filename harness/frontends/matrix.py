@@ -25,6 +25,7 @@ from ..core.suite import ModuleSpec, select
 from ..core.suitefile import load_suite
 from ..operations import StageOperations
 from ..run import run
+from ..stages.atomic_file import write_atomic
 from ..stages.host import RUN_TOOLS, check_tools, check_writable_dir
 from ..stages.paths import artifacts_root, cache_dir, new_run_dir
 from ..stages.progress import say
@@ -109,11 +110,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         status = 143 if isinstance(e, Terminated) else 130
         say("interrupted: the cells that did not run are left out of the table")
     text = format_matrix(str(m.path), str(m.suite), outcomes)
-    (matrix_dir / "matrix.txt").write_text(text + "\n")
+    write_atomic(matrix_dir / "matrix.txt", text + "\n")
     doc = matrix_json(str(m.path), outcomes)
-    (matrix_dir / "matrix.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_atomic(matrix_dir / "matrix.json", json.dumps(doc, indent=2) + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        write_atomic(Path(args.json), json.dumps(doc, indent=2) + "\n")
     print(text, flush=True)
     print(f"(artifacts: {matrix_dir})", file=sys.stderr)
     if status:

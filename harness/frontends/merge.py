@@ -12,6 +12,7 @@ from ..core.errors import HarnessError
 from ..core.junit import junit_xml
 from ..core.kcidb import check_origin, kcidb_report
 from ..core.merge import MergeError, ShardReport, format_merged, merged_json, ordered
+from ..stages.atomic_file import write_atomic
 
 
 def read_shard(arg: str) -> ShardReport:
@@ -44,11 +45,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
                            "give a directory that can be created") from None
     merged = merged_json(reports)
     text = format_merged(merged)
-    (out / "report.txt").write_text(text + "\n")
-    (out / "report.json").write_text(json.dumps(merged, indent=2) + "\n")
-    (out / "junit.xml").write_text(junit_xml(merged["runs"]))
+    write_atomic(out / "report.txt", text + "\n")
+    write_atomic(out / "report.json", json.dumps(merged, indent=2) + "\n")
+    write_atomic(out / "junit.xml", junit_xml(merged["runs"]))
     kcidb = kcidb_report(merged["runs"], origin)
-    (out / "kcidb.json").write_text(json.dumps(kcidb, indent=1) + "\n")
+    write_atomic(out / "kcidb.json", json.dumps(kcidb, indent=1) + "\n")
     print(text)
     print(f"(written: {out}/report.txt, report.json, junit.xml, kcidb.json)")
     return 0 if merged["passed"] else 1

@@ -17,12 +17,13 @@ from pathlib import Path
 
 from ..core import mutation as mu
 from ..core import report
-from ..core.errors import BuildError, HarnessError, Terminated
+from ..core.errors import BuildError, ConfigError, HarnessError, Terminated
 from ..core.options import RunOptions
 from ..core.results import RunResult
 from ..core.suite import ModuleSpec
 from ..operations import StageOperations
 from ..run import run
+from ..stages.atomic_file import write_atomic
 from ..stages.host import check_tools
 from ..stages.gitcopy import KernelCopy, copy_lock, copy_top, kernel_copy
 from ..stages.paths import new_run_dir
@@ -31,7 +32,7 @@ from ..stages.source import resolve_source
 from .cli import checked_run
 
 
-def build_error_line(e: BuildError, tree: Path) -> str:
+def build_error_line(e: BuildError | ConfigError, tree: Path) -> str:
     """The first error line of the kernel build log a BuildError points at (`read LOG`)."""
     log = Path(e.fix.removeprefix("read ").strip())
     try:
@@ -110,11 +111,11 @@ def _finish(outcomes: list[mu.Outcome], meta: dict[str, object], session: Path,
         f"Verdict: {verdict} ({'every' if status == 0 else 'not every'} mutant {caught}) "
         f"(artifacts: {session})"])
     print(text, flush=True)
-    (session / "matrix.txt").write_text(text + "\n")
+    write_atomic(session / "matrix.txt", text + "\n")
     doc = json.dumps(mu.matrix_json(outcomes, {**meta, "exit_status": status}), indent=2) + "\n"
-    (session / "mutate.json").write_text(doc)
+    write_atomic(session / "mutate.json", doc)
     if json_file:
-        Path(json_file).write_text(doc)
+        write_atomic(Path(json_file), doc)
     return status
 
 

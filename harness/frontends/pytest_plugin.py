@@ -52,7 +52,7 @@ from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
 from . import warm_client
 from ..core.verdict import case_key
-from .pytest_cases import CaseReports, case_verdict, log_cases
+from .pytest_cases import CaseReports, case_verdict, log_cases, mark_system_out, set_system_out
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -291,9 +291,8 @@ class BootItem(pytest.Item):
         # the boot the Lab makes for its modules, recorded as a BootResult
         lab.boot_for_modules()
         why = [r for b in lab.boots for r in b.reasons()]
-        for b in lab.boots:
-            if b.artifacts is not None:
-                self.user_properties.append((f"boot-{b.number}", str(b.artifacts)))
+        set_system_out(self, [f"boot-{b.number}: {b.artifacts}" for b in lab.boots
+                              if b.artifacts is not None])
         if why:
             tails = [f"  | {x}" for b in lab.boots for x in b.console_tail]
             raise CaseFailure("\n".join(why + tails))
@@ -377,7 +376,7 @@ class _ModulePart(pytest.Item):
     def setup(self) -> None:
         r = self.module.result
         if r is not None and r.artifacts is not None:
-            self.user_properties.append(("artifacts", str(r.artifacts)))
+            set_system_out(self, [f"artifacts: {r.artifacts}"])
 
     def ran(self) -> ModuleResult:
         if self.module.result is None:
@@ -468,6 +467,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     if call.when == "setup" and _RUN_SECONDS in item.stash:
         outcome.get_result().duration += item.stash[_RUN_SECONDS]
+    if call.when == "teardown":  # its artifacts: the JUnit test case's <system-out>
+        mark_system_out(outcome.get_result(), item)
     if call.when == "call" and isinstance(item, CaseItem) and item.module.result is not None:
         outcome.get_result().duration += sum(c.seconds for c in item.module.result.cases
                                              if case_key(c) == item.name)

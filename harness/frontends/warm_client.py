@@ -10,11 +10,9 @@ never used.
 """
 
 import argparse
-import base64
 import dataclasses
 import json
 import os
-import pickle
 import signal
 import stat
 import subprocess
@@ -25,10 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import HarnessError
+from ..core.monitor_commands import USER_QMP_SOCKET
 from ..core.options import RunOptions
 from ..core.repo import MODULES_DIR, REPO
 from ..core.results import ModuleResult
 from ..core.suite import ModuleSpec
+from .guest_record import running_guest
+from .inspect_args import sockets_text
 from ..core.warm import (
     SERVER_MODULE,
     STATUS_FILE,
@@ -42,6 +43,7 @@ from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.sockdir import OWNER
 from ..stages.source import resolve_source
+from ..stages.warm_answer import read_answer
 from ..stages.warm_channel import WarmError, call
 from ..stages.warm_record import (
     find_records,
@@ -98,23 +100,28 @@ def run_on_warm(rec: WarmRecord, opts: RunOptions, suite: tuple[ModuleSpec, ...]
 
 def send_run(rec: WarmRecord, suite: tuple[ModuleSpec, ...], opts: RunOptions,
              run_dir: Path) -> dict[str, Any]:
+    """The answer to a run of `suite` on the warm guest, its files read: `report` (the
+    text), `report_json` (the data), `exit`."""
     dirs = {n: str(d.resolve()) for n, d in opts.module_dirs.items()
             if d.resolve() != MODULES_DIR}
     req = run_request(suite, dirs, str(run_dir.resolve()), opts.reset)
-    return call(Path(rec.socket), req, request_timeout(req))
+    resp = call(Path(rec.socket), req, request_timeout(req))
+    answer = read_answer(resp)
+    return {**resp, "report": answer.report, "report_json": answer.report_json}
 
 
 def run_specs_on_warm(rec: WarmRecord, specs: tuple[ModuleSpec, ...],
                      module_dirs: dict[str, Path], reset: bool) -> list[ModuleResult]:
-    """The ModuleResults of `specs` run on the warm guest (for the pytest plugin). Its
-    answer is unpickled, so the socket must be our own server's: a 0700 directory of ours
-    whose owner is the record's pid."""
+    """The ModuleResults of `specs` run on the warm guest (for the pytest plugin), read
+    from the results.json its answer names (JSON, core/result_json.py). The socket must be
+    our own server's: a 0700 directory of ours whose owner is the record's pid."""
     _check_ours(rec)
     dirs = {n: str(d.resolve()) for n, d in module_dirs.items() if d.resolve() != MODULES_DIR}
     req = run_request(specs, dirs, "", reset)
-    req["results"] = "pickle"
+    req["results"] = "json"
     resp = call(Path(rec.socket), req, request_timeout(req))
-    results: list[ModuleResult] = pickle.loads(base64.b64decode(resp["results_pickle"]))
+    results = read_answer(resp, with_results=True).results
+    assert results is not None
     return results
 
 
@@ -252,16 +259,25 @@ def cmd_status(args: argparse.Namespace) -> int:
         if rec is not None:
             row.update(pid=rec.pid, state=rec.state, run_dir=rec.run_dir, socket=rec.socket,
                        vmlinux=rec.vmlinux, image=rec.image, knobs=rec.knobs)
+            guest = Path(rec.run_dir) / "sockets"
+            if f.alive and guest.is_symlink():
+                row["user_qmp_socket"] = str(guest.resolve() / USER_QMP_SOCKET)
             if f.alive and rec.state == "ready":
                 row["answers"] = bool(send_status(rec).get("ok"))
         rows.append(row)
-        if not f.alive:
+        if not f.alive and not f.owned:
+            row["stale"] = f"{f.stale}; not in a directory this harness made: left alone"
+        elif not f.alive:
             remove_stale(f)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("no warm guest is up (`highmem up` starts one)")
+    boot = running_guest()
+    if boot is not None and boot.get("sockdir"):
+        print(f"`highmem boot` guest up: pid {boot['pid']}, run directory {boot['run_dir']}\n"
+              f"  {sockets_text(Path(boot['sockdir']))}")
     for r in rows:
         if r["alive"]:
             k = r["knobs"]
@@ -272,8 +288,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                   + (f" --config {k['configs']}" if k.get("configs") else "")
                   + f"; kernel {r['vmlinux']}; run directory {r['run_dir']}; "
                   f"socket {r['socket']}")
+            guest = Path(r["run_dir"]) / "sockets"     # stages/qemu.py's link to its sockets
+            if guest.is_symlink():
+                print(f"  {sockets_text(guest.resolve())}")
         else:
-            print(f"stale: {r['status_file']}: {r['stale']}: removed")
+            print(f"stale: {r['status_file']}: {r['stale']}"
+                  + ("" if r["stale"].endswith("left alone") else ": removed"))
     return 0
 
 

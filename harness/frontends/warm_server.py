@@ -9,9 +9,11 @@ socket in a 0700 directory under /tmp, one request line and one answer per conne
   fresh .ko copied into the guest over SSH right before its insmod (again after every
   restore: a restored guest has none), the modules run as `highmem run` runs them (a clean
   kernel per module from the snapshot unless reset is off), report.txt and report.json
-  written to run_dir (none when it is ""); the answer holds the report, its JSON and the
-  exit status (with results "pickle", the ModuleResult objects too: the pytest plugin's
-  items are made from them). After answering, the next guest is restored at once.
+  written to run_dir (when it is "", to answers/NNNNN of the server's run directory); the
+  answer holds the exit status and the paths of those files (with results "json", of
+  results.json too: the ModuleResults as JSON, core/result_json.py, from which the pytest
+  plugin makes its items), so an answer of any size goes through (stages/warm_answer.py).
+  After answering, the next guest is restored at once.
 - `status`: its record; `down`: stop. Both answered at once, even while a run goes on.
 
 Its lifetime is explicit: warm.json (core/warm.py's WarmRecord) in its run directory says
@@ -23,11 +25,9 @@ a hard link (another run may prune the image cache meanwhile: WarmOperations.kee
 """
 
 import argparse
-import base64
 import hashlib
 import json
 import os
-import pickle
 import queue
 import shutil
 import signal
@@ -42,7 +42,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ..core import report
 from ..core.errors import HarnessError, Terminated
 from ..core.options import RunOptions
 from ..core.phases import Phases
@@ -64,10 +63,12 @@ from ..lab import Lab, Session
 from ..operations import StageOperations
 from ..stages.build import KernelBuild
 from ..stages.console_log import ConsoleLog
+from ..stages import owned
 from ..stages.modbuild import CORE, build_modules, module_names, symvers
 from ..stages.module_run import run_module
 from ..stages.progress import say
 from ..stages.sockdir import make_sockdir
+from ..stages.warm_answer import next_answer_dir, write_answer
 from ..stages.warm_channel import WarmError, read_line
 from ..stages.warm_push import push_ko
 from ..stages.warm_record import ident, proc_facts, write_record
@@ -165,6 +166,7 @@ class WarmServer:
         self.requests: queue.Queue[tuple[socket.socket, dict[str, Any],
                                          Future[list[DirBuild]]]] = queue.Queue()
         self.builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="make")
+        self.answers: list[Path] = []   # answers/NNNNN made for requests without run_dir
 
     def start(self) -> None:
         """Prepare (configure, build, image), the guest up and attached; record ready."""
@@ -291,18 +293,9 @@ class WarmServer:
             lab.opts.reset = reset
         self.used = lab.resets  # (no snapshot: one kernel for all modules, as in a run)
         result.boots = lab.boots
-        if req["run_dir"]:
-            text = write_reports(result)
-        else:
-            text = report.format_report(result)
         if result.interrupted:  # the server is being stopped: no answer, as before
             raise Terminated() if result.interrupted == "SIGTERM" else KeyboardInterrupt()
-        resp = {"ok": True, "report": text, "exit": exit_status(result),
-                "report_json": json.loads(report.report_json(result)),
-                "warm_run_dir": str(self.run_dir)}
-        if req.get("results") == "pickle":  # the pytest plugin wants the objects
-            resp["results_pickle"] = base64.b64encode(pickle.dumps(result.modules)).decode()
-        return resp
+        return run_answer(result, req, self.run_dir, self.answers)
 
     def _build(self, req: dict[str, Any]) -> "list[DirBuild]":
         """(In the builder thread.) `make M=` for each directory of the request's modules:
@@ -347,7 +340,7 @@ class WarmServer:
         if lab.session is None and not self.stop:
             try:
                 lab.boot(attach=True)
-                lab.session.guest_ssh()  # type: ignore[union-attr]  # connected now, not at the push
+                lab.session.guest_ssh()  # type: ignore[union-attr,attr-defined]  # connected now
             except HarnessError as e:
                 say(f"the next guest did not come up ({e.what}); the next request boots")
 
@@ -359,6 +352,19 @@ class WarmServer:
         finally:
             shutil.rmtree(self.sockdir, ignore_errors=True)
             (self.run_dir / "sockets-warm").unlink(missing_ok=True)
+
+
+def run_answer(result: RunResult, req: dict[str, Any], server_run_dir: Path,
+               made: list[Path]) -> dict[str, Any]:
+    """The answer to the `run` request `req` whose modules ran: report.txt and report.json
+    written in its run directory (or a new answers/NNNNN of `server_run_dir`; `made`: those
+    made before), with results "json" results.json too (the pytest plugin's items); the
+    exit status and the files' paths, whatever their size (stages/warm_answer.py)."""
+    out = Path(req["run_dir"]) if req["run_dir"] else next_answer_dir(server_run_dir, made)
+    write_reports(result, to=out)
+    wanted = result.modules if req.get("results") == "json" else None
+    return {"ok": True, "exit": exit_status(result), "warm_run_dir": str(server_run_dir),
+            **write_answer(out, wanted)}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -387,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        owned.hold(a.run_dir)  # its client made it and exits: `highmem clean` leaves it
+    except OSError:
+        pass  # no marker (made by hand): nothing to hold
     server = WarmServer(parse_options(a.options), a.run_dir, a.idle_timeout)
     status = 0
     try:

@@ -10,18 +10,20 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 
 import gc
 import time
-from dataclasses import asdict
 from collections.abc import Callable
 from typing import Any
 
 from ..core import checkpoint as cp
 from ..core import pte as ptemod
 from ..core.errors import BootError, GdbError
+from ..core.hexjson import hex64, read_int
 from ..core.layout import Layout
 from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
-from ..kernel.target import CR4_PAE, Kernel
+from ..core import pgd_sync
+from ..kernel.pgds import pgd_facts, process_pgds
+from ..kernel.target import CR4_PAE, InspectError, Kernel, SymbolMissing
 from .gdbmi import Gdb
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
@@ -55,6 +57,7 @@ class Checker:
         self.count_addr = 0       # hm_checkpoint's call count (0: unknown)
         self.seen: dict[int, tuple[int, int]] = {}  # cpu -> (struct, count) of its last stop
         self.pkmap_count: int | None = None  # &pkmap_count
+        self.pgd: dict[str, int] | None = None  # pgd_facts(): offsets, init_task, swapper_pg_dir
         # is QEMU still running (set per guest): a long judge looks, as at its deadline
         self.target_alive: Callable[[], bool] = lambda: True
 
@@ -92,14 +95,22 @@ class Checker:
     def facts(self) -> dict[str, object]:
         """What this checker read of the kernel through gdb's DWARF (masks, layout, symbol
         addresses): kept with a snapshot, so a restored guest needs no DWARF at all."""
-        return {"masks": asdict(self.kernel_masks()), "layout": self.kernel_layout().to_json(),
-                "pkmap_count": self.pkmap_count_addr()}
+        m = self.kernel_masks()  # pteval_t masks: "0x..." strings (core/hexjson.py)
+        masks = {"default_kernel_pte_mask": hex64(m.default_kernel_pte_mask),
+                 "supported_pte_mask": hex64(m.supported_pte_mask), "pae": m.pae}
+        return {"masks": masks, "layout": self.kernel_layout().to_json(),
+                "pkmap_count": self.pkmap_count_addr(), "pgd": self.pgd_facts_of()}
 
     def load_facts(self, facts: dict[str, Any]) -> None:
         """The facts() of the same kernel in the same state (a restored snapshot)."""
-        self.masks = cp.KernelMasks(**facts["masks"])
+        m = facts["masks"]  # numbers in a snapshot saved before the hex strings
+        self.masks = cp.KernelMasks(read_int(m["default_kernel_pte_mask"]) or 0,
+                                    read_int(m["supported_pte_mask"]) or 0,
+                                    bool(m.get("pae", True)))
         self.layout = Layout.from_json(facts["layout"])
         self.pkmap_count = int(facts["pkmap_count"])
+        pgd = facts.get("pgd")  # a snapshot from before the page-directory check: read again
+        self.pgd = {k: int(v) for k, v in pgd.items()} if isinstance(pgd, dict) else None
 
     def qemu_translations(self, cpu: int, vas: list[int], pae: bool) -> dict[int, int | None]:
         """QEMU's own walk of the same tables on CPU `cpu`, for every VA of the stop."""
@@ -235,15 +246,48 @@ class Checker:
             if e.where:
                 c.mismatches += cp.judge_where(e, va, pfn, layout)
             if e.flags & cp.CHECK_CONTENT:
+                phys = (pfn << 12) + cp.content_offset(e.flags, e.aux)
                 try:
-                    got = int.from_bytes(kernel.phys(pfn << 12, 8), "little")
-                    c.mismatches += cp.judge_content(e.content, got, pfn << 12)
+                    got = int.from_bytes(kernel.phys(phys, 8), "little")
+                    c.mismatches += cp.judge_content(e.content, got, phys)
                 except PhysReadError:
                     c.mismatches.append(f"content: PFN {pfn:#x} is outside RAM "
-                                        f"({pfn << 12:#x}): its page cannot be read")
+                                        f"({phys:#x}): its page cannot be read")
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096
                 got = int.from_bytes(kernel.virt(self.pkmap_count_addr() + 4 * nr, 4),
                                      "little", signed=True)
                 c.mismatches += cp.judge_pkmap_count(e.aux, got)
             stop.checks.append(c)
+        self.judge_pgds(stop, [va for va, _ in targets], kernel, layout)
+
+    def judge_pgds(self, stop: Stop, vas: list[int], kernel: Kernel, layout: Layout) -> None:
+        """Every process's page directory maps the stop's kernel VAs as init_mm does
+        (core/pgd_sync.py): a mismatch is added to the check of the region's first VA."""
+        facts = self.pgd_facts_of()
+        if not facts or not stop.checks:
+            return
+        try:
+            pgds = process_pgds(kernel, facts, layout.page_offset)
+            found = pgd_sync.judge_pgds(vas, facts["swapper_pg_dir"] - layout.page_offset,
+                                        pgds, kernel.phys, pae=kernel.pae,
+                                        page_offset=layout.page_offset)
+        except (GdbError, InspectError) as e:
+            found = [(stop.checks[0].va, f"PGD: the task list could not be read: {e}")]
+        by_va: dict[int, Any] = {}
+        for c in stop.checks:
+            by_va.setdefault(c.va, c)
+        for va, text in found:
+            by_va.get(va, stop.checks[0]).mismatches.append(text)
+
+    def pgd_facts_of(self) -> dict[str, int]:
+        """The offsets and symbols the page-directory walk needs ({} when this kernel's
+        DWARF lacks one: the check is then not made, and facts() says so)."""
+        if self.pgd is None and self.gdb is None:  # a checker judging recorded stops
+            return {}
+        if self.pgd is None:
+            try:
+                self.pgd = pgd_facts(Kernel(MiTarget(self.gdb)))
+            except (SymbolMissing, GdbError):
+                self.pgd = {}
+        return self.pgd

@@ -89,7 +89,8 @@ class KeptGdb:
                 if attempt == 2:
                     raise
         assert self.gdb is not None
-        self.gdb.fallback_stop = (lambda: monitor.qmp("stop")) if monitor is not None else None
+        self.gdb.fallback_stop = (lambda: None if monitor.qmp("stop") else None) \
+            if monitor is not None else None
         if self.checker is None:
             self.checker = Checker(self.gdb, ram, monitor)
             if facts and not self.symbols:

@@ -12,6 +12,9 @@ from glob import escape as glob_escape
 from pathlib import Path
 
 from ..core.errors import BuildError
+from ..core.modinputs import (is_input, kbuild_text, module_digests, module_objects,
+                               stale_modules)
+from ..core.modinputs import module_names as names_in_kbuild
 from ..core.repo import MODULES_DIR
 from .build import KernelBuild, compiler
 from .buildlock import build_lock
@@ -20,15 +23,78 @@ from .progress import say
 CORE = "hm_checkpoint"
 
 
-def _sync(src: Path, dst: Path) -> None:
-    """Copy the sources that changed (mtime kept, so kbuild rebuilds only those)."""
+def _read_inputs(d: Path) -> dict[str, bytes]:
+    """The input files of a module directory: name -> bytes."""
+    out = {}
+    for f in sorted(d.iterdir()):
+        if is_input(f.name) and f.is_file():
+            try:
+                out[f.name] = f.read_bytes()
+            except OSError:
+                continue  # removed meanwhile
+    return out
+
+
+def _sync(src: Path, dst: Path) -> dict[str, bytes]:
+    """Copy the sources whose content differs from the copy's, with the copy's mtime now
+    (not the source's: a file saved while the previous make ran has an mtime older than the
+    .o that make wrote, and make would keep that .o); remove the copies of removed sources.
+    Returns what was copied from: the build reads these bytes (a save during the make
+    changes the source, not the copy)."""
     dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.is_file() and f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"):
-            t = dst / f.name
-            if not t.exists() or t.stat().st_mtime != f.stat().st_mtime or \
-                    t.stat().st_size != f.stat().st_size:
-                shutil.copy2(f, t)
+    files = _read_inputs(src)
+    for name, data in files.items():
+        t = dst / name
+        try:
+            same = t.read_bytes() == data
+        except OSError:
+            same = False
+        if not same:
+            tmp = dst / f".{name}.hm-tmp"
+            tmp.write_bytes(data)
+            tmp.replace(t)
+    for t in dst.iterdir():  # a source removed: its copy goes (the build must not find it)
+        if is_input(t.name) and t.name not in files and t.is_file():
+            t.unlink()
+    return files
+
+
+STALE_OUTPUTS = (".o", ".ko", ".mod.o", ".mod.c", ".mod")
+
+
+def _forget_stale(src: Path, dst: Path, files: dict[str, bytes]) -> dict[str, str]:
+    """Delete the objects of every module whose inputs (its sources, the headers they
+    include, of its directory or of modules/) differ by content from what its objects
+    were built from (the last make's record in INPUTS), so make rebuilds them whatever
+    the mtimes: a header of modules/ is read in place by a user directory's build, where
+    no copy's mtime can tell make. Returns the digests now, recorded after the make."""
+    shared = {} if src.resolve() == MODULES_DIR.resolve() else \
+        {n: b for n, b in _read_inputs(MODULES_DIR).items() if n.endswith(".h")}
+    now = module_digests(files, shared)
+    try:
+        built = json.loads((dst / INPUTS).read_text())
+        built = built if isinstance(built, dict) else {}
+    except (OSError, ValueError):
+        built = {}
+    kbuild = kbuild_text(files)
+    for m in stale_modules(built, now):
+        for stem in dict.fromkeys([m, *module_objects(m, kbuild)]):
+            for suffix in STALE_OUTPUTS:
+                (dst / f"{stem}{suffix}").unlink(missing_ok=True)
+    (dst / INPUTS).unlink(missing_ok=True)  # rewritten once the make is over
+    return now
+
+
+def _record_inputs(dst: Path, digests: dict[str, str]) -> None:
+    """What the objects in `dst` were built from (after a make, failed or not: a module
+    that did not compile has no object, so make compiles it next time)."""
+    tmp = dst / f".{INPUTS}.tmp"
+    tmp.write_text(json.dumps(digests))
+    tmp.replace(dst / INPUTS)
+
+
+def _prepare(src: Path, dst: Path) -> dict[str, str]:
+    return _forget_stale(src, dst, _sync(src, dst))
 
 
 def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
@@ -44,41 +110,45 @@ def build_modules(kb: KernelBuild, src: Path = MODULES_DIR,
     work = _work_dir(kb, src)
     with build_lock(kb.build_dir):
         _sweep_orphans(work.parent)
-        _sync(src, work)
-        key = _inputs_key(kb, src, extra_symbols, _make_argv(kb, work, extra_symbols, src.name))
+        digests = _prepare(src, work)
+        key = _inputs_key(kb, digests, extra_symbols,
+                          _make_argv(kb, work, extra_symbols, src.name), src)
         done = _stamped(work, key)
         if done is not None:
+            _record_inputs(work, digests)
             kos, failures = done
             say(f"  modules up to date: {', '.join(k.name for k in kos)}"
                 + (f"; not built: {', '.join(failures)}" if failures else ""))
             return done
-        kos, failures = _make_modules(kb, src, work, extra_symbols)
+        kos, failures = _make_modules(kb, src, work, extra_symbols, digests)
         _stamp(work, key, kos, failures, src)
         return kos, failures
 
 
 STAMP = ".hm-modules.json"
+INPUTS = ".hm-inputs.json"  # module -> digest of the inputs its objects were built from
 
 
-def _inputs_key(kb: KernelBuild, src: Path, extra_symbols: Path | None,
-                argv: list[str]) -> str:
-    """Everything a `make M=` of `src` depends on: its sources and our headers (name, size,
-    mtime), the kernel's vmlinux and Module.symvers, hm_checkpoint's symbols, the
-    make command line. When none changed, make would do nothing (and takes 1-2 s
-    to say so)."""
-    dirs = dict.fromkeys((src.resolve(), MODULES_DIR.resolve()))  # ours once, not twice
-    files = [f for d in dirs for f in sorted(d.iterdir())
-             if f.is_file() and (f.suffix in (".c", ".h") or f.name in ("Kbuild", "Makefile"))]
-    files += [kb.vmlinux, kb.build_dir / "Module.symvers"]
-    if extra_symbols is not None:
-        files.append(extra_symbols)
+def _inputs_key(kb: KernelBuild, digests: dict[str, str], extra_symbols: Path | None,
+                argv: list[str], src: Path) -> str:
+    """Everything a `make M=` of `src` depends on: its modules' input digests (content:
+    the sources, the headers they include, ours of modules/ included), the kernel's vmlinux
+    (size and mtime: only the kernel's make writes it) and Module.symvers, hm_checkpoint's
+    symbols (content), the make command line. When none changed, make would do nothing
+    (and takes 1-2 s to say so)."""
     h = hashlib.sha256(f"{src.resolve()}|{' '.join(argv)}\n".encode())
-    for f in files:
-        try:
-            st = f.stat()
-            h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(f"{f}|missing\n".encode())
+    h.update(json.dumps(digests, sort_keys=True).encode())
+    for f in (kb.build_dir / "Module.symvers", extra_symbols):
+        if f is not None:
+            try:
+                h.update(f"{f}|".encode() + hashlib.sha256(f.read_bytes()).digest())
+            except OSError:
+                h.update(f"{f}|missing\n".encode())
+    try:
+        st = kb.vmlinux.stat()
+        h.update(f"{kb.vmlinux}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    except OSError:
+        h.update(f"{kb.vmlinux}|missing\n".encode())
     return h.hexdigest()
 
 
@@ -131,10 +201,8 @@ COMPILER_ERROR = re.compile(r"^(\S+:\d+:\d+: (?:fatal )?error: .*|ERROR: modpost
 
 def module_names(src: Path) -> list[str]:
     """The modules a directory's Kbuild (or Makefile) lists in obj-m, in order."""
-    text = "".join(f.read_text(errors="replace") for f in (src / "Kbuild", src / "Makefile")
-                   if f.exists())
-    return [w[:-2] for m in OBJ_M.finditer(text) for w in m.group(1).split()
-            if w.endswith(".o")]
+    return names_in_kbuild("".join(f.read_text(errors="replace")
+                                   for f in (src / "Kbuild", src / "Makefile") if f.exists()))
 
 
 def first_error(log_text: str) -> str:
@@ -171,20 +239,23 @@ def _make(kb: KernelBuild, work: Path, extra_symbols: Path | None,
     return r.returncode, log
 
 
-def _make_modules(kb: KernelBuild, src: Path, work: Path,
-                  extra_symbols: Path | None) -> tuple[list[Path], dict[str, str]]:
+def _make_modules(kb: KernelBuild, src: Path, work: Path, extra_symbols: Path | None,
+                  digests: dict[str, str]) -> tuple[list[Path], dict[str, str]]:
     """All modules of the directory in one make; if that fails, each one on its own, so a
     module that does not compile fails alone: ({.ko}, {module name: first error})."""
     rc, log = _make(kb, work, extra_symbols, src.name)
+    _record_inputs(work, digests)
     failures: dict[str, str] = {}
     if rc != 0:
         say(f"  building {src} failed: building its modules one by one (log: {log})")
         kos: list[Path] = []
         for name in module_names(src):  # hm_checkpoint is first in modules/Kbuild
             one = _only_dir(work, name)
-            _sync(src, one)
+            files = _sync(src, one)
             _kbuild_for_one(src, one, name)
+            one_digests = _forget_stale(src, one, files)
             rc1, log1 = _make(kb, one, extra_symbols, src.name)
+            _record_inputs(one, one_digests)
             ko = one / f"{name}.ko"
             if rc1 == 0 and ko.exists():
                 kos.append(ko)

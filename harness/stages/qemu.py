@@ -2,6 +2,12 @@
 pty's signal characters off: SERIAL),
 gdbstub and QMP on unix sockets in a per-run directory, never TCP.
 
+Three QMP sockets, each one client at a time (QEMU 7.2 serves one connection per monitor
+and leaves a second one waiting): qmp.sock is the harness's long-lived Monitor (stages/
+qmp.py), qmp-tools.sock the one-shot inspector commands' (`highmem qemu`, `hm-qemu`,
+`highmem dump`: stages/qmp_line.py), qmp-user.sock the user's own QMP client's, which the
+harness never connects to (docs/inspect.md).
+
 `-cpu qemu32,+pse36,+nx`: QEMU 7.2's default qemu32 has 32 physical address bits (a PTE
 above 4 GiB faults) and no NX (bit 63 never set); shared/highmem-facts.md section 0.
 Acceleration "auto" uses KVM only if the kernel prints within a few seconds under it (i386
@@ -22,6 +28,7 @@ import pexpect
 
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
+from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
 from ..core.options import DEFAULTS
 from .paths import cache_dir
 from .procutil import die_with_parent, exit_text
@@ -92,7 +99,8 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         *SERIAL, "-monitor", "none",
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
-        "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
+        *(a for name in (QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET)
+          for a in ("-qmp", f"unix:{sockdir}/{name},server=on,wait=off")),
         *net, *cfg.extra_args, *(["-incoming", "defer"] if incoming else []),
     ]
 
@@ -176,7 +184,17 @@ class Qemu:
 
     @property
     def qmp_socket(self) -> Path:
-        return self.sockdir / "qmp.sock"
+        return self.sockdir / QMP_SOCKET
+
+    @property
+    def tools_qmp_socket(self) -> Path:
+        """The one-shot inspector commands' QMP socket (stages/qmp_line.py)."""
+        return self.sockdir / TOOLS_QMP_SOCKET
+
+    @property
+    def user_qmp_socket(self) -> Path:
+        """The user's QMP socket (`highmem boot`, `highmem gdb`, `highmem status` show it)."""
+        return self.sockdir / USER_QMP_SOCKET
 
     def __enter__(self) -> "Qemu":
         return self
@@ -304,7 +322,7 @@ class Qemu:
                 if self.port_clash():
                     continue
                 text = self.console_text()
-                why = panic_line(text) or self.crash_line
+                why = panic_line(text) or self.crash_line or ""
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else
                                   f"QEMU exited during boot (last output: {last_line(text)!r})")
             quiet_since = time.monotonic()

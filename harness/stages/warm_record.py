@@ -2,26 +2,26 @@
 the server's run directory, found by `highmem run`/`status`/`down` under
 $HIGHMEM_ARTIFACTS/warm-*/, and judged against /proc: a record whose server is gone (or
 whose pid now runs something else) is stale, and is removed with the socket directory it
-names, never used.
+names, never used. Only a record in a warm directory carrying this harness's marker is ever
+removed, and only a socket directory carrying ours (stages/owned.py): a planted warm.json
+naming a user's directory makes nothing go.
 """
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.warm import KEEP_PREFIX, STATUS_FILE, WarmRecord, parse_record, stale_reason
-from .paths import artifacts_root
-from .sockdir import OWNER, RAM_DIR_BASE, owner_alive, sweep_stale
+from . import owned
+from .atomic_file import write_atomic
+from .paths import artifacts_root, cache_dir
+from .sockdir import RAM_DIR_BASE, sweep_stale
+
+WARM_KINDS = ("warm", "run")  # the markers of a directory a warm record may be in
 
 
 def write_record(run_dir: Path, rec: WarmRecord) -> Path:
     """Replace the status file atomically: a reader never sees half of one."""
-    path = run_dir / STATUS_FILE
-    tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}")
-    tmp.write_text(rec.to_json())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / STATUS_FILE, rec.to_json())
 
 
 def read_record(path: Path) -> WarmRecord | None:
@@ -59,11 +59,13 @@ def ident(path: Path) -> str | None:
 
 @dataclass
 class Found:
-    """A status file found, and why it is stale (None: its server is alive)."""
+    """A status file found, and why it is stale (None: its server is alive). `owned`: in
+    a directory carrying this harness's marker (else it is never removed)."""
 
     path: Path
     record: WarmRecord | None
     stale: str | None
+    owned: bool = True
 
     @property
     def alive(self) -> bool:
@@ -74,39 +76,37 @@ def find_records(root: Path | None = None) -> list[Found]:
     """Every status file under $HIGHMEM_ARTIFACTS/warm-*/, judged against /proc."""
     out = []
     for path in sorted((root or artifacts_root()).glob(f"warm-*/{STATUS_FILE}")):
+        ours = owned.is_ours(path.parent, WARM_KINDS)
         rec = read_record(path)
         if rec is None:
-            out.append(Found(path, None, "unreadable status file"))
+            out.append(Found(path, None, "unreadable status file", ours))
             continue
         words, start = proc_facts(rec.pid)
-        out.append(Found(path, rec, stale_reason(rec, words, start)))
+        out.append(Found(path, rec, stale_reason(rec, words, start), ours))
     return out
 
 
 def remove_stale(found: Found) -> None:
-    """Remove a stale record and, if its server is gone, the socket directory it names
-    (only one of ours: sockdir.owner_alive says False only for those) and its hard link to
-    its image."""
-    found.path.unlink(missing_ok=True)
+    """Remove a stale record (only in a directory of ours) and, if its server is gone, the
+    socket directory it names (only one of ours whose maker is gone: owned.remove_owned) and
+    its hard link to its image."""
     # the guest's own socket and RAM directories, left by a server killed with -9 (ours,
     # their owner gone): now, not at the next boot (8 GiB of tmpfs RAM file, sparse)
     sweep_stale()
     sweep_stale(RAM_DIR_BASE)
+    if not found.owned or not owned.is_ours(found.path.parent, WARM_KINDS):
+        return  # a warm.json we did not write: never acted on
+    found.path.unlink(missing_ok=True)
     if found.record is None:
         return
-    if found.record.image and proc_facts(found.record.pid)[0] is None:
-        image = Path(found.record.image)
+    image = Path(found.record.image or "/")
+    if found.record.image and proc_facts(found.record.pid)[0] is None \
+            and cache_dir() in image.parents:  # the image cache's, never elsewhere
         (image.parent / f"{KEEP_PREFIX}{found.record.pid}-{image.name}").unlink(missing_ok=True)
-    sockdir = Path(found.record.socket).parent
-    if not sockdir.is_dir() or sockdir.is_symlink():
-        return
     try:
-        owner = int((sockdir / OWNER).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return  # not one of ours: never touched
-    server_gone = owner == found.record.pid and proc_facts(owner)[0] is None  # or a zombie
-    if server_gone or not owner_alive(sockdir):
-        shutil.rmtree(sockdir, ignore_errors=True)
+        owned.remove_owned(Path(found.record.socket).parent, ("socket",))
+    except OSError:
+        pass  # half removed: the next sweep goes on
 
 
 def live_records(root: Path | None = None) -> list[WarmRecord]:

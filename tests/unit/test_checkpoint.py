@@ -41,10 +41,18 @@ def test_parse_expect_roundtrip():
 
 
 @pytest.mark.parametrize("kw,msg", [({"magic": 1}, "bad magic"), ({"version": 9}, "version 9"),
-                                    ({"kind": 7}, "kind 7"), ({"prot": 9}, "protection 9")])
+                                    ({"kind": 7}, "kind 7"), ({"prot": 9}, "protection 9"),
+                                    ({"flags": 5, "aux": 4089}, "offset 4089"),
+                                    ({"flags": 7, "aux": 8}, "PKMAP_COUNT")])
 def test_parse_expect_rejects(kw, msg):
     with pytest.raises(cp.ExpectError, match=msg):
         cp.parse_expect(expect_bytes(**kw))
+
+
+def test_content_offset_is_aux_only_with_content_at():
+    assert cp.content_offset(cp.CHECK_CONTENT, 1000) == 0
+    e = cp.parse_expect(expect_bytes(flags=cp.CHECK_CONTENT | cp.CHECK_CONTENT_AT, aux=4088))
+    assert cp.content_offset(e.flags, e.aux) == 4088
 
 
 def test_parse_range():

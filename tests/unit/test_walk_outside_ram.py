@@ -151,7 +151,7 @@ def _stop(ram: GuestRam, kind: int, flags: int = 0, pfn: int = PFN) -> tuple[Che
     ram.write(STRUCT_PHYS, cp.EXPECT.pack(cp.MAGIC, cp.VERSION, kind, 1, VA, pfn, 0, 0, 0,
                                           0, 0, flags, 0, b"slot: mapped"))
     checker = Checker(FakeGdb(), ram, FakeMonitor())  # type: ignore[arg-type]
-    checker.masks, checker.layout = MASKS, LAYOUT
+    checker.masks, checker.layout, checker.pgd = MASKS, LAYOUT, {}  # no task-list check
     return checker, checker.handle_stop({"thread-id": "1"}, 1)
 
 
@@ -179,7 +179,7 @@ def test_a_content_check_of_a_pfn_outside_ram_is_a_mismatch(ram):
     far_pfn = FAR >> 12
     _u64(ram, 0x4000 + 8 * ((VA >> 12) & 0x1FF), 0x8000000000000163 | FAR)
     checker = Checker(FakeGdb(), ram, FakeMonitor())  # type: ignore[arg-type]
-    checker.masks, checker.layout = MASKS, LAYOUT
+    checker.masks, checker.layout, checker.pgd = MASKS, LAYOUT, {}
     e = cp.Expect(kind="mapped", prot=1, va=VA, pfn=far_pfn, count=0, entries=0, label="x",
                   flags=cp.CHECK_CONTENT, content=0x1234)
     from harness.core.results import Stop

@@ -19,13 +19,11 @@ from harness.core.options import RunOptions
 from harness.core.suite import ModuleSpec
 from harness.core.warm import (
     WarmRecord,
-    changed_since,
     decode,
     encode,
     first_evidence,
     guest_knobs,
     is_server_cmdline,
-    is_watched,
     parse_record,
     pick_module,
     request_timeout,
@@ -37,7 +35,7 @@ from harness.core.warm import (
     verdict_lines,
 )
 from harness.frontends import cli
-from harness.stages import warm_record
+from harness.stages import owned, warm_record
 from harness.stages.sockdir import make_sockdir
 from harness.stages.warm_channel import WarmError, call
 
@@ -185,15 +183,7 @@ def test_verdict_other_failures():
     assert verdict_lines({"modules": []}) == ["no module ran"]
 
 
-# --- watch's polling and module choice ---
-
-def test_watched_files():
-    assert all(is_watched(n) for n in ("a.c", "hm.h", "Kbuild", "Makefile"))
-    assert not any(is_watched(n) for n in ("a.o", "a.ko", ".a.c.swp", "a.c~", "README"))
-    assert changed_since({"a.c": 1, "b.h": 2}, {"a.c": 1, "b.h": 3, "c.c": 1}) == ["b.h", "c.c"]
-    assert changed_since({"a.c": 1}, {}) == ["a.c"]
-    assert changed_since({"a.c": 1}, {"a.c": 1}) == []
-
+# --- watch's module choice (its saves: test_watch_saves.py) ---
 
 def test_pick_module():
     assert pick_module(None, ["my_test"], "/m") == "my_test"
@@ -221,12 +211,15 @@ def test_watch_usage_errors(tmp_path, capsys):
 # --- status files against /proc ---
 
 def _write(root: Path, name: str, rec: WarmRecord) -> Path:
+    """A warm directory as `highmem up`'s client leaves it: marked, its lock not held."""
     d = root / name
     d.mkdir(parents=True)
+    owned.mark(d, "warm", hold=False)
     return warm_record.write_record(d, rec)
 
 
-def test_find_records_alive_gone_and_foreign(tmp_path):
+def test_find_records_alive_gone_and_foreign(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path))  # the image (and its keep link) in it
     sleeper = subprocess.Popen(["sleep", "60"])
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -241,6 +234,7 @@ def test_find_records_alive_gone_and_foreign(tmp_path):
         _write(tmp_path, "warm-20260101-000000-0", foreign)
         _write(tmp_path, "warm-20260101-000000-1", gone)
         (tmp_path / "warm-20260101-000000-2").mkdir()
+        owned.mark(tmp_path / "warm-20260101-000000-2", "warm", hold=False)
         (tmp_path / "warm-20260101-000000-2" / "warm.json").write_text("{half")
         found = {f.path.parent.name[-1]: f for f in warm_record.find_records(tmp_path)}
         assert "another program" in found["0"].stale
@@ -339,6 +333,7 @@ def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
         _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))  # stale
         (tmp_path / "run-20260101-000000-0").mkdir()
+        owned.mark(tmp_path / "run-20260101-000000-0", "run", hold=False)  # a run that ended
         assert cli.main(["clean"]) == 0
         assert "its warm guest is up" in capsys.readouterr().out
         assert sorted(d.name for d in tmp_path.iterdir()) == ["warm-20260101-000000-0"]
