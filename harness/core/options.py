@@ -61,8 +61,9 @@ class RunOptions:
     memory: str = _knob("8G", "memory", "guest RAM")
     smp: int = _knob(2, "smp", "guest CPUs", parse=int)
     timeout: float | None = _knob(None, "timeout", "seconds per module before the run fails "
-                                  "(default: the suite file's `timeout:`, 60 in suites/default.yaml; "
-                                  f"{MODULE_TIMEOUT_S:g} in a file that sets none)", parse=float)
+                                  "(default: the suite file's `timeout:`, 60 in "
+                                  f"suites/default.yaml; {MODULE_TIMEOUT_S:g} in a file that "
+                                  "sets none)", parse=float)
     append: str = _knob("", "append", "extra kernel command line")
     # switches: `highmem --no-NAME`, pytest `--highmem-NAME=no`
     snapshot: bool = _knob(True, "snapshot", "restore the guest from the snapshot of this "

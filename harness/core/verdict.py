@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any, TypeAlias
 
 from . import ktap
 
-if TYPE_CHECKING:  # results.py imports this module: its types for the checker only
-    from .results import ModuleResult, Stop
+# results.py's ModuleResult and Stop (it imports this module, so not the other way round)
+ModuleResult: TypeAlias = Any
+Stop: TypeAlias = Any
 
 # what kind of thing went wrong; a Failure's kind (failure.KINDS) is one too
 REASON_KINDS = ("case", "subtest", "pte", "checkpoint", "no-ktap", "insmod-exit",
