@@ -86,7 +86,7 @@ class Gdb:
         # is the target's QEMU still running (set per guest): a command gdb has not
         # answered PEER_GONE_S after QEMU died is not waited for to its deadline
         self.peer_alive: Callable[[], bool] | None = None
-        self.log = transcript.open("a", buffering=1)  # line by line: a killed run keeps it
+        self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
              *([str(vmlinux)] if vmlinux is not None else [])]),
@@ -131,7 +131,17 @@ class Gdb:
             self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
             if _target_closed(r):
                 self.target_gone, self.running = True, False
+            if r.get("message") == "stopped":
+                self._flush_log()
         return recs
+
+    def _flush_log(self) -> None:
+        """Every stop is in gdb-mi.log as it happens (a run killed at a checkpoint keeps
+        it). A full disk is not this call's to report: the next write or close() raises."""
+        try:
+            self.log.flush()
+        except OSError:
+            pass
 
     def cmd(self, command: str, timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
         """Send one MI command; return (its result record, console/target stream text)."""

@@ -56,7 +56,7 @@ class Killer(threading.Thread):
     """Kills program `name` (a child of the harness) during module number `index`: `when`
     "init" is KILL_AFTER_S after the module's directory appears (cat_sleep asleep in init),
     "stop" is STOP_KILL_S after the guest stopped at the module's first checkpoint (gdb's
-    transcript, written line by line, shows the breakpoint-hit; cat_huge_range's 2^20
+    transcript, flushed at every stop, shows the breakpoint-hit; cat_huge_range's 2^20
     entries take seconds to judge). Notes when it killed and when the next module's
     directory appeared."""
 
