@@ -61,6 +61,7 @@ class Session(Protocol):
     boot_dmesg: str
     layout: Layout | None       # read when gdb attached
     restored: bool              # from a snapshot, not booted
+    notes: list[str]            # what the report says of this boot (a bad snapshot dropped)
 
     @property
     def attached(self) -> bool: ...
@@ -193,7 +194,7 @@ class Lab:
         t0 = time.monotonic()
         try:
             s = self.boot()
-            rec.restored = s.restored
+            rec.restored, rec.notes = s.restored, list(s.notes)
             rec.messages = [] if s.restored else boot_messages(s.boot_dmesg)
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
         except HostIOError:

@@ -73,6 +73,7 @@ class GuestSession:
         self.layout: Layout | None = None
         self.monitor: Monitor | None = None
         self.restored = False          # from a snapshot, not booted
+        self.notes: list[str] = []     # what the report should say of this boot (a bad snapshot)
         self.snapshot: snapshot.Snapshot | None = None  # this guest's snapshot, if any
         self.core_addr: int | None = None
         self.count_addr = 0   # hm_checkpoint's call count (re-fired breakpoints told apart)
@@ -123,6 +124,12 @@ class GuestSession:
                 try:
                     self._restore(snap)
                     return
+                except snapshot.SnapshotBad as e:
+                    note = (f"snapshot {snap.meta.key} was bad: {e.what}; it was removed, "
+                            "and the guest booted (and saved again)")
+                    say(f"  {note}")
+                    self.notes.append(note)
+                    snapshot.discard(snap)
                 except HostIOError:
                     self.close()
                     raise  # the host refused (e.g. /dev/shm full): the snapshot is kept
@@ -151,6 +158,7 @@ class GuestSession:
             if qemu.ram_file is None:
                 raise BootError("no shared RAM file for the restored guest",
                                 "make /dev/shm a writable tmpfs")
+            snapshot.verify(snap)
             snapshot.copy_sparse(snap.ram, qemu.ram_file)
             qemu.start_incoming(snap.meta.accel)
             self.qemu = qemu
@@ -163,9 +171,10 @@ class GuestSession:
                         raise
             self.stack.callback(self._close_monitor)
             snapshot.migrate_in(self.monitor, snap)
+            console = ConsoleLog(self.run_dir / "console.log")
             self.monitor.qmp("cont")
             self.shell = SerialShell(qemu.child)
-            self.shell.run("true", timeout=10)
+            snapshot.first_words(self.shell, console)
             qemu.boot_seconds = time.monotonic() - qemu.started
             m = snap.meta
             self.meminfo, self.boot_dmesg, self.core_addr = m.meminfo, m.boot_dmesg, m.core_addr
@@ -217,6 +226,7 @@ class GuestSession:
             gdb, checker = self.kept.attach(self.kernel.vmlinux, self.run_dir / "gdb-mi.log",
                                             self.qemu.gdb_socket, ram, monitor, facts)
             checker.count_addr, checker.seen = self.count_addr, {}  # a new guest: no stop seen
+            checker.target_alive = gdb.peer_alive = self.alive
             self.stack.callback(self._let_go_of_gdb)
             with self.kept.patient():  # read while stopped
                 checker.kernel_masks()
@@ -333,7 +343,8 @@ class GuestSession:
         if self._gdb is None:
             raise _not_attached()
         return Guest(shell=self.console, gdb=self._gdb, checker=self.checker, console=console,
-                     remote=self.run, alive=self.alive)
+                     remote=self.run, alive=self.alive,
+                     exited=lambda: self.qemu.exit_text() if self.qemu else "")
 
     def run_module(self, spec: ModuleSpec, console: ConsoleLog) -> ModuleResult:
         """One module with the checkpoints served (module_run.py); needs attach()."""

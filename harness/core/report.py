@@ -71,6 +71,7 @@ def boot_section(boots: list[BootResult]) -> list[str]:
         verdict = "PASS" if b.passed else "FAIL"
         how = " (restored from the snapshot)" if b.restored else ""
         lines.append(f"  boot {b.number}: {b.seconds:.1f} s{how}  {verdict}")
+        lines += [f"  note: {n}" for n in b.notes]
         lines += [f"  ! {r}" for r in b.reasons()]
         if b.failure is not None:
             lines.append("  console (last lines):")
@@ -178,6 +179,7 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
         "interrupted": result.interrupted,
         "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
                    "restored": b.restored,
+                   **({"notes": b.notes} if b.notes else {}),  # e.g. a bad snapshot dropped
                    "reasons": b.reasons(), "failure": _failure_json(b.failure),
                    "checks": b.checks,
                    "console_tail": b.console_tail,

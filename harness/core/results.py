@@ -129,6 +129,7 @@ class BootResult:
     artifacts: Path | None = None
     checks: list[str] = field(default_factory=list)  # failed boot checks (boot_probe.py)
     restored: bool = False      # a snapshot restored, not a boot (stages/snapshot.py)
+    notes: list[str] = field(default_factory=list)  # e.g. "snapshot K was bad: ..."
 
     def reasons(self) -> list[str]:
         why = [self.failure.line] if self.failure else []

@@ -10,6 +10,7 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 
 import gc
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core import checkpoint as cp
@@ -17,6 +18,7 @@ from ..core import pte as ptemod
 from ..core.errors import BootError, GdbError
 from ..core.hexjson import hex64, read_int
 from ..core.layout import Layout
+from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..core import pgd_sync
@@ -56,6 +58,19 @@ class Checker:
         self.seen: dict[int, tuple[int, int]] = {}  # cpu -> (struct, count) of its last stop
         self.pkmap_count: int | None = None  # &pkmap_count
         self.pgd: dict[str, int] | None = None  # pgd_facts(): offsets, init_task, swapper_pg_dir
+        # is QEMU still running (set per guest): a long judge looks, as at its deadline
+        self.target_alive: Callable[[], bool] = lambda: True
+
+    def watch(self, deadline: float) -> bool:
+        """Between entries of a long judge: True past `deadline`; GdbExited if gdb died,
+        GdbError if QEMU exited (the RAM mapping would still read: the judge would go on
+        over a guest that is gone)."""
+        if isinstance(self.gdb, Gdb):
+            self.gdb.check_alive()
+        if not self.target_alive():
+            raise GdbError("QEMU exited while a checkpoint was judged",
+                           "read console.log in the run directory")
+        return time.monotonic() > deadline
 
     def kernel_masks(self) -> cp.KernelMasks:
         if self.masks is None:
@@ -192,7 +207,7 @@ class Checker:
             n = min(RANGE_CHUNK, e.count - first)
             raw = kernel.virt(e.entries + first * cp.RANGE_ENTRY.size, n * cp.RANGE_ENTRY.size)
             out += cp.parse_range(raw, n)
-            if time.monotonic() > deadline:
+            if self.watch(deadline):
                 break
         return out
 
@@ -218,7 +233,7 @@ class Checker:
         tables, single = kernel.pte_tables, len(targets) == 1
         total = e.count if e.count else len(targets)
         for i, (va, pfn) in enumerate(targets):
-            if not i % DEADLINE_EVERY and time.monotonic() > deadline:
+            if not i % DEADLINE_EVERY and self.watch(deadline):
                 raise CheckpointTimeout(stop, i, total)
             label = e.label if single else f"{e.label}[{i}]"
             c = None
@@ -232,8 +247,12 @@ class Checker:
                 c.mismatches += cp.judge_where(e, va, pfn, layout)
             if e.flags & cp.CHECK_CONTENT:
                 phys = (pfn << 12) + cp.content_offset(e.flags, e.aux)
-                got = int.from_bytes(kernel.phys(phys, 8), "little")
-                c.mismatches += cp.judge_content(e.content, got, phys)
+                try:
+                    got = int.from_bytes(kernel.phys(phys, 8), "little")
+                    c.mismatches += cp.judge_content(e.content, got, phys)
+                except PhysReadError:
+                    c.mismatches.append(f"content: PFN {pfn:#x} is outside RAM "
+                                        f"({phys:#x}): its page cannot be read")
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096
                 got = int.from_bytes(kernel.virt(self.pkmap_count_addr() + 4 * nr, 4),

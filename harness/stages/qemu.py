@@ -1,4 +1,5 @@
-"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
+"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect, its
+pty's signal characters off: SERIAL),
 gdbstub and QMP on unix sockets in a per-run directory, never TCP.
 
 Three QMP sockets, each one client at a time (QEMU 7.2 serves one connection per monitor
@@ -30,7 +31,7 @@ from ..core.failure import CRASH, last_line, panic_line
 from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
 from ..core.options import DEFAULTS
 from .paths import cache_dir
-from .procutil import die_with_parent
+from .procutil import die_with_parent, exit_text
 from .progress import Ticker, say
 from .sockdir import RAM_DIR_BASE, make_sockdir, sweep_stale
 
@@ -47,6 +48,11 @@ BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopp
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
 PORT_TRIES = 3
+# The serial console on QEMU's stdio (the pexpect pty), with signal=off: QEMU then clears
+# ISIG on its tty, so a ^C, ^Z or ^\ byte sent to the guest (a module parameter, a hostile
+# string) is data for the guest's shell, never SIGINT/SIGTSTP/SIGQUIT to QEMU. With plain
+# `-serial stdio` a 0x03 byte ended QEMU (measured with QEMU 7.2).
+SERIAL = ("-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0")
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,7 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-m", cfg.memory, "-smp", str(cfg.smp),
         "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
         "-append", kernel_cmdline(cfg.append),
-        "-serial", "stdio", "-monitor", "none",
+        *SERIAL, "-monitor", "none",
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
         *(a for name in (QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET)
@@ -276,6 +282,14 @@ class Qemu:
 
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()
+
+    def exit_text(self) -> str:
+        """How QEMU ended ("killed by SIGKILL", "exit status 0"); "" while it runs."""
+        if self.child is None or self.child.isalive():
+            return ""
+        if self.child.signalstatus is not None:
+            return exit_text(-self.child.signalstatus)
+        return exit_text(self.child.exitstatus or 0)
 
     def _wait_ready(self, t0: float) -> None:
         """Up to the ready marker. A panic or QEMU's exit ends the wait at once; an oops or

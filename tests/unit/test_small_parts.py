@@ -94,3 +94,11 @@ def test_cli_params():
     assert cli._params(["m:a=1", "m:b=2", "n:c=3"]) == {"m": "a=1 b=2", "n": "c=3"}
     with pytest.raises(HarnessError):
         cli._params(["no-colon"])
+
+
+def test_qemu_argv_serial_console_turns_no_byte_into_a_signal():
+    """^C/^Z/^\\ reaching QEMU's stdio pty must be data (issue 19): signal=off clears ISIG."""
+    cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))
+    argv = qemu.qemu_argv(cfg, "tcg", Path("/tmp/hm-abc"))
+    assert argv[argv.index("-serial") + 1] == "chardev:ser0"
+    assert "stdio,id=ser0,signal=off" in argv
