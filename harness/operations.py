@@ -319,7 +319,9 @@ class GuestSession:
 
     def run(self, cmd: str, timeout: float = 60.0) -> tuple[int, str, str]:
         """A command in the guest over SSH: (exit code, stdout, stderr)."""
-        return self.guest_ssh(min(timeout, 10.0)).run(cmd, timeout)
+        # the first connection may wait for a restored guest on a loaded host (seen: a
+        # banner not read within 10 s while CI ran two pytest workers and a kernel build)
+        return self.guest_ssh(min(timeout, 30.0)).run(cmd, timeout)
 
     @property
     def console(self) -> SerialShell:
