@@ -396,8 +396,7 @@ class StageOperations:
              run_dir: Path) -> GuestSession:
         """A guest (not attached) from the built kernel and image: restored from their
         snapshot when opts.snapshot and there is one, else booted."""
-        cfg = QemuConfig(kernel=kernel.vmlinux, initrd=initrd, memory=opts.memory,
-                         smp=opts.smp, accel=opts.accel, append=opts.append)
+        cfg = QemuConfig.from_options(kernel.vmlinux, initrd, opts)
         session = GuestSession(cfg, kernel, run_dir, self.kept)
         session.boot(restore=opts.snapshot)
         return session
@@ -407,9 +406,8 @@ class StageOperations:
                    run_dir: Path) -> list[str]:
         """Boot the failed kernel again, under gdb from its first instruction, and judge
         its first kmap_local maps and unmaps (stages/boot_probe.py); the mismatches."""
-        cfg = QemuConfig(kernel=kernel.vmlinux, initrd=initrd, memory=opts.memory,
-                         smp=opts.smp, accel="tcg", append=opts.append, extra_args=("-S",),
-                         shared_ram=False)
+        cfg = QemuConfig.from_options(kernel.vmlinux, initrd, opts, accel="tcg",
+                                      extra_args=("-S",), shared_ram=False)
         probe_dir = run_dir / "probe"
         probe_dir.mkdir(parents=True, exist_ok=True)
         with Qemu(cfg, probe_dir) as qemu, Gdb(kernel.vmlinux, probe_dir / "gdb-mi.log") as gdb:

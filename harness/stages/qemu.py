@@ -23,13 +23,14 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pexpect
 
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
 from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
-from ..core.options import DEFAULTS
+from ..core.options import DEFAULTS, RunOptions
 from .paths import cache_dir
 from .procutil import die_with_parent, exit_text
 from .progress import Ticker, say
@@ -66,6 +67,15 @@ class QemuConfig:
     boot_timeout: float = 120.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     shared_ram: bool = True     # RAM in a shared tmpfs file the harness maps (fast reads)
+
+    @classmethod
+    def from_options(cls, kernel: Path, initrd: Path, opts: RunOptions,
+                     **overrides: Any) -> "QemuConfig":
+        """The one way RunOptions reach QEMU's command line (memory, CPUs, acceleration,
+        the kernel command line); `overrides` for a caller's own (the boot probe's)."""
+        return cls(kernel=kernel, initrd=initrd, **{
+            "memory": opts.memory, "smp": opts.smp, "accel": opts.accel,
+            "append": opts.append, **overrides})
 
 
 def kernel_cmdline(extra: str = "") -> str:
