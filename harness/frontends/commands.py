@@ -28,7 +28,8 @@ from ..stages.ssh import load_access
 from .cli import LAB_KNOBS, run_options
 from .inspect_args import sockets_text
 from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_guest
-from ..workflows.warm.client import fitting, run_on_warm
+from ..workflows.warm.client import fitting, run_on_warm, send_ssh
+from ..workflows.warm.record import live_records
 
 
 def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
@@ -107,12 +108,16 @@ def cmd_ssh(args: argparse.Namespace) -> int:
                          "write: highmem ssh -- cat /proc/meminfo; or use `highmem boot` "
                          "for an interactive console")
     st = running_guest()
+    warm = [r for r in live_records() if r.state == "ready"] if st is None else []
     if st is not None:
         ssh = load_access(Path(st["access"]))
         try:
             rc, out, err = ssh.run(cmd, timeout=args.timeout)
         finally:
             ssh.close()
+    elif warm:  # one lookup for both registries: `highmem boot`'s guest, else a warm one
+        say(f"(on the warm guest of {warm[0].run_dir})")
+        rc, out, err = send_ssh(warm[0], cmd, args.timeout)
     else:
         say("(no guest from `highmem boot` is running: booting one for this command)",)
         lab, _ = new_lab(args, "ssh")

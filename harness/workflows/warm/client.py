@@ -321,6 +321,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def send_ssh(rec: WarmRecord, cmd: str, timeout: float) -> tuple[int, str, str]:
+    """`cmd` in the warm guest over its SSH (run by the server between runs): (exit code,
+    stdout, stderr)."""
+    resp = call(Path(rec.socket), {"op": "ssh", "cmd": cmd, "timeout": timeout},
+                timeout + 120.0)  # a run ahead of it in the queue, a guest booted again
+    return int(resp["rc"]), str(resp["out"]), str(resp["err"])
+
+
 def send_status(rec: WarmRecord) -> dict[str, Any]:
     """The server's own answer (it is alive and serving)."""
     try:

@@ -164,7 +164,7 @@ class WarmServer:
         self.used = False       # the guest ran modules that a reset must not leave behind
         self.prewarm = False    # the next guest is to be made ready
         self.requests: queue.Queue[tuple[socket.socket, dict[str, Any],
-                                         Future[list[DirBuild]]]] = queue.Queue()
+                                         Future[list[DirBuild]] | None]] = queue.Queue()
         self.builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="make")
         self.answers: list[Path] = []   # answers/NNNNN made for requests without run_dir
 
@@ -214,7 +214,8 @@ class WarmServer:
                         return
                     continue
                 with conn:
-                    self._answer(conn, lambda: self.run(req, build))
+                    self._answer(conn, lambda: self.run(req, build) if build is not None
+                                 else self.ssh(req))
                 self.prewarm = True
                 idle_since = time.monotonic()
 
@@ -238,6 +239,9 @@ class WarmServer:
                 continue
             if op == "run" and not self.stop:
                 self.requests.put((conn, req, self.builder.submit(self._build, req)))
+                continue
+            if op == "ssh" and not self.stop:  # on the guest, between runs: queued too
+                self.requests.put((conn, req, None))
                 continue
             with conn:
                 self._answer(conn, lambda: self.handle(op))
@@ -270,6 +274,18 @@ class WarmServer:
         if op == "run":
             raise WarmError("the warm guest is stopping", "start one: highmem up")
         raise ValueError(f"unknown op {op!r}")
+
+    def ssh(self, req: dict[str, Any]) -> dict[str, Any]:
+        """`highmem ssh -- CMD` on the warm guest (booted again if a run left none); the
+        guest counts as used: the next run with resets starts on a clean one."""
+        cmd, timeout = str(req["cmd"]), float(req.get("timeout", 60.0))
+        if self.lab.session is None:
+            self.lab.boot(attach=True)
+        session = self.lab.session
+        assert session is not None
+        rc, out, err = session.run(cmd, timeout)  # type: ignore[attr-defined]
+        self.used = True
+        return {"ok": True, "rc": rc, "out": out, "err": err}
 
     def run(self, req: dict[str, Any], build: "Future[list[DirBuild]]") -> dict[str, Any]:
         """Wait for the modules' build, run the specs, write and return the report."""
