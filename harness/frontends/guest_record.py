@@ -56,12 +56,9 @@ def forget_guest(access: Path | None) -> None:
 
 
 def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[19]
-    except (OSError, ValueError, IndexError):
-        return None
+    """The process's start time (stages/owned.py's, the one reading of it); None when it
+    is gone."""
+    return owned.start_time(pid) or None
 
 
 def is_highmem_process(pid: int) -> bool:

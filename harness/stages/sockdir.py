@@ -22,17 +22,13 @@ OWNER = "owner"
 KINDS = ("socket", "ram")
 
 
-def _start_time(pid: int) -> str:
-    return owned.start_time(pid)
-
-
 def make_sockdir(base: Path = Path("/tmp")) -> Path:
     """A new 0700 directory owned by this process (its pid and start time recorded)."""
     d = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
     pid = os.getpid()
     try:
         owned.mark(d, "ram" if base == RAM_DIR_BASE else "socket", hold=False)
-        (d / OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+        (d / OWNER).write_text(f"{pid} {owned.start_time(pid)}\n")
     except BaseException:
         shutil.rmtree(d, ignore_errors=True)  # just made, ours (e.g. ENOSPC on /dev/shm)
         raise

@@ -36,15 +36,11 @@ def proc_facts(pid: int) -> tuple[list[str] | None, str | None]:
     (or it is a zombie: argv empty)."""
     try:
         words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None, None
-    if not any(words):
+    start = owned.start_time(pid)  # the one reading of it ("" for a zombie)
+    if not any(words) or not start:
         return None, None
-    try:
-        start = stat[stat.rindex(")") + 2:].split()[19]
-    except (ValueError, IndexError):
-        start = None
     return words, start
 
 
