@@ -40,7 +40,9 @@ from typing import Any
 
 import pytest
 
+from ..core.declared_cases import declared_cases
 from ..core.errors import HarnessError
+from ..core.repo import MODULES_DIR
 from ..workflows.matrix.model import Cell, cells
 from ..core.options import RunOptions, default_text, knobs
 from ..core.preflight import options_from_texts
@@ -322,9 +324,24 @@ class ModuleCollector(pytest.Collector):
         self.result: ModuleResult | None = None
         self.error = ""
         self.ran = False
+        self.collected: list[str] = []
+
+    def declared_cases(self) -> list[str]:
+        """Before the module ever ran (no cache): the cases its source's hm_suite table
+        declares (core/declared_cases.py); none for an entry with parameters (they may pick
+        what runs, e.g. `which=`)."""
+        if self.spec.params:
+            return []
+        src = self.dirs.get(self.spec.name, MODULES_DIR) / f"{self.spec.name}.c"
+        try:
+            with src.open(errors="replace") as f:
+                return declared_cases(f.read(1 << 20))
+        except OSError:
+            return []
 
     def collect(self) -> Iterator[pytest.Item]:
-        for name in known_cases(self.config, self.nodeid):
+        self.collected = known_cases(self.config, self.nodeid) or self.declared_cases()
+        for name in self.collected:
             yield CaseItem.from_parent(self, name=name)
         yield ModuleItem.from_parent(self, name="kernel_log", spec=self.spec, dirs=self.dirs,
                                      cell=self.cell)
@@ -353,7 +370,7 @@ class ModuleCollector(pytest.Collector):
         selected); None for every case when it is not (-k CASE, a case's nodeid)."""
         if not any(isinstance(i, ModuleItem) and i.parent is self for i in self.session.items):
             return None
-        return set(known_cases(self.config, self.nodeid))
+        return set(self.collected)
 
 
 CASES_KEY = "highmem/cases/"

@@ -26,6 +26,7 @@ the kernel printing an oops or BUG (first_words()). Either failing is SnapshotBa
 bad): the snapshot is removed, the guest booted and saved again, and the report says which.
 """
 
+import json
 import os
 import shlex
 import shutil
@@ -128,11 +129,32 @@ def _identity(path: Path) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+RAM_HASHED = "ram.hashed"  # beside the RAM copy: {"identity": [...], "digest": ...}
+
+
 def ram_checksum(path: Path) -> str:
-    """ram_digest() of a RAM file, hashed once per process for each identity of it."""
+    """ram_digest() of a RAM file, hashed once for each identity of it: kept for this
+    process, and in RAM_HASHED beside it for the next ones (any write to the file changes
+    its mtime and ctime, and ctime cannot be set back, so a digest recorded for an identity
+    holds for that identity; a later `highmem run` does not hash 8 GiB again)."""
     ident = _identity(path)
     if ident not in _verified:
-        _verified[ident] = ram_digest(_data_chunks(path))
+        stamp = path.parent / RAM_HASHED
+        try:
+            kept = json.loads(stamp.read_text())
+            if tuple(kept["identity"]) == ident and isinstance(kept["digest"], str):
+                _verified[ident] = kept["digest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if ident not in _verified:
+            _verified[ident] = ram_digest(_data_chunks(path))
+            try:
+                tmp = stamp.with_name(f".{RAM_HASHED}-{os.getpid()}")
+                tmp.write_text(json.dumps({"identity": list(ident),
+                                           "digest": _verified[ident]}))
+                os.replace(tmp, stamp)
+            except OSError:
+                pass  # a read-only cache: hashed again next time
     return _verified[ident]
 
 
@@ -162,7 +184,7 @@ def first_words(shell: SerialShell, console: ConsoleLog) -> None:
     token = shell.start(FIRST_WORDS)
     deadline = time.monotonic() + FIRST_WORDS_TIMEOUT_S
     while True:
-        res = shell.poll(token, timeout=0.1)
+        res = shell.poll(token, timeout=0.02)
         crash = crash_lines(console.text())
         if crash:
             raise SnapshotBad(f"the restored guest oopsed before any module ran: {crash[0]}",

@@ -72,7 +72,10 @@ def test_collection_runs_nothing_and_lists_modules(tmp_path):
     rc, out, err = _finish(_pytest(tmp_path, "--collect-only", "-q"))
     assert rc == 0, out + err
     ids = [line for line in out.splitlines() if line.startswith("suite.yaml::")]
-    assert ids == ["suite.yaml::boot", "suite.yaml::kmap_local_basic::kernel_log",
+    # before any run: the cases kmap_local_basic's source declares (core/declared_cases.py)
+    assert ids == ["suite.yaml::boot", "suite.yaml::kmap_local_basic::kmap_local_above_4g",
+                   "suite.yaml::kmap_local_basic::kmap_local_below_4g",
+                   "suite.yaml::kmap_local_basic::kernel_log",
                    "suite.yaml::cat_null_deref::kernel_log", "suite.yaml::cat_healthy::kernel_log",
                    "suite.yaml::cat_spin::kernel_log",
                    "suite.yaml::kmap_local_basic:again=1::kernel_log"], out

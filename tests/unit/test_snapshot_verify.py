@@ -115,7 +115,11 @@ def test_the_ram_is_hashed_once_per_file_identity(tmp_path, monkeypatch):
     real = snapshot.ram_digest
     monkeypatch.setattr(snapshot, "ram_digest", lambda chunks: calls.append(1) or real(chunks))
     snapshot._verified.clear()
+    (snap.ram.parent / snapshot.RAM_HASHED).unlink(missing_ok=True)
     snapshot.verify(snap)
+    snapshot.verify(snap)
+    assert len(calls) == 1
+    snapshot._verified.clear()  # the next process: the recorded digest of this identity
     snapshot.verify(snap)
     assert len(calls) == 1
     _ud2(snap.ram)           # any write changes the identity (mtime, ctime): hashed again
@@ -218,3 +222,15 @@ def test_a_bad_snapshot_is_removed_and_named_and_the_guest_booted(tmp_path, monk
     assert not snap.dir.exists()
     assert s.notes and s.notes[0].startswith(f"snapshot {snap.meta.key} was bad: its RAM "
                                              "does not match the checksum saved with it")
+
+
+def test_a_recorded_digest_of_another_identity_is_not_trusted(tmp_path, monkeypatch):
+    snap = _snap(tmp_path, monkeypatch)
+    snapshot._verified.clear()
+    (snap.ram.parent / snapshot.RAM_HASHED).write_text(
+        '{"identity": [1, 2, 3, 4, 5], "digest": "forged"}')
+    calls = []
+    real = snapshot.ram_digest
+    monkeypatch.setattr(snapshot, "ram_digest", lambda chunks: calls.append(1) or real(chunks))
+    snapshot.verify(snap)
+    assert len(calls) == 1
