@@ -175,6 +175,32 @@ def verify(snap: Snapshot) -> None:
                           "and saved again after the next boot")
 
 
+SPOKE = "spoke"  # beside the RAM copy: the identities of a snapshot whose guest spoke once
+
+
+def _spoke_key(snap: Snapshot) -> list[int]:
+    return [*_identity(snap.ram), *_identity(snap.state)]
+
+
+def has_spoken(snap: Snapshot) -> bool:
+    """Whether a guest restored from exactly these files (their identities) already passed
+    first_words(): a restore is deterministic, so the next ones only need the shell to
+    answer (a changed file has another identity and is checked again)."""
+    try:
+        return json.loads((snap.dir / SPOKE).read_text()) == _spoke_key(snap)
+    except (OSError, ValueError):
+        return False
+
+
+def mark_spoken(snap: Snapshot) -> None:
+    try:
+        tmp = snap.dir / f".{SPOKE}-{os.getpid()}"
+        tmp.write_text(json.dumps(_spoke_key(snap)))
+        os.replace(tmp, snap.dir / SPOKE)
+    except OSError:
+        pass  # a read-only cache: checked again next time
+
+
 def first_words(shell: SerialShell, console: ConsoleLog) -> None:
     """The restored guest (resumed) runs a program and the kernel prints no oops or BUG
     while it does (`console`: the console from before the resume). SnapshotBad as soon as

@@ -234,3 +234,12 @@ def test_a_recorded_digest_of_another_identity_is_not_trusted(tmp_path, monkeypa
     monkeypatch.setattr(snapshot, "ram_digest", lambda chunks: calls.append(1) or real(chunks))
     snapshot.verify(snap)
     assert len(calls) == 1
+
+
+def test_first_words_are_spoken_once_per_snapshot_identity(tmp_path, monkeypatch):
+    snap = _snap(tmp_path, monkeypatch)
+    assert not snapshot.has_spoken(snap)
+    snapshot.mark_spoken(snap)
+    assert snapshot.has_spoken(snap)
+    _ud2(snap.ram)           # a changed file: another identity, checked again
+    assert not snapshot.has_spoken(snap)
