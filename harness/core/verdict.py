@@ -113,6 +113,8 @@ def stop_reasons(module: str, stop: Stop, case: str, who: str = "") -> list[Reas
                        f"{stop.error}", case, label)]
     out = []
     for c in stop.checks:
+        if not c.mismatches:  # most of a range: no label built (a 20,000-entry stop)
+            continue
         what = label if c.label == label else f"{label}: {c.label}"
         out += [Reason("pte", module, f"checkpoint {what} at {c.va:#x}: {m}",
                        case, label, field_of(m)) for m in c.mismatches]
