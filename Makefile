@@ -12,8 +12,10 @@ PY    := $(VENV)/bin/python
 # linux-source-6.1); without it, only what `make run` needs.
 MATRIX_FILE = $(or $(MATRIX),matrices/default.yaml)
 
+# KERNEL=newest (or X.Y): also Debian unstable's newest (or that) linux-source, unpacked into
+# the cache, not installed (scripts/deps.sh; then --source linux-source-X.Y.tar.xz).
 deps:
-	@scripts/deps.sh
+	@HIGHMEM_KERNEL=$(KERNEL) scripts/deps.sh
 ifneq ($(MATRIX),)
 	@pkgs=$$($(HM) matrix --packages $(MATRIX)) && scripts/deps.sh $$pkgs
 endif
