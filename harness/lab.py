@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,6 +27,7 @@ from .core.layout import Layout
 from .core.kconfig_check import parse_config
 from .core.meminfo import check_highmem
 from .core.options import RunOptions
+from .core.profile import memory_for, profile_for
 from .core.phases import Phases
 from .core.preflight import check_smp
 from .core.results import BootResult, ModuleResult, boot_messages, not_run
@@ -107,6 +108,7 @@ class Lab:
         self.boots: list[BootResult] = []
         self.nmodules = 0
         self.pae = True  # CONFIG_X86_PAE of the configured kernel (prepare() reads it)
+        self.profile = profile_for((6, 12))  # the configured tree's (prepare() reads it)
 
     @property
     def kernel(self) -> KernelBuild:
@@ -123,6 +125,11 @@ class Lab:
             return
         with self.phases.phase("configure"):
             configured = self.ops.configure(self.opts, self.run_dir)
+            version = configured.source.version
+            # --memory auto: the profile's guest RAM; a copy, so the caller's options (a
+            # warm guest's record, a matrix cell's) keep what was asked
+            self.opts = replace(self.opts, memory=memory_for(self.opts.memory, version))
+            self.profile = profile_for(version)
             shutil.copy(configured.config, self.run_dir / "kernel.config")
             self.pae = parse_config(configured.config.read_text(errors="replace")).get(
                 "CONFIG_X86_PAE") == "y"

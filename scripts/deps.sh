@@ -18,9 +18,21 @@ cache=${HIGHMEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/highmem-harness}
 debs=$cache/debs
 venv=$here/.venv
 
+# linux-source-X.Y from 6.15 on (a matrix's 7.2 cells) is only in Debian unstable: fetched
+# into the cache like HIGHMEM_KERNEL=X.Y (section 3), not installed
+extra_pkgs=() unstable_kernels=()
+for p in "$@"; do
+    if [[ $p =~ ^linux-source-([0-9]+)\.([0-9]+)$ ]] \
+        && { [ "${BASH_REMATCH[1]}" -gt 6 ] || { [ "${BASH_REMATCH[1]}" -eq 6 ] \
+             && [ "${BASH_REMATCH[2]}" -ge 15 ]; }; }; then
+        unstable_kernels+=("${BASH_REMATCH[1]}.${BASH_REMATCH[2]}")
+    else
+        extra_pkgs+=("$p")
+    fi
+done
 host_pkgs=(qemu-system-x86 gdb linux-source-6.12 make gcc libc6-dev flex bison bc
            libelf-dev libssl-dev cpio ccache kmod xz-utils dwarves rsync python3-venv
-           util-linux "$@")
+           util-linux ${extra_pkgs[@]+"${extra_pkgs[@]}"})
 guest_pkgs=(busybox-static:i386 dropbear-bin:i386 libc6:i386 libcrypt1:i386
             libtomcrypt1:i386 libtommath1:i386 libgmp10:i386 zlib1g:i386 libgcc-s1:i386)
 
@@ -113,6 +125,9 @@ unstable_apt_opts() {
 fetch_mainline_source() {
     local want=$1 opts pkg tarball
     local kernels=$cache/kernels
+    if [[ $want =~ ^[0-9]+\.[0-9]+$ ]] && [ -s "$kernels/linux-source-$want.tar.xz" ]; then
+        return  # fetched before: no index to read
+    fi
     mapfile -t opts < <(unstable_apt_opts)
     say "reading Debian unstable's index (private source list in $cache/apt-unstable)"
     apt-get "${opts[@]}" update -qq >/dev/null 2>&1 \
@@ -150,9 +165,9 @@ fetch_mainline_source() {
     trap - EXIT
     say "$pkg: $tarball (highmem run --source $pkg.tar.xz)"
 }
-if [ -n "${HIGHMEM_KERNEL:-}" ]; then
-    fetch_mainline_source "$HIGHMEM_KERNEL"
-fi
+for k in ${HIGHMEM_KERNEL:-} ${unstable_kernels[@]+"${unstable_kernels[@]}"}; do
+    fetch_mainline_source "$k"
+done
 
 # 4. Python venv
 stamp=$venv/.deps-stamp

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import HarnessError
 from .options import ACCELS, DEFAULTS, RunOptions, default_text, knobs, parse_text, yes_no
+from .profile import AUTO_MEMORY
 from .repo import MODULES_DIR
 from .suite import ModuleSpec
 
@@ -49,7 +50,8 @@ def format_memory(mib: int) -> str:
 
 
 def check_memory(text: str) -> int:
-    """The guest RAM of `--memory text` in MiB, if the suite can run with it (4-64 GiB)."""
+    """The guest RAM of `--memory text` in MiB, if the suite can run with it (4-64 GiB).
+    ("auto" is checked_memory()'s.)"""
     mib = parse_memory(text)
     if not MIN_MEMORY_MIB <= mib <= MAX_MEMORY_MIB:
         size = format_memory(mib)
@@ -61,6 +63,14 @@ def check_memory(text: str) -> int:
                          f"give --memory between {format_memory(MIN_MEMORY_MIB)} and "
                          f"{format_memory(MAX_MEMORY_MIB)} (default {DEFAULTS.memory})")
     return mib
+
+
+def checked_memory(text: str) -> str:
+    """--memory in the one form QEMU and meminfo both read ("8G", "5632M"), or "auto" (the
+    kernel profile's guest RAM, resolved once the tree's version is known: Lab.prepare)."""
+    if text.strip().lower() == AUTO_MEMORY:
+        return AUTO_MEMORY
+    return format_memory(check_memory(text))
 
 
 def check_smp_value(smp: int) -> None:
@@ -131,7 +141,7 @@ def checked_options(opts: RunOptions, prefix: str = "--") -> RunOptions:
     QEMU and meminfo both read ("8G", "5632M"), --smp and --timeout in range, --accel one of
     ACCELS. `prefix`: how the caller's options are spelled (`--highmem-` under pytest)."""
     try:
-        opts.memory = format_memory(check_memory(opts.memory))
+        opts.memory = checked_memory(opts.memory)
         check_smp_value(opts.smp)
         check_timeout(opts.timeout)
     except UsageError as e:

@@ -24,11 +24,10 @@ from typing import Any, NoReturn
 from ..core.errors import HarnessError, Terminated
 from ..core.options import DEFAULTS, RunOptions, default_text, knobs
 from ..core.preflight import (
-    check_memory,
     check_modules,
     check_smp_value,
     check_timeout,
-    format_memory,
+    checked_memory,
 )
 from ..core.kcidb import ORIGIN, check_origin
 from ..core.matrix import DEFAULT_MATRIX_FILE
@@ -106,7 +105,7 @@ class HarnessParser(argparse.ArgumentParser):
 def _check_lab_options(args: argparse.Namespace) -> None:
     """Usage errors in the options every building or booting subcommand has. --memory is
     rewritten to one form ("8G", "5632M") that QEMU and meminfo both read."""
-    args.memory = format_memory(check_memory(args.memory))
+    args.memory = checked_memory(args.memory)
     check_smp_value(args.smp)
     check_timeout(getattr(args, "timeout", None))
 

@@ -22,6 +22,7 @@ import pexpect
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
 from ..core.options import DEFAULTS
+from ..core.profile import PAE64G
 from .paths import cache_dir
 from .procutil import die_with_parent
 from .progress import Ticker, say
@@ -46,7 +47,7 @@ PORT_TRIES = 3
 class QemuConfig:
     kernel: Path                # vmlinux (its PVH entry: no bzImage is built)
     initrd: Path
-    memory: str = DEFAULTS.memory
+    memory: str = PAE64G.memory  # the 6.1-6.14 profile's 8G (resolved from "auto" by the Lab)
     smp: int = DEFAULTS.smp
     accel: str = DEFAULTS.accel   # auto | kvm | tcg
     append: str = ""            # extra kernel command line
