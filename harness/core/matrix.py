@@ -16,8 +16,9 @@ A cell's id is `<source>-<fragments>-smp<N>-<memory>`, e.g. `6.12-highmem4g-smp2
 fragment names after the profile's, or the profile's last fragment when there are none
 (`highmem64g` for 6.1-6.14, `pae4g` from 6.15: core/profile.py). A cell's memory defaults
 to its profile's (8G, or 4G from 6.15). Sources from 6.15 on are not in Debian stable: a
-cell `source: "7.2"` reads linux-source-7.2.tar.xz where `make deps KERNEL=7.2` puts it. `cells()` lists
-a file's cells in order (what `highmem matrix`, the pytest plugin and a shard split read).
+cell `source: "7.2"` reads linux-source-7.2.tar.xz where `make deps KERNEL=7.2` puts it.
+`cells()` lists a file's cells in order (what `highmem matrix`, the pytest plugin and a
+shard split read).
 Pure: no I/O beyond reading the file and checking the named fragments exist.
 """
 

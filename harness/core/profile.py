@@ -59,7 +59,8 @@ def addressable_mib(memory_mib: int, *, pae: bool, version: tuple[int, ...]) -> 
     """How much of a QEMU `pc` guest's RAM the kernel can keep, in MiB.
 
     QEMU's pc machine (hw/i386/pc_piix.c, gigabyte_align) keeps all RAM below 4 GiB up to
-    -m 3.5G; from 3.5G on it keeps 3 GiB below and puts the rest above the 4 GiB line. A 2-level kernel keeps nothing above 4 GiB (MAX_NONPAE_PFN,
+    -m 3.5G; from 3.5G on it keeps 3 GiB below and puts the rest above the 4 GiB line.
+    A 2-level kernel keeps nothing above 4 GiB (MAX_NONPAE_PFN,
     init_32.c); a ≥ 6.15 PAE kernel neither (max_pfn capped at 4 GiB, memory above it
     discarded: 83b2d345e178); a ≤ 6.14 PAE kernel keeps it all (up to 64 GiB).
     """
