@@ -25,7 +25,7 @@ from .core.errors import HarnessError
 from .core.failure import Failure, crash_summary, panic_line, tail
 from .core.layout import Layout
 from .core.kconfig_check import parse_config
-from .core.meminfo import check_highmem
+from .core.meminfo import check_highmem, memory_note
 from .core.options import RunOptions
 from .core.profile import memory_for, profile_for
 from .core.phases import Phases
@@ -104,11 +104,13 @@ class Lab:
         self.initrd: Path | None = None
         self.session: Session | None = None
         self.meminfo: dict[str, int] = {}
+        self.memory_note = ""  # meminfo.memory_note of the booted guest
         self.layout: Layout | None = None
         self.boots: list[BootResult] = []
         self.nmodules = 0
         self.pae = True  # CONFIG_X86_PAE of the configured kernel (prepare() reads it)
-        self.profile = profile_for((6, 12))  # the configured tree's (prepare() reads it)
+        self.version: tuple[int, ...] = (6, 12)  # the configured tree's (prepare() reads it)
+        self.profile = profile_for(self.version)
 
     @property
     def kernel(self) -> KernelBuild:
@@ -129,7 +131,7 @@ class Lab:
             # --memory auto: the profile's guest RAM; a copy, so the caller's options (a
             # warm guest's record, a matrix cell's) keep what was asked
             self.opts = replace(self.opts, memory=memory_for(self.opts.memory, version))
-            self.profile = profile_for(version)
+            self.profile, self.version = profile_for(version), version
             shutil.copy(configured.config, self.run_dir / "kernel.config")
             self.pae = parse_config(configured.config.read_text(errors="replace")).get(
                 "CONFIG_X86_PAE") == "y"
@@ -162,7 +164,12 @@ class Lab:
                     f"{s.meminfo.get('HighTotal', 0)} kB, "
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 try:
-                    check_highmem(s.meminfo, self.opts.memory, pae=self.pae)
+                    self.memory_note = memory_note(s.meminfo, self.opts.memory, self.pae,
+                                                   self.version, s.boot_dmesg)
+                    if self.memory_note:
+                        say(f"  {self.memory_note}")
+                    check_highmem(s.meminfo, self.opts.memory, pae=self.pae,
+                                  version=self.version)
                     if attach:
                         s.attach(save=self.opts.snapshot)
                         self.layout = s.layout

@@ -172,6 +172,7 @@ class RunResult:
     layout: Layout | None = None
     boots: list[BootResult] = field(default_factory=list)
     interrupted: str = ""  # "SIGINT" or "SIGTERM" when the run was cut short
+    memory_note: str = ""  # how much of the guest's RAM the kernel kept (meminfo.memory_note)
 
     @property
     def passed(self) -> bool:

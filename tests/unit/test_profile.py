@@ -1,0 +1,95 @@
+"""Kernel profiles (core/profile.py), the HighTotal gate and the report's memory note by
+profile (core/meminfo.py), the fragments a tree gets (stages/kconfig.py) and --source by
+bare tarball name (stages/source.py). No VM."""
+
+from pathlib import Path
+
+import pytest
+
+from harness.core import meminfo
+from harness.core.errors import BootError
+from harness.core.preflight import UsageError, checked_memory
+from harness.core.profile import PAE4G, PAE64G, addressable_mib, memory_for, profile_for
+from harness.stages import kconfig, source
+
+# 7.2 PAE, -m 4G: 3 GiB below 4 GiB, lowmem ~885 MiB: about 2.1 GiB highmem (measured
+# with 6.12 HIGHMEM4G on the same guest: 2.25 GB)
+HIGH_72_4G = {"HighTotal": 2_250_000, "LowTotal": 890_000}
+
+
+@pytest.mark.parametrize("version,profile", [((6, 1, 0), PAE64G), ((6, 12, 57), PAE64G),
+                                             ((6, 14, 11), PAE64G), ((6, 15, 0), PAE4G),
+                                             ((6, 18, 1), PAE4G), ((7, 2, 13), PAE4G)])
+def test_the_profile_follows_the_version(version, profile):
+    assert profile_for(version) is profile
+
+
+def test_memory_auto_is_the_profiles():
+    assert memory_for("auto", (6, 12, 57)) == "8G"
+    assert memory_for("AUTO", (7, 2, 13)) == "4G"
+    assert memory_for("8G", (7, 2, 13)) == "8G"  # asked for: kept (the 8 GiB trim test)
+    assert checked_memory("auto") == "auto" and checked_memory("8192M") == "8G"
+    with pytest.raises(UsageError, match="not a positive memory size"):
+        checked_memory("automatic")
+
+
+@pytest.mark.parametrize("mib,pae,version,kept", [
+    (8192, True, (6, 12), 8192),     # HIGHMEM64G keeps RAM above 4 GiB
+    (8192, True, (7, 2), 3072),      # >= 6.15 PAE: capped at 4 GiB, pc has 3 GiB below
+    (4096, True, (7, 2), 3072),
+    (4096, False, (6, 12), 3072),    # 2-level: MAX_NONPAE_PFN
+    (3072, True, (7, 2), 3072),      # below QEMU's 3.5 GiB split all of it is below 4 GiB
+    (3584, False, (7, 2), 3072),
+])
+def test_what_the_kernel_keeps_of_a_pc_guest(mib, pae, version, kept):
+    assert addressable_mib(mib, pae=pae, version=version) == kept
+
+
+def test_the_highmem_gate_checks_what_the_profile_promises():
+    meminfo.check_highmem(HIGH_72_4G, "4G", pae=True, version=(7, 2, 13))
+    meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, version=(7, 2, 13))  # trimmed: 3 GiB
+    with pytest.raises(BootError, match="not using PAE highmem\n"):
+        meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, version=(6, 12, 57))
+    with pytest.raises(BootError, match=r"not more than 2 GiB .* below 4 GiB \(6.15") as e:
+        meminfo.check_highmem({"HighTotal": 900_000}, "4G", pae=True, version=(7, 2, 13))
+    assert "pae4g.config" in e.value.fix
+
+
+def test_the_memory_note_says_what_the_kernel_discarded():
+    dmesg = ("[    0.000000] Warning: only 4GB will be used. Support for CONFIG_HIGHMEM64G "
+             "was removed!\n")
+    note = meminfo.memory_note(HIGH_72_4G, "8G", True, (7, 2, 13), dmesg)
+    assert note.startswith("guest 8G: the kernel keeps 3 GiB (below 4 GiB; 5 GiB above "
+                           "4 GiB discarded: PAE from 6.15 is capped at 4 GiB")
+    assert 'the kernel said "Warning: only 4GB will be used.' in note
+    assert note.endswith("highmem 2.15 GiB")
+    assert "said" not in meminfo.memory_note(HIGH_72_4G, "4G", True, (7, 2, 13), "")
+    assert "no PAE" in meminfo.memory_note(HIGH_72_4G, "4G", False, (6, 12, 57))
+    assert meminfo.memory_note({"HighTotal": 7481224}, "8G", True, (6, 12, 57)) == ""
+
+
+def test_a_tree_gets_its_profiles_fragments():
+    names = [p.name for p in kconfig.resolve_fragments([], (6, 12, 57))]
+    assert names == ["highmem64g.config"]
+    names = [p.name for p in kconfig.resolve_fragments(["highmem4g"], (7, 2, 13))]
+    assert names == ["highmem64g.config", "pae4g.config", "highmem4g.config"]
+    req = kconfig.requested_options(kconfig.resolve_fragments([], (7, 2, 13)))
+    assert (req["CONFIG_HIGHMEM64G"], req["CONFIG_HIGHMEM4G"], req["CONFIG_X86_PAE"]) == (
+        "n", "y", "y")
+    req = kconfig.requested_options(kconfig.resolve_fragments(["highmem4g"], (7, 2, 13)))
+    assert (req["CONFIG_HIGHMEM4G"], req["CONFIG_X86_PAE"]) == ("y", "n")  # 2-level wins
+
+
+def test_a_bare_tarball_name_is_found_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    kernels = tmp_path / "cache" / "kernels"
+    kernels.mkdir(parents=True)
+    (kernels / "linux-source-7.99.tar.xz").write_bytes(b"x")
+    assert source.find_named(Path("linux-source-7.99.tar.xz")) == kernels / \
+        "linux-source-7.99.tar.xz"
+    assert source.find_named(Path("sub/linux-source-7.99.tar.xz")) == Path(
+        "sub/linux-source-7.99.tar.xz")  # a path is a path
+    with pytest.raises(source.SourceError, match="does not exist") as e:
+        source.resolve_source(Path("linux-source-7.98.tar.xz"))
+    assert "make deps KERNEL=7.98" in e.value.fix
