@@ -19,6 +19,7 @@
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include "hm_ktap.h"
+#include "hm_versions.h"	/* nth_page() where the kernel no longer has it */
 
 /*
  * A page frame at or above 4 GiB exists only where the kernel keeps RAM there (HM_PFN_4G

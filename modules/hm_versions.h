@@ -34,4 +34,14 @@ static inline void hm_expect_is_kmap_addr_local(struct hm_case *c, const void *v
 		       (unsigned long)va);
 }
 
+/*
+ * nth_page() is gone from 7.2's include/linux/mm.h: the series "mm: remove nth_page()"
+ * (David Hildenbrand, merged for 6.18) made the pages of a buddy block, folio or CMA range
+ * contiguous in the memmap, so page + n is what nth_page() was (6.12 include/linux/mm.h:226
+ * for FLATMEM, i386's model here). Keyed on the macro rather than a version: it was a macro.
+ */
+#ifndef nth_page
+#define nth_page(page, n)	((page) + (n))
+#endif
+
 #endif /* HM_VERSIONS_H */
