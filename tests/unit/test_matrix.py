@@ -33,9 +33,13 @@ def test_shipped_matrices_load_in_order() -> None:
     assert cell_ids(DEFAULT_MATRIX_FILE) == [
         "6.12-highmem64g-smp2-8G", "6.12-highmem4g-smp2-4G", "6.12-debug-kmap-local-smp2-8G",
         "6.12-debug-kmap-local-force-map-smp2-8G", "6.12-highmem64g-smp1-8G",
-        "6.12-highmem64g-smp4-8G", "6.1-highmem64g-smp2-8G"]
+        "6.12-highmem64g-smp4-8G", "6.1-highmem64g-smp2-8G", "7.2-pae4g-smp2-4G",
+        "7.2-highmem4g-smp2-4G", "7.2-pae4g-smp2-8G"]
     m = load_matrix(DEFAULT_MATRIX_FILE)
-    assert m.packages == ("linux-source-6.12", "linux-source-6.1")
+    assert m.packages == ("linux-source-6.12", "linux-source-6.1", "linux-source-7.2")
+    assert cell_ids(REPO / "matrices" / "mainline.yaml") == [
+        "7.2-pae4g-smp2-4G", "7.2-highmem4g-smp2-4G", "7.2-pae4g-smp2-8G"]
+    assert m.cell("7.2-pae4g-smp2-4G").options().memory == "4G"
     assert m.cell("6.1-highmem64g-smp2-8G").source_path == Path(
         "/usr/src/linux-source-6.1.tar.xz")
     quick = load_matrix(REPO / "matrices" / "quick.yaml")
