@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
+.PHONY: mainline deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -24,6 +24,13 @@ endif
 run:
 	@start=$$(date +%s.%N); scripts/deps.sh && \
 	  HIGHMEM_DEPS_STARTED=$$start $(HM) run $(RUN_ARGS)
+
+# The newest kernel in one command: Debian unstable's newest linux-source fetched into the
+# cache (scripts/deps.sh), built with its profile (HIGHMEM4G + PAE, 4 GiB guest from 6.15:
+# docs/mainline.md), the suite run on it.
+mainline:
+	@start=$$(date +%s.%N); HIGHMEM_KERNEL=newest scripts/deps.sh && \
+	  HIGHMEM_DEPS_STARTED=$$start $(HM) run --source linux-source-newest.tar.xz $(RUN_ARGS)
 
 # The project's own tests: unit tests (no VM) and the integration tests (real kernel/QEMU/gdb),
 # TEST_JOBS pytest-xdist workers, each test file on one worker (its guests and fixtures shared).

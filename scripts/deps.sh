@@ -10,7 +10,8 @@
 # (or that) linux-source-X.Y of Debian's unstable suite, read through a private source list
 # (the host's apt configuration untouched), downloaded and unpacked, not installed: its
 # tarball lands in $cache/kernels/linux-source-X.Y.tar.xz, where `--source
-# linux-source-X.Y.tar.xz` finds it (harness/stages/source.py).
+# linux-source-X.Y.tar.xz` finds it (harness/stages/source.py); with `newest`, also the link
+# linux-source-newest.tar.xz to it (what `make mainline` runs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -144,6 +145,9 @@ fetch_mainline_source() {
         pkg=linux-source-$want
     fi
     tarball=$kernels/$pkg.tar.xz
+    if [ "$want" = newest ]; then  # --source linux-source-newest.tar.xz names it
+        mkdir -p "$kernels" && ln -sfn "$pkg.tar.xz" "$kernels/linux-source-newest.tar.xz"
+    fi
     if [ -s "$tarball" ]; then
         say "$pkg: $tarball is there"
         return

@@ -263,6 +263,9 @@ def find_named(spec: Path) -> Path:
 
 
 def _missing_hint(spec: Path) -> str:
+    if spec.name == "linux-source-newest.tar.xz":
+        return ("run 'make deps KERNEL=newest' (or 'make mainline') to fetch Debian "
+                "unstable's newest linux-source")
     m = re.fullmatch(r"linux-source-(\d+\.\d+)(?:\.tar\.xz)?", spec.name)
     if not m:
         return "pass --source DIR_OR_TARBALL pointing at a 6.1 or newer kernel"
@@ -276,6 +279,8 @@ def resolve_source(spec: Path) -> KernelSource:
     """Turn --source (a tree, a tarball, or a bare tarball name found in tarball_dirs())
     into an unpacked, version-checked tree."""
     spec = find_named(spec)
+    if spec.is_symlink() and spec.is_file():  # linux-source-newest.tar.xz -> the real one
+        spec = spec.resolve()
     if not spec.exists():
         raise SourceError(f"kernel source {spec} does not exist", _missing_hint(spec))
     if spec.is_dir():
