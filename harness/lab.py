@@ -109,6 +109,7 @@ class Lab:
         self.boots: list[BootResult] = []
         self.nmodules = 0
         self.pae = True  # CONFIG_X86_PAE of the configured kernel (prepare() reads it)
+        self.highmem64g = True  # CONFIG_HIGHMEM64G of it: RAM above 4 GiB is kept
         self.version: tuple[int, ...] = (6, 12)  # the configured tree's (prepare() reads it)
         self.profile = profile_for(self.version)
 
@@ -133,8 +134,9 @@ class Lab:
             self.opts = replace(self.opts, memory=memory_for(self.opts.memory, version))
             self.profile, self.version = profile_for(version), version
             shutil.copy(configured.config, self.run_dir / "kernel.config")
-            self.pae = parse_config(configured.config.read_text(errors="replace")).get(
-                "CONFIG_X86_PAE") == "y"
+            config = parse_config(configured.config.read_text(errors="replace"))
+            self.pae = config.get("CONFIG_X86_PAE") == "y"
+            self.highmem64g = config.get("CONFIG_HIGHMEM64G") == "y"
             check_smp(self.opts.smp, configured.config.read_text(errors="replace"))
         with self.phases.phase("build"):
             built = self.ops.build(configured, self.opts)
@@ -165,11 +167,11 @@ class Lab:
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 try:
                     self.memory_note = memory_note(s.meminfo, self.opts.memory, self.pae,
-                                                   self.version, s.boot_dmesg)
+                                                   self.highmem64g, s.boot_dmesg)
                     if self.memory_note:
                         say(f"  {self.memory_note}")
                     check_highmem(s.meminfo, self.opts.memory, pae=self.pae,
-                                  version=self.version)
+                                  highmem64g=self.highmem64g)
                     if attach:
                         s.attach(save=self.opts.snapshot)
                         self.layout = s.layout

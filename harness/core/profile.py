@@ -27,22 +27,19 @@ PC_SPLIT_MIB = 3584                  # QEMU pc: from -m 3.5G on, only 3 GiB stay
 @dataclass(frozen=True)
 class Profile:
     """The base Kconfig fragments (names in kernel-configs/, merged in this order before the
-    user's) and the guest RAM (QEMU -m) a tree of a version gets by default.
-
-    ram_above_4g: whether a PAE kernel of this profile keeps RAM above 4 GiB physical
-    (False from 6.15: max_pfn is capped at 4 GiB, the rest discarded)."""
+    user's) and the guest RAM (QEMU -m) a tree of a version gets by default. Whether the
+    kernel keeps RAM above 4 GiB is read from its .config (addressable_mib), not from here."""
 
     name: str
     fragments: tuple[str, ...]
     memory: str
-    ram_above_4g: bool
 
     def describe(self) -> str:
         return f"{self.name} ({' + '.join(self.fragments)}, {self.memory} guest)"
 
 
-PAE64G = Profile("pae64g", (BASE_FRAGMENT,), "8G", ram_above_4g=True)
-PAE4G = Profile("pae4g", (BASE_FRAGMENT, "pae4g"), "4G", ram_above_4g=False)
+PAE64G = Profile("pae64g", (BASE_FRAGMENT,), "8G")
+PAE4G = Profile("pae4g", (BASE_FRAGMENT, "pae4g"), "4G")
 
 
 def profile_for(version: tuple[int, ...]) -> Profile:
@@ -55,8 +52,12 @@ def memory_for(memory: str, version: tuple[int, ...]) -> str:
     return profile_for(version).memory if memory.strip().lower() == AUTO_MEMORY else memory
 
 
-def addressable_mib(memory_mib: int, *, pae: bool, version: tuple[int, ...]) -> int:
+def addressable_mib(memory_mib: int, *, highmem64g: bool) -> int:
     """How much of a QEMU `pc` guest's RAM the kernel can keep, in MiB.
+
+    highmem64g: CONFIG_HIGHMEM64G=y in the built .config. Without it highmem_pfn_init()
+    caps max_pfn at MAX_NONPAE_PFN, 4 GiB, whether PAE is on or not (6.12 init_32.c:615-620
+    `#ifndef CONFIG_HIGHMEM64G`; 7.2 init_32.c:595-598, where the option is gone).
 
     QEMU's pc machine (hw/i386/pc_piix.c, gigabyte_align) keeps all RAM below 4 GiB up to
     -m 3.5G; from 3.5G on it keeps 3 GiB below and puts the rest above the 4 GiB line.
@@ -64,6 +65,6 @@ def addressable_mib(memory_mib: int, *, pae: bool, version: tuple[int, ...]) -> 
     init_32.c); a ≥ 6.15 PAE kernel neither (max_pfn capped at 4 GiB, memory above it
     discarded: 83b2d345e178); a ≤ 6.14 PAE kernel keeps it all (up to 64 GiB).
     """
-    if pae and profile_for(version).ram_above_4g:
+    if highmem64g:
         return memory_mib
     return memory_mib if memory_mib < PC_SPLIT_MIB else 3 * GIB

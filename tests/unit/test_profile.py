@@ -33,39 +33,43 @@ def test_memory_auto_is_the_profiles():
         checked_memory("automatic")
 
 
-@pytest.mark.parametrize("mib,pae,version,kept", [
-    (8192, True, (6, 12), 8192),     # HIGHMEM64G keeps RAM above 4 GiB
-    (8192, True, (7, 2), 3072),      # >= 6.15 PAE: capped at 4 GiB, pc has 3 GiB below
-    (4096, True, (7, 2), 3072),
-    (4096, False, (6, 12), 3072),    # 2-level: MAX_NONPAE_PFN
-    (3072, True, (7, 2), 3072),      # below QEMU's 3.5 GiB split all of it is below 4 GiB
-    (3584, False, (7, 2), 3072),
+@pytest.mark.parametrize("mib,highmem64g,kept", [
+    (8192, True, 8192),      # 6.1-6.14 HIGHMEM64G keeps RAM above 4 GiB
+    (8192, False, 3072),     # HIGHMEM4G (PAE or not; all PAE from 6.15): pc has 3 GiB below
+    (4096, False, 3072),
+    (3072, False, 3072),     # below QEMU's 3.5 GiB split all of it is below 4 GiB
+    (3584, False, 3072),
 ])
-def test_what_the_kernel_keeps_of_a_pc_guest(mib, pae, version, kept):
-    assert addressable_mib(mib, pae=pae, version=version) == kept
+def test_what_the_kernel_keeps_of_a_pc_guest(mib, highmem64g, kept):
+    assert addressable_mib(mib, highmem64g=highmem64g) == kept
 
 
-def test_the_highmem_gate_checks_what_the_profile_promises():
-    meminfo.check_highmem(HIGH_72_4G, "4G", pae=True, version=(7, 2, 13))
-    meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, version=(7, 2, 13))  # trimmed: 3 GiB
+def test_the_highmem_gate_checks_what_the_kernel_config_promises():
+    meminfo.check_highmem(HIGH_72_4G, "4G", pae=True, highmem64g=False)
+    meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, highmem64g=False)  # trimmed: 3 GiB
     with pytest.raises(BootError, match="not using PAE highmem\n"):
-        meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, version=(6, 12, 57))
+        meminfo.check_highmem(HIGH_72_4G, "8G", pae=True, highmem64g=True)
+    with pytest.raises(BootError, match="not using PAE highmem\n"):
+        meminfo.check_highmem(HIGH_72_4G, "8G")  # the old default: PAE is HIGHMEM64G
     with pytest.raises(BootError, match=r"not more than 2 GiB .* below 4 GiB \(6.15") as e:
-        meminfo.check_highmem({"HighTotal": 900_000}, "4G", pae=True, version=(7, 2, 13))
+        meminfo.check_highmem({"HighTotal": 900_000}, "4G", pae=True, highmem64g=False)
     assert "pae4g.config" in e.value.fix
 
 
 def test_the_memory_note_says_what_the_kernel_discarded():
     dmesg = ("[    0.000000] Warning: only 4GB will be used. Support for CONFIG_HIGHMEM64G "
-             "was removed!\n")
-    note = meminfo.memory_note(HIGH_72_4G, "8G", True, (7, 2, 13), dmesg)
+             "was removed!\n[    0.000000] 2176MB HIGHMEM available.\n")
+    note = meminfo.memory_note(HIGH_72_4G, "8G", True, False, dmesg)
     assert note.startswith("guest 8G: the kernel keeps 3 GiB (below 4 GiB; 5 GiB above "
-                           "4 GiB discarded: PAE from 6.15 is capped at 4 GiB")
-    assert 'the kernel said "Warning: only 4GB will be used.' in note
+                           "4 GiB discarded: PAE without HIGHMEM64G is capped at 4 GiB")
+    assert f'the kernel said "{meminfo.TRIM_MESSAGE}")' in note
     assert note.endswith("highmem 2.15 GiB")
-    assert "said" not in meminfo.memory_note(HIGH_72_4G, "4G", True, (7, 2, 13), "")
-    assert "no PAE" in meminfo.memory_note(HIGH_72_4G, "4G", False, (6, 12, 57))
-    assert meminfo.memory_note({"HighTotal": 7481224}, "8G", True, (6, 12, 57)) == ""
+    old = "Warning: only 4GB will be used. Use a HIGHMEM64G enabled kernel!\n"  # 6.12's words
+    assert 'said "Warning: only 4GB will be used. Use a HIGHMEM64G enabled kernel!"' in \
+        meminfo.memory_note(HIGH_72_4G, "8G", True, False, old)
+    assert "said" not in meminfo.memory_note(HIGH_72_4G, "4G", True, False, "")
+    assert "no PAE" in meminfo.memory_note(HIGH_72_4G, "4G", False, False)
+    assert meminfo.memory_note({"HighTotal": 7481224}, "8G", True, True) == ""
 
 
 def test_a_tree_gets_its_profiles_fragments():
