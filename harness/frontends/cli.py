@@ -396,7 +396,7 @@ def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
 def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
-    r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
+    r = sub.add_parser("run", help="build, boot the i386 highmem guest, run modules with "
                        "live PTE checks, print the report",
                        description="The main job. Exit 0 only if every check passed.")
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
