@@ -2,6 +2,7 @@
 profile (core/meminfo.py), the fragments a tree gets (stages/kconfig.py) and --source by
 bare tarball name (stages/source.py). No VM."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,21 @@ def test_a_bare_tarball_name_is_found_in_the_cache(tmp_path, monkeypatch):
     with pytest.raises(source.SourceError, match="does not exist") as e:
         source.resolve_source(Path("linux-source-7.98.tar.xz"))
     assert "make deps KERNEL=7.98" in e.value.fix
+
+
+def test_the_report_says_what_the_kernel_kept(tmp_path):
+    from harness.core.phases import Phases
+    from harness.core.report import format_report, report_json
+    from harness.core.results import RunResult
+
+    note = meminfo.memory_note(HIGH_72_4G, "4G", True, False)
+    result = RunResult(run_dir=tmp_path, modules=[], meminfo=HIGH_72_4G, phases=Phases(),
+                       memory_note=note)
+    line = next(x for x in format_report(result).splitlines() if x.startswith("Memory:"))
+    assert line == ("Memory: HighTotal 2250000 kB, LowTotal 890000 kB, MemTotal 0 kB; guest "
+                    "4G: the kernel keeps 3 GiB (below 4 GiB; 1 GiB above 4 GiB discarded: PAE "
+                    "without HIGHMEM64G is capped at 4 GiB, as every PAE kernel from 6.15: "
+                    "bbeb69ce3013, 83b2d345e178), highmem 2.15 GiB")
+    assert json.loads(report_json(result))["memory_note"] == note
+    result.memory_note = ""  # 6.12 with 8G: the line as it always was
+    assert "memory_note" not in json.loads(report_json(result))
