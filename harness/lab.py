@@ -168,7 +168,7 @@ class Lab:
                 try:
                     self.memory_note = memory_note(s.meminfo, self.opts.memory, self.pae,
                                                    self.highmem64g, s.boot_dmesg)
-                    if self.memory_note:
+                    if self.memory_note and not s.restored:  # once, at the cold boot
                         say(f"  {self.memory_note}")
                     check_highmem(s.meminfo, self.opts.memory, pae=self.pae,
                                   highmem64g=self.highmem64g)
