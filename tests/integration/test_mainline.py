@@ -4,6 +4,7 @@ its profile (HIGHMEM4G + X86_PAE: core/profile.py) and the default suite run on 
 * with the profile's 4 GiB guest: every case passes, XFAILs or SKIPs with its reason (the
   cases about a PFN above 4 GiB: this PAE kernel keeps no RAM there), HighTotal over 2 GiB
   (3 GiB of the pc guest lie below 4 GiB), the report says what the kernel discarded;
+* 2-level (`--config highmem4g`, no PAE): the same, the skip reason naming the missing PAE;
 * with 8 GiB (a test of its own): the kernel says, in its own words, that it uses only
   4 GiB (7.2 arch/x86/mm/init_32.c:567), HighTotal is what it is with 4 GiB, and the
   suite passes the same way. The revert of 83b2d345e178 (mutants/48-...) is what this
@@ -31,16 +32,17 @@ pytestmark = [
                        reason="no linux-source-7.2: run 'make deps KERNEL=7.2'"),
 ]
 ABOVE_4G_SKIP = "needs a PFN above 4 GiB: this PAE kernel keeps no RAM above 4 GiB"
+NO_PAE_SKIP = "needs a PFN above 4 GiB: no PAE (CONFIG_HIGHMEM4G)"
 ABOVE_4G_CASES = {"kmap_local_above_4g", "kmap_atomic_above_4g", "kmap_above_4g",
                   "kmap_batch_above_4g", "vmap_above_4g", "kmap_local_two_pages"}
 KIB_PER_GIB = 1024 * 1024
 
 
-def _judge_suite(report: dict) -> list[dict]:
+def _judge_suite(report: dict, reason: str = ABOVE_4G_SKIP) -> list[dict]:
     """Every case passed, XFAILed or SKIPped, the above-4 GiB ones with the reason."""
     cases = [c for m in report["modules"] for c in m["ktap"]]
     skipped = {c["name"] for c in cases
-               if c["status"] == "SKIP" and ABOVE_4G_SKIP in (c["directive"] or "")}
+               if c["status"] == "SKIP" and reason in (c["directive"] or "")}
     assert ABOVE_4G_CASES <= skipped, sorted(skipped)
     bad = [(c["name"], c["status"], c["directive"]) for c in cases
            if c["status"] not in ("PASS", "XFAIL", "SKIP")]
@@ -65,6 +67,17 @@ def test_suite_on_7_2_pae_4g(highmem_run):
     # PAE: the PTEs checked are 64-bit with NX, all below 4 GiB
     pfns = [c["pfn"] for c in r.checks() if c.get("pfn") is not None]
     assert pfns and max(pfns) < 0x100000
+
+
+def test_suite_on_7_2_2level(highmem_run):
+    r = highmem_run("--source", str(TARBALL), "--config", "highmem4g")
+    assert r.rc == 0, r.out[-3000:]
+    config = (r.run_dir / "kernel.config").read_text()
+    assert "# CONFIG_X86_PAE is not set" in config and "CONFIG_HIGHMEM4G=y" in config
+    _judge_suite(r.report, NO_PAE_SKIP)
+    high = r.report["meminfo_kB"]["HighTotal"]
+    assert 2 * KIB_PER_GIB < high < 3 * KIB_PER_GIB, high
+    assert "no PAE: MAX_NONPAE_PFN" in r.report["memory_note"]
 
 
 def test_8g_boot_of_7_2_pae_trims_to_4g(highmem_run):
