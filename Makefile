@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: mainline deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
+.PHONY: mainline mainline-test deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -68,6 +68,12 @@ matrix-test: deps
 # make bisect BISECT_ARGS='--source ~/linux --good v6.12.10 --bad v6.12.11 -- --module kmap_local_basic'
 bisect: deps
 	$(HM) bisect $(BISECT_ARGS)
+
+# The mainline integration tests (tests/integration/test_mainline.py: the suite on 7.2 PAE-4G
+# and 2-level, the 8 GiB boot the kernel trims to 4 GiB); 7.2 builds of their own, so not in
+# `make test`. Needs `make deps KERNEL=7.2`.
+mainline-test: deps
+	HIGHMEM_MAINLINE_TESTS=1 $(PY) -m pytest -ra tests/integration/test_mainline.py $(TEST_ARGS)
 
 # The bisect integration tests (tests/integration/test_bisect.py: a real `git bisect run`
 # over five commits, each step an incremental kernel build); skipped in `make test`.
