@@ -6,7 +6,7 @@ VENV  := .venv
 HM    := $(VENV)/bin/highmem
 PY    := $(VENV)/bin/python
 
-.PHONY: mainline mainline-test deps run test unit integration lint bench mutate bisect bisect-test matrix matrix-test clean
+.PHONY: mainline mainline-test deps run test unit integration lint bench mutate coverage bisect bisect-test matrix matrix-test clean
 
 # MATRIX=FILE: also the Debian packages that matrix's kernel sources come from (e.g.
 # linux-source-6.1); without it, only what `make run` needs.
@@ -40,12 +40,18 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check harness tests scripts
+	$(VENV)/bin/mypy
 
 unit: deps
 	$(PY) -m pytest -q tests/unit
 
 bench: deps
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# Kernel coverage: the suite on a gcov kernel (its own build, minutes when cold), then the line
+# and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem helpers (docs/coverage.md).
+coverage: deps
+	$(HM) coverage $(COVERAGE_ARGS)
 
 # Mutation testing: every patch in mutants/ applied in turn to a copy of the kernel tree,
 # the suite run on each (minutes per mutant; not part of `make test`).

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from errno import ENOENT
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .core.errors import HarnessError
+from .core.host_errors import HOST_ERRNOS, HostIOError
 from .core.failure import Failure, crash_summary, panic_line, tail
 from .core.layout import Layout
 from .core.kconfig_check import parse_config
@@ -60,6 +62,7 @@ class Session(Protocol):
     boot_dmesg: str
     layout: Layout | None       # read when gdb attached
     restored: bool              # from a snapshot, not booted
+    notes: list[str]            # what the report says of this boot (a bad snapshot dropped)
 
     @property
     def attached(self) -> bool: ...
@@ -207,9 +210,12 @@ class Lab:
         t0 = time.monotonic()
         try:
             s = self.boot()
-            rec.restored = s.restored
+            rec.restored, rec.notes = s.restored, list(s.notes)
             rec.messages = [] if s.restored else boot_messages(s.boot_dmesg)
             (rec.artifacts / "dmesg.txt").write_text(s.boot_dmesg)
+        except HostIOError:
+            self._drop_guest()
+            raise  # the host's, not the kernel's: run.run_modules stops the run
         except HarnessError as e:
             self._drop_guest()
             text = console.text()
@@ -269,11 +275,16 @@ class Lab:
         with self.phases.phase("module"):
             try:
                 m = s.run_module(spec, console)
+            except HostIOError:
+                raise  # the host's, not the module's: run.run_modules stops the run
             except HarnessError as e:  # the guest was unusable before the module started
                 kind = "hang" if s.alive() else "crash"
                 m = ModuleResult(spec=spec, failure=Failure(
                     kind, f"the guest did not answer before {spec.name} started: {e.what}"))
             except Exception as e:  # noqa: BLE001 - our bug: keep it, go on with the next
+                if isinstance(e, OSError) and e.errno in HOST_ERRNOS \
+                        and (e.errno != ENOENT or not self.run_dir.is_dir()):
+                    raise  # the host's (no space, read-only, ...): run.run_modules decides
                 (mdir / "traceback.txt").write_text(traceback.format_exc())
                 m = ModuleResult(spec=spec, failure=Failure(
                     "harness", f"internal error of the harness: {type(e).__name__}: {e} "

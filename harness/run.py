@@ -4,6 +4,11 @@ source -> config -> build (kernel + modules) -> image -> boot -> guest channel -
 gdb checkpoints -> report (lab.py decides the stages up to the module, operations.py does
 them). Every run gets an artifacts directory that is kept whether the run passes or fails.
 No I/O library is imported here: the unit tests drive run() with fake operations.
+
+An environment error (core/host_errors.py: ENOSPC, EROFS, EACCES, a directory gone, on the
+artifacts, the cache or /dev/shm) is not a test result: during the preparation it ends the
+run as one error and fix (exit 2); during the modules it stops the loop, the modules not
+run are marked "not run" with it, the report names the directory and the errno, exit 2.
 """
 
 import json
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from .core import report
 from .core.errors import HarnessError, Terminated
+from .core.host_errors import HOST_ERRNOS, HostIOError, errno_in_text, from_oserror, host_error
 from .core.junit import junit_xml
 from .core.kcidb import ORIGIN, kcidb_report, kernel_identity
 from .core.options import RunOptions
@@ -24,6 +30,8 @@ from .core.results import RunResult, exit_status, not_run
 from .core.shard import Shard, WorkItem, cell_id, select
 from .core.suite import ModuleSpec
 from .lab import Lab, Operations
+from .stages.atomic_file import write_atomic
+from .stages.paths import host_roots, refusing_root
 from .stages.progress import say
 
 
@@ -65,11 +73,15 @@ def plan(lab: Lab, suite: tuple[ModuleSpec, ...],
 
 
 def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
-        ops: Operations, shard: Shard = Shard()) -> RunResult:
+        ops: Operations, shard: Shard = Shard(),
+        after: Callable[[Lab], None] | None = None,
+        before_module: Callable[[Lab, ModuleSpec], None] | None = None) -> RunResult:
     """Prepare (a HarnessError here ends the run: nothing could be tested), then every
     module of `suite` that `shard` runs, in order (the others are not run nor reported);
     Ctrl-C or SIGTERM stops QEMU and gdb and marks the rest NOT RUN. report.json is written
-    whatever happens after the preparation."""
+    whatever happens after the preparation. `after(lab)`: called on the last guest, once
+    every module ran, `before_module(lab, spec)` before each module (`highmem coverage`
+    reads the kernel's gcov data there, and before a module that crashes by design)."""
     phases = Phases()
     deps = _deps_seconds()
     if deps is not None:
@@ -77,13 +89,26 @@ def run(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
     say(f"highmem-harness run: artifacts in {run_dir}")
     result = RunResult(run_dir=run_dir, modules=[], meminfo={}, phases=phases)
     lab = Lab(opts, run_dir, phases, ops)
-    lab.prepare()
-    picked, extra = plan(lab, suite, shard)
+    try:
+        lab.prepare()
+        _check_module_builds(lab)
+        picked, extra = plan(lab, suite, shard)
+    except OSError as e:
+        host = as_host_error(e, run_dir, "preparing the run")
+        if host is None:
+            raise
+        lab.close()
+        raise host from None
     suite = tuple(suite[i] for i in picked)
     if shard.count > 1:
-        say(f"shard {shard}: {len(suite)} of {len(extra['plan']['items'])} modules")
+        items = extra["plan"]["items"]  # type: ignore[index]  # plan()'s own dict
+        say(f"shard {shard}: {len(suite)} of {len(items)} modules")
     try:
-        run_modules(lab, suite, result)
+        ahead = None if before_module is None else \
+            (lambda i, _n: before_module(lab, suite[i]))
+        run_modules(lab, suite, result, before=ahead)
+        if after is not None and not result.interrupted:  # e.g. read the guest's coverage
+            after(lab)
     finally:
         lab.close()
         result.boots = lab.boots
@@ -97,6 +122,7 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
     warm guest): each module of `suite` on the prepared Lab, in order, its result into
     `result`; Ctrl-C or SIGTERM stops and marks the rest NOT RUN. `before(i, n)`: called
     before module i of n (the warm guest drops no guest after its last module)."""
+    why = "the run was interrupted before this module"
     try:
         for i, spec in enumerate(suite):
             if before is not None:
@@ -107,24 +133,81 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
     except KeyboardInterrupt as e:
         result.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         say("interrupted: stopping QEMU and gdb; the report lists what did not run")
+    except (HostIOError, OSError) as e:
+        host = as_host_error(e, result.run_dir, "running the modules")
+        if host is None:
+            raise
+        result.environment = host.as_dict()
+        why = f"not run: {host.what}"
+        say(f"stopped: {host.what}; the report lists what did not run")
+        lab.close()
     finally:
         for spec in suite[len(result.modules):]:
-            result.modules.append(not_run(spec, "the run was interrupted before this module"))
+            result.modules.append(not_run(spec, why))
     return result
 
 
-def write_reports(result: RunResult, extra: dict[str, object] | None = None) -> str:
-    """report.json and report.txt of `result` in its run directory (their one writer);
-    the report's text."""
-    report.write_json(result.run_dir / "report.json", result, extra)
+def _check_module_builds(lab: Lab) -> None:
+    """A test module that did not build because the host refused (the compiler's "No
+    space left on device", "Read-only file system") is an environment error, not the
+    module's NO BUILD."""
+    for name, why in (lab.built.failures if lab.built else {}).items():
+        errno_name = errno_in_text(why)
+        if errno_name in ("ENOSPC", "EDQUOT", "EROFS"):
+            lab.close()
+            raise host_error(errno_name, refusing_root(lab.run_dir, errno_name),
+                             f"building the module {name} ({why})", host_roots(lab.run_dir))
+
+
+def as_host_error(e: BaseException, run_dir: Path, doing: str) -> HostIOError | None:
+    """The environment error `e` is (None: it is not one: our bug, or a test result). A
+    missing file counts only when a directory it was in is gone (the run directory
+    removed under the run), never a file merely absent."""
+    name = getattr(e, "filename", None)
+    gone = not run_dir.is_dir() or (isinstance(name, str) and not Path(name).parent.is_dir())
+    if isinstance(e, OSError) and not name and e.errno in HOST_ERRNOS:
+        e = OSError(e.errno, e.strerror, refusing_root(run_dir, HOST_ERRNOS[e.errno]))
+    top = Path(name) if isinstance(name, str) else run_dir
+    for parent in top.parents:  # the topmost directory that is gone
+        if parent.exists():
+            break
+        top = parent
+    return from_oserror(e, doing, host_roots(run_dir), dir_gone=gone, gone=str(top))
+
+
+def write_reports(result: RunResult, extra: dict[str, object] | None = None,
+                  to: Path | None = None) -> str:
+    """report.json and report.txt of `result` in its run directory, or in `to` (their one
+    writer; each written atomically); the report's text. HostIOError (error and fix) when
+    the host will not hold them."""
+    if result.environment:
+        extra = {**(extra or {}), "environment": result.environment}
+    out = result.run_dir if to is None else to
+    text = report_text(result)
+    try:
+        write_atomic(out / "report.json", report.report_json(result, extra))
+        write_atomic(out / "report.txt", text + "\n")
+    except OSError as e:
+        host = as_host_error(e, result.run_dir, "writing the report")
+        if host is None:
+            raise
+        raise host from None
+    return text
+
+
+def report_text(result: RunResult) -> str:
+    """The report; an environment error that stopped the run first."""
     text = report.format_report(result)
-    (result.run_dir / "report.txt").write_text(text + "\n")
+    env = result.environment
+    if env:
+        text = (f"ENVIRONMENT ERROR (not a test result): {env['what']}\n"
+                f"  fix: {env['fix']}\n{text}")
     return text
 
 
 def print_report(result: RunResult) -> str:
     """The report on stdout (run() wrote it to report.txt)."""
-    text = report.format_report(result)
+    text = report_text(result)
     print(text, flush=True)
     return text
 
@@ -133,9 +216,9 @@ def write_outputs(out: Outputs, report_json: Path) -> None:
     """JUnit XML and KCIDB JSON, when asked for, from report.json."""
     data = json.loads(report_json.read_text())
     if out.junit is not None:
-        out.junit.write_text(junit_xml([data]))
+        write_atomic(out.junit, junit_xml([data]))
     if out.kcidb is not None:
-        out.kcidb.write_text(json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
+        write_atomic(out.kcidb, json.dumps(kcidb_report([data], out.origin), indent=1) + "\n")
 
 
 def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
@@ -147,5 +230,9 @@ def run_and_report(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Pat
         print(f"artifacts kept in {run_dir}", file=sys.stderr)
         raise
     print_report(result)
+    if result.environment:
+        print(f"artifacts kept in {run_dir}", file=sys.stderr)
+        env = result.environment
+        raise HostIOError(env["what"], env["fix"], env["path"], env["errno"])
     write_outputs(out, run_dir / "report.json")
     return exit_status(result)

@@ -42,6 +42,10 @@ static bool spin;
 module_param(spin, bool, 0444);
 MODULE_PARM_DESC(spin, "the kmap_local holder busy-waits instead of sleeping (its PTE stays present)");
 
+static int cpu = -1;
+module_param(cpu, int, 0444);
+MODULE_PARM_DESC(cpu, "the CPU the kmap_local holder thread is bound to (-1: any)");
+
 static struct page *blk_above, *blk_below;	/* highmem blocks above / below 4 GiB */
 static struct page *low[LOW_PAGES];
 static void *vmap_va;
@@ -139,6 +143,10 @@ static int __init hm_hold_init(void)
 {
 	int i, err;
 
+	if (cpu >= 0 && (cpu >= nr_cpu_ids || !cpu_online(cpu))) {
+		pr_err("hm_hold: cpu=%d is not an online CPU\n", cpu);
+		return -EINVAL;
+	}
 	hm_find_blocks(SCAN_ORDER, &blk_above, &blk_below);
 	for (i = 0; i < LOW_PAGES; i++)
 		low[i] = alloc_page(GFP_KERNEL);
@@ -152,11 +160,14 @@ static int __init hm_hold_init(void)
 	err = hold_vmap();
 	if (err)
 		goto undo_kmaps;
-	holder = kthread_run(holder_fn, NULL, "hm_hold");
+	holder = kthread_create(holder_fn, NULL, "hm_hold");
 	if (IS_ERR(holder)) {
 		err = PTR_ERR(holder);
 		goto undo_vmap;
 	}
+	if (cpu >= 0)
+		kthread_bind(holder, cpu);
+	wake_up_process(holder);
 	if (!wait_for_completion_timeout(&holder_mapped, 30 * HZ))
 		pr_warn("hm_hold: the holder thread has not mapped its page yet\n");
 	return 0;

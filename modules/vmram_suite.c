@@ -27,6 +27,7 @@
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/string.h>
+#include <linux/version.h>
 #include <linux/slab.h>
 #include <linux/smp.h>
 #include <linux/vmalloc.h>
@@ -409,12 +410,174 @@ out:
 	kfree(held);
 }
 
+/*
+ * The TLB read-after-reuse of vmap *blocks* (fc1e0d980037, 8c61291fd850 shapes): on one CPU
+ * BLK_AREAS areas of SMALL_MAX pages (whole blocks' worth) mapping A are read on both CPUs,
+ * unmapped (each block becomes fully dirty and is freed: free_vmap_block :2620), purged with
+ * vm_unmap_aliases(); then areas mapping B until one of the old addresses comes back: both
+ * CPUs must read B there.
+ */
+static void case_block_reuse(struct hm_case *c)
+{
+	enum { BLK_AREAS = 32, TRIES = 512 };
+	struct page *a[SMALL_MAX], *b[SMALL_MAX];
+	void **old = kcalloc(BLK_AREAS, sizeof(*old), GFP_KERNEL);
+	void **held = kcalloc(TRIES, sizeof(*held), GFP_KERNEL);
+	unsigned int i, j, n = 0, nheld = 0;
+	void *again = NULL;
+	int cpus[2];
+
+	if (!old || !held) {
+		hm_case_expect(c, old && held, "kcalloc");
+		goto free;
+	}
+	cpus_read_lock();
+	if (!two_cpus(c, cpus))
+		goto out;
+	pick(a, SMALL_MAX, 600);
+	pick(b, SMALL_MAX, 640);
+	put_tags(a, SMALL_MAX, TAG_A);
+	put_tags(b, SMALL_MAX, TAG_B);
+	migrate_disable();
+	for (n = 0; n < BLK_AREAS; n++) {
+		old[n] = vm_map_ram(a, SMALL_MAX, NUMA_NO_NODE);
+		if (!old[n])
+			break;
+		read_on(cpus[0], old[n]);
+		read_on(cpus[1], old[n]);
+	}
+	hm_case_expect(c, n == BLK_AREAS, "vm_map_ram() failed at area %u", n);
+	for (i = 0; i < n; i++)
+		vm_unmap_ram(old[i], SMALL_MAX);
+	vm_unmap_aliases();
+	for (j = 0; j < TRIES && !again; j++) {
+		void *v = vm_map_ram(b, SMALL_MAX, NUMA_NO_NODE);
+
+		if (!v)
+			break;
+		for (i = 0; i < n; i++)
+			if (v == old[i])
+				again = v;
+		if (!again)
+			held[nheld++] = v;
+	}
+	if (again) {
+		u64 r0 = read_on(cpus[0], again), r1 = read_on(cpus[1], again);
+
+		cp_range(c, again, b, SMALL_MAX, true, "B at a freed block's range");
+		hm_case_expect(c, r0 == tag(TAG_B, b[0]) && r1 == tag(TAG_B, b[0]),
+			       "CPU%d read %#llx, CPU%d %#llx through %#lx, B is %#llx, A %#llx (stale TLB: the block's range was not flushed)",
+			       cpus[0], r0, cpus[1], r1, VA(again), tag(TAG_B, b[0]),
+			       tag(TAG_A, a[0]));
+		vm_unmap_ram(again, SMALL_MAX);
+	} else {
+		pr_info("# %s: no freed block range came back in %u areas\n", c->name, j);
+		hm_case_skip(c, "no freed vmap block's range was handed out again");
+	}
+	for (i = 0; i < nheld; i++)
+		vm_unmap_ram(held[i], SMALL_MAX);
+	migrate_enable();
+	vm_unmap_aliases();
+out:
+	cpus_read_unlock();
+free:
+	kfree(old);
+	kfree(held);
+}
+
+/*
+ * vrealloc() (6.12: mm/vmalloc.c:4133; a module reaches it through kvrealloc(), mm/util.c:745,
+ * vrealloc() itself is not exported): a shrink stays in place and, with __GFP_ZERO, zeroes
+ * what it gives up (70d1eb031a68); a grow within the area stays in place and reads those
+ * zeroes (f7a35a3c36d1's requested_size); a grow past it moves, keeps the bytes, and the old
+ * range is unmapped. The harness reads the bytes from the pages' RAM.
+ */
+static void case_vrealloc(struct hm_case *c)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+	const gfp_t gfp = GFP_KERNEL | __GFP_ZERO;
+	size_t i;
+	char *p = vmalloc(3 * PAGE_SIZE), *q, *r;
+	struct page *pg[3];
+
+	if (!p) {
+		hm_case_expect(c, p, "vmalloc");
+		return;
+	}
+	memset(p, 0x77, 3 * PAGE_SIZE);
+	for (i = 0; i < 3; i++)
+		pg[i] = vmalloc_to_page(p + i * PAGE_SIZE);
+	q = kvrealloc(p, 2 * PAGE_SIZE + 2048, gfp);
+	hm_case_expect(c, q == p, "shrink moved %#lx -> %#lx", VA(p), VA(q));
+	if (q != p) {
+		vfree(q ? q : p);
+		return;
+	}
+	{
+		struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_MAPPED);
+		char label[HM_LABEL_LEN];
+
+		e.prot = HM_PROT_KERNEL;
+		e.va = (u32)VA(p + 2 * PAGE_SIZE);
+		e.pfn = page_to_pfn(pg[2]);
+		e.where = HM_WHERE_VMALLOC;
+		e.flags = HM_CHECK_CONTENT | HM_CHECK_CONTENT_AT;
+		e.aux = 2048;
+		e.content = 0;
+		hm_mklabel(label, c, "shrunk tail zeroed");
+		hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+		e.aux = 2040;
+		e.content = 0x7777777777777777ULL;
+		hm_mklabel(label, c, "kept bytes");
+		hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+	}
+	r = kvrealloc(p, 3 * PAGE_SIZE, gfp);
+	hm_case_expect(c, r == p, "grow within the area moved %#lx -> %#lx", VA(p), VA(r));
+	hm_case_expect(c, r && !memchr_inv(r + 2 * PAGE_SIZE + 2048, 0, 2048),
+		       "the regrown bytes are not zero");
+	if (r != p) {
+		vfree(r ? r : p);
+		return;
+	}
+	q = kvrealloc(p, 8 * PAGE_SIZE, GFP_KERNEL);
+	if (!q) {
+		hm_case_expect(c, q, "grow to 8 pages");
+		vfree(p);
+		return;
+	}
+	hm_case_expect(c, q[0] == 0x77 && q[2 * PAGE_SIZE + 2047] == 0x77 &&
+		       q[2 * PAGE_SIZE + 2048] == 0, "bytes after the move: %#x %#x %#x",
+		       q[0], q[2 * PAGE_SIZE + 2047], q[2 * PAGE_SIZE + 2048]);
+	if (q != p) {
+		struct hm_range_entry old[3];
+		struct hm_expect e = HM_EXPECT_INIT(HM_EXPECT_RANGE_UNMAPPED);
+		char label[HM_LABEL_LEN];
+
+		for (i = 0; i < 3; i++) {
+			old[i].va = (u32)VA(p + i * PAGE_SIZE);
+			old[i].pad = 0;
+			old[i].pfn = 0;
+		}
+		e.count = 3;
+		e.entries = (u32)VA(old);
+		e.where = HM_WHERE_VMALLOC;
+		hm_mklabel(label, c, "old range unmapped");
+		hm_case_checkpoint(c, hm_checkpoint_at(&e, label), label);
+	}
+	vfree(q);
+#else
+	hm_case_skip(c, "vrealloc() is in Linux since 6.12");
+#endif
+}
+
 static const struct hm_suite_case cases[] = {
 	{ "vm_map_ram_small", case_small },
 	{ "vm_map_ram_large", case_large },
 	{ "vm_map_ram_many_held", case_many_held },
 	{ "vm_map_ram_other_cpu", case_other_cpu },
 	{ "vm_map_ram_reuse_large", case_reuse_large },
+	{ "vm_map_ram_block_reuse", case_block_reuse },
+	{ "vrealloc_grow_shrink", case_vrealloc },
 };
 
 static const struct hm_suite suite = {

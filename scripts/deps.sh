@@ -184,3 +184,25 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
         || die "pip install into .venv failed" "run '$venv/bin/pip install -e .' to see pip's message"
     echo "$want" > "$stamp"
 fi
+
+# 4. The xunit2 JUnit schema the tests validate both JUnit writers against (tests/unit/
+# test_junit_schema.py): pytest's wheel does not ship it, its sdist does
+# (testing/example_scripts/junit-10.xsd); fetched once into the cache, never at test time.
+# Not fatal: without it those tests skip and say why.
+xsd=$cache/junit-10.xsd
+if [ ! -s "$xsd" ]; then
+    pyver=$("$venv/bin/python" -c 'import pytest; print(pytest.__version__)')
+    tmp=$(mktemp -d)
+    say "fetching the xunit2 schema from pytest $pyver's sdist"
+    if "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
+            -d "$tmp" "pytest==$pyver" >/dev/null 2>&1 \
+        && tar -xzf "$tmp"/pytest-*.tar.gz -C "$tmp" --wildcards '*/testing/example_scripts/junit-10.xsd' \
+        && cp "$tmp"/pytest-*/testing/example_scripts/junit-10.xsd "$xsd.part" \
+        && mv "$xsd.part" "$xsd"; then
+        say "xunit2 schema in $xsd"
+    else
+        rm -f "$xsd.part"
+        say "could not fetch the xunit2 schema (the JUnit schema tests will skip): no network to PyPI?"
+    fi
+    rm -rf "$tmp"
+fi

@@ -10,6 +10,7 @@ import struct
 from dataclasses import dataclass, field
 
 from . import pte as ptemod
+from .hexjson import hex64
 from .layout import Layout
 from .pagewalk import Walk
 
@@ -138,11 +139,13 @@ class PteCheck:
         return not self.mismatches
 
     def to_json(self) -> dict[str, object]:
-        """Its fields (as dataclasses.asdict gives them) and `passed`."""
+        """Its fields and `passed`; the PTE values and physical addresses as "0x..."
+        strings (core/hexjson.py: a PAE PTE does not fit a JSON number), va and pfn as
+        numbers."""
         return {"label": self.label, "kind": self.kind, "va": self.va,
-                "expected": self.expected, "actual": self.actual, "flags": self.flags,
-                "pfn": self.pfn, "mismatches": list(self.mismatches),
-                "qemu_phys": self.qemu_phys, "walk_phys": self.walk_phys,
+                "expected": hex64(self.expected), "actual": hex64(self.actual),
+                "flags": self.flags, "pfn": self.pfn, "mismatches": list(self.mismatches),
+                "qemu_phys": hex64(self.qemu_phys), "walk_phys": hex64(self.walk_phys),
                 "passed": not self.mismatches}
 
 
@@ -181,12 +184,19 @@ def judge_entry(label: str, kind: str, va: int, pfn: int, prot_flags: int,
                 any_prot: bool = False) -> PteCheck:
     """Judge one address. mapped/stale: the PTE maps `pfn` with the flags `prot_flags` gets
     after the kernel's masks (P, PFN, RW, NX, G compared, each named when it differs), and
-    QEMU's own translation agrees; unmapped: the PTE is 0."""
+    QEMU's own translation agrees; unmapped: the PTE is 0. A walk that could not read the
+    tables (`walk.error`: an entry points outside RAM) fails either kind, the entry named."""
     actual = walk.pte
     info = ptemod.decode_entry(actual, pae=masks.pae) if actual is not None else None
     check = PteCheck(label=label, kind=kind, va=va, expected=None, actual=actual,
                      flags=ptemod.format_flags(info) if info else "(no PTE)",
                      pfn=info.pfn if info else None, qemu_phys=qemu_phys, walk_phys=walk.phys)
+    if walk.error is not None:
+        check.expected = 0 if kind == "unmapped" else ptemod.expected_kernel_pte(
+            pfn, prot_flags, masks.default_kernel_pte_mask, masks.supported_pte_mask,
+            pae=masks.pae)
+        check.mismatches.append(f"tables: {walk.error}")
+        return check
     if kind == "unmapped":
         check.expected = 0
         if actual not in (None, 0):

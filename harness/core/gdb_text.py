@@ -5,6 +5,7 @@ and gdb's own Python (frontends/gdb_commands.py) both read these."""
 import re
 
 from .errors import GdbError
+from .pagewalk import NotRam
 
 XP_LINE = re.compile(r"^([0-9a-fA-F]+):\s+((?:0x[0-9a-fA-F]+\s*)+)$")
 SYMBOL_LINE = re.compile(r"^(\S+)(?: \+ (\d+))? in section")
@@ -19,6 +20,9 @@ def parse_xp(text: str, size: int) -> bytes:
             for w in m.group(2).split():
                 out += int(w, 16).to_bytes(8, "little")
     if len(out) < size:
+        if "Cannot access memory" in text:  # not RAM (QEMU 7.2: "ADDR: Cannot access memory")
+            raise NotRam(f"guest physical memory at {text.split(':')[0].strip()} is not RAM",
+                         "the address is not guest RAM")
         raise GdbError(f"monitor xp returned {text[:120]!r}", "is the guest stopped?")
     return bytes(out[:size])
 

@@ -7,12 +7,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .hexjson import hex_keys
 from .layout import PAGE_SIZE, PFN_4G
+
+
+# the fields that hold a PTE value (pteval_t: 64-bit with PAE) or a physical address:
+# "0x..." strings in the JSON (core/hexjson.py); virtual addresses and PFNs stay numbers
+HEX_FIELDS = ("value", "pte", "pteval", "live_pte", "phys", "table_phys", "entry_phys")
 
 
 class Report:
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)  # type: ignore[call-overload]
+        return hex_keys(asdict(self), HEX_FIELDS)  # type: ignore[call-overload,no-any-return]
 
     def format(self) -> str:
         raise NotImplementedError

@@ -1,35 +1,57 @@
 """JUnit XML from report.json data (`highmem run --junit`, `highmem merge`), pure.
 
-The same items as the pytest plugin's `--junitxml`: per run a `boot` test suite (one case
-per boot), and per module a test suite named after it with one test case per KTAP case and
-a `kernel_log` case for the module as a whole (insmod, crash or hang, expected and
-unexpected kernel messages, checkpoints). Mapping: FAIL/CRASHED -> <failure> (the
-module's cause and the failed PTE checks in the text), SKIP -> <skipped>, XFAIL ->
-<skipped type="xfail"> (pytest's convention), a module that did not compile or hit a bug of
-the harness -> <error>, NOT RUN -> <skipped> on kernel_log (the boot case carries the
-failure that stopped it). Every suite carries the kernel cell and shard as properties.
+One mapping for both front ends: the items and outcomes are those pytest's `--junitxml`
+writes for the plugin's items (xunit2, pytest's default family), and both validate against
+the xunit2 schema (tests/unit/test_junit_schema.py). Per run a `boot` test suite with one
+test case `boot` (every boot of the run judged: the first, and a reboot after a crash); per
+module a test suite named after it with one test case per KTAP case (named as in pytest:
+its KTAP name, `#N` for a case that never reported) and a `kernel_log` case for what no
+case carries (insmod, crash or hang, a lost log, expected and unexpected kernel messages,
+checkpoints no case claims: the verdict's module reasons).
+
+Outcomes, as pytest's: FAIL/CRASHED -> <failure> (the module's cause and the case's failed
+PTE checks in the text), SKIP -> <skipped type="pytest.skip">, XFAIL -> <skipped
+type="pytest.xfail">; `kernel_log` -> <failure> whenever the module has a reason of its
+own (a module that did not compile, hit a bug of the harness, or did not run is failed:
+nothing of it passed). A test case's artifacts directory goes in its <system-out> (the
+schema allows no <properties> in a test case); every suite carries the kernel cell and the
+shard as <properties>. ElementTree escapes every string; characters XML 1.0 cannot hold at
+all (control characters but tab and newline) are written as \\xNN first.
 """
 
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from .kcidb import module_status, path_part, pte_mismatches
+from .kcidb import path_part, pte_mismatches
 
 Json = dict[str, Any]
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_text(text: object) -> str:
+    r"""`text` with every character XML 1.0 cannot hold as \xNN (as KTAP parsing does)."""
+    return NOT_XML.sub(lambda m: f"\\x{ord(m.group(0)):02x}", str(text))
 
 
 def _case(suite: ET.Element, classname: str, name: str, seconds: object = 0.0) -> ET.Element:
     t = seconds if isinstance(seconds, (int, float)) else 0.0
-    return ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{t:.3f}")
+    return ET.SubElement(suite, "testcase", classname=xml_text(classname),
+                         name=xml_text(name), time=f"{t:.3f}")
 
 
 def _outcome(case: ET.Element, tag: str, message: str, text: str = "",
              kind: str | None = None) -> None:
-    el = ET.SubElement(case, tag, message=message[:500])
+    el = ET.SubElement(case, tag, message=xml_text(message[:500]))
     if kind:
         el.set("type", kind)
     if text:
-        el.text = text
+        el.text = xml_text(text)
+
+
+def _system_out(case: ET.Element, lines: list[str]) -> None:
+    if lines:
+        ET.SubElement(case, "system-out").text = xml_text("\n".join(lines))
 
 
 def _classname(cell: str, name: str) -> str:
@@ -38,20 +60,41 @@ def _classname(cell: str, name: str) -> str:
 
 
 def _suite(root: ET.Element, name: str, props: dict[str, str]) -> ET.Element:
-    s = ET.SubElement(root, "testsuite", name=name)
+    s = ET.SubElement(root, "testsuite", name=xml_text(name))
     p = ET.SubElement(s, "properties")
     for k, v in props.items():
-        ET.SubElement(p, "property", name=k, value=v)
+        ET.SubElement(p, "property", name=k, value=xml_text(v))
     return s
 
 
 def _boots(root: ET.Element, run: Json, props: dict[str, str]) -> None:
+    boots = run["boots"]
+    if not boots:
+        return
     s = _suite(root, f"{props['cell']}.boot", props)
-    for b in run["boots"]:
-        c = _case(s, _classname(props["cell"], "boot"), f"boot-{b['number']}", b["seconds"])
-        if not b["passed"]:
-            _outcome(c, "failure", b["reasons"][0] if b["reasons"] else "boot failed",
-                     "\n".join(b["reasons"] + [f"| {x}" for x in b.get("console_tail", [])]))
+    c = _case(s, _classname(props["cell"], "boot"), "boot",
+              sum(b["seconds"] for b in boots if isinstance(b["seconds"], (int, float))))
+    bad = [b for b in boots if not b["passed"]]
+    if bad:
+        why = [f"boot {b['number']}: {r}" for b in bad for r in b["reasons"] or ["failed"]]
+        _outcome(c, "failure", why[0], "\n".join(
+            why + [f"| {x}" for b in bad for x in b.get("console_tail", [])]))
+    _system_out(c, [f"boot-{b['number']}: {b['artifacts']}" for b in boots
+                    if b.get("artifacts")])
+
+
+def case_name(k: Json, index: int) -> str:
+    """A KTAP case's test name: its name, `#N` for one that never reported (the pytest
+    plugin's case_key; N its number, else its place in the module)."""
+    return k["name"] or f"#{k.get('number', index + 1)}"
+
+
+def module_reasons(m: Json) -> list[str]:
+    """The reasons no KTAP case carries (the verdict's module reasons: report.json's
+    `why` without a case; an older report: the reasons not about a case)."""
+    if isinstance(m.get("why"), list):
+        return [r["text"] for r in m["why"] if not r.get("case")]
+    return [r for r in m["reasons"] if not r.startswith("KTAP case")]
 
 
 def _module(root: ET.Element, m: Json, props: dict[str, str]) -> None:
@@ -59,30 +102,32 @@ def _module(root: ET.Element, m: Json, props: dict[str, str]) -> None:
     s = _suite(root, f"{props['cell']}.{title}",
                {**props, "artifacts": m.get("artifacts") or ""})
     cls = _classname(props["cell"], path_part(title))
+    out = [f"artifacts: {m['artifacts']}"] if m.get("artifacts") else []
     cause = (m.get("failure") or {}).get("line", "")
-    for k in m["ktap"]:
-        c = _case(s, cls, k["name"])
-        if k["status"] in ("FAIL", "CRASHED"):
+    for i, k in enumerate(m["ktap"]):
+        name = case_name(k, i)
+        c = _case(s, cls, name, k.get("seconds", 0.0))
+        if k["status"] in ("SKIP", "XFAIL"):
+            xfail = k["status"] == "XFAIL"  # the messages pytest's items give
+            _outcome(c, "skipped", k.get("directive") or ("" if xfail else
+                                                          "skipped in the kernel"),
+                     kind="pytest.xfail" if xfail else "pytest.skip")
+        elif k["status"] != "PASS":
             text = [x for x in (cause if k["status"] == "CRASHED" else "",) if x]
-            _outcome(c, "failure", f"KTAP case {k['name']}: {k['status']}",
+            _outcome(c, "failure", f"KTAP case {name}: {k['status']}",
                      "\n".join(text + pte_mismatches(m, k["name"])))
-        elif k["status"] in ("SKIP", "XFAIL"):
-            _outcome(c, "skipped", k.get("directive") or k["status"],
-                     kind="xfail" if k["status"] == "XFAIL" else None)
+        _system_out(c, out)
     log = _case(s, cls, "kernel_log", m["seconds"])
-    status = module_status(m)
-    why = [r for r in m["reasons"] if not r.startswith("KTAP case")]
-    if status == "MISS":
-        _outcome(log, "skipped", m["reasons"][0] if m["reasons"] else "not run")
-    elif status == "ERROR":
-        _outcome(log, "error", why[0] if why else status, "\n".join(why))
-    elif why:
+    why = module_reasons(m)
+    if why:
         _outcome(log, "failure", why[0], "\n".join(why + pte_mismatches(m)))
+    _system_out(log, out)
 
 
 def _count(root: ET.Element) -> None:
-    """tests/failures/errors/skipped on every <testsuite> and on <testsuites>."""
-    total = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    """tests/failures/errors/skipped on every <testsuite>; tests/failures/errors on
+    <testsuites> (the schema has no `skipped` there)."""
+    total = {"tests": 0, "failures": 0, "errors": 0}
     for s in root.iter("testsuite"):
         cases = s.findall("testcase")
         n = {"tests": len(cases),
@@ -91,7 +136,8 @@ def _count(root: ET.Element) -> None:
              "skipped": sum(c.find("skipped") is not None for c in cases)}
         for k, v in n.items():
             s.set(k, str(v))
-            total[k] += v
+            if k in total:
+                total[k] += v
     for k, v in total.items():
         root.set(k, str(v))
 

@@ -37,6 +37,7 @@ class Knob:
     metavar: str | None = None
     choices: tuple[str, ...] = ()
     repeat: bool = False
+    off: str = ""   # a switch: what `--no-NAME` does instead
 
 
 def _knob(default: Any, name: str, help: str, **kw: Any) -> Any:
@@ -64,15 +65,20 @@ class RunOptions:
                         "6.1-6.14, 4G from 6.15 (core/profile.py)")
     smp: int = _knob(2, "smp", "guest CPUs", parse=int)
     timeout: float | None = _knob(None, "timeout", "seconds per module before the run fails "
-                                  f"(default: the suite's, {MODULE_TIMEOUT_S:g})", parse=float)
+                                  "(default: the suite file's `timeout:`, 60 in "
+                                  f"suites/default.yaml; {MODULE_TIMEOUT_S:g} in a file that "
+                                  "sets none)", parse=float)
     append: str = _knob("", "append", "extra kernel command line")
     # switches: `highmem --no-NAME`, pytest `--highmem-NAME=no`
     snapshot: bool = _knob(True, "snapshot", "restore the guest from the snapshot of this "
                            "kernel and image instead of booting it, and save one after a "
-                           "boot (stages/snapshot.py)", parse=yes_no)
+                           "boot (stages/snapshot.py)", parse=yes_no,
+                           off="boot every guest: no restore from a snapshot, none saved")
     reset: bool = _knob(True, "reset", "a clean kernel for each module: each module starts "
                         "from the snapshot; off: one kernel for all modules (rebooted "
-                        "only after a crash)", parse=yes_no)
+                        "only after a crash)", parse=yes_no,
+                        off="one kernel for all modules: booted or restored again only after "
+                        "a crash, a hang or a module expected to crash")
     # not a knob: the user module directories a suite file names (module name -> directory)
     module_dirs: dict[str, Path] = field(default_factory=dict)
 

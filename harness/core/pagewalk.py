@@ -18,6 +18,11 @@ read once, with :func:`walk` doing the upper levels once per page.
 The walker models what the MMU does with present bits and PS; it does not
 check reserved bits (e.g. PDPTE bits 1-2/5-8, which make the CPU fault when
 CR3 is loaded) or access rights.
+
+A ``read_phys`` that cannot read an address (it is not RAM: a corrupted entry
+pointing at 60 GiB, MMIO, a hole) raises :class:`PhysReadError`.  The walk then
+stops there and says so in ``Walk.error`` ("PMD 0x... of VA 0x... points outside
+RAM (0x...)"): a finding about the tables, never an error of the reader.
 """
 
 from __future__ import annotations
@@ -26,9 +31,20 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import GdbError
 from .pte import NONPAE_LARGE_MASK, NONPAE_PFN_MASK, PAE_LARGE_MASK, PAE_PFN_MASK
 
 ReadPhys = Callable[[int, int], bytes]
+
+
+class PhysReadError(Exception):
+    """Raised by a ``read_phys`` for guest physical memory it cannot read (not RAM)."""
+
+
+class NotRam(PhysReadError, GdbError):
+    """What the harness's readers raise outside RAM (the RAM mapping, stages/guest_ram.py;
+    QEMU's `xp`, "Cannot access memory"): a PhysReadError for the walker, a GdbError
+    (what, fix) for every other caller, as before."""
 
 PAGE_SIZE = 4096
 PAE_LARGE_PAGE = 2 << 20
@@ -55,7 +71,9 @@ class Walk:
     ``phys`` is None when the address is not mapped; ``fault`` then names the
     level whose entry lacked _PAGE_PRESENT ("PDPTE not present", "PMD not
     present", "PDE not present", "PTE not present").  ``page_size`` is 4096,
-    2 MiB (PAE PMD with PS) or 4 MiB (non-PAE PDE with PS).
+    2 MiB (PAE PMD with PS) or 4 MiB (non-PAE PDE with PS).  ``error``: the
+    walk could not read the next table (CR3 or a present entry points outside
+    RAM); ``fault`` is then the same text and ``phys`` None — never "unmapped".
     """
 
     va: int
@@ -65,6 +83,7 @@ class Walk:
     phys: int | None
     page_size: int
     fault: str | None
+    error: str | None = None
 
     @property
     def pte(self) -> int | None:
@@ -100,6 +119,32 @@ def _level(read_phys: ReadPhys, name: str, table: int, index: int, size: int) ->
     return Level(name, table, index, entry_phys, _read_entry(read_phys, entry_phys, size))
 
 
+class _Unreadable(Exception):
+    """The next table of a walk cannot be read (internal to the walkers)."""
+
+
+def _next(read_phys: ReadPhys, levels: list[Level], va: int, cr3: int, name: str,
+          table: int, index: int, size: int) -> Level:
+    """Read the entry `index` of the `name` table at `table` and append it to `levels`;
+    _Unreadable naming the entry (or CR3) that points there when it is not RAM."""
+    try:
+        level = _level(read_phys, name, table, index, size)
+    except PhysReadError:
+        if levels:
+            up = levels[-1]
+            width = 16 if size == 8 else 8
+            what = f"{up.name} {up.value:#0{width + 2}x}"
+        else:
+            what = f"CR3 {cr3:#x}"
+        raise _Unreadable(f"{what} of VA {va:#010x} points outside RAM ({table:#x})") from None
+    levels.append(level)
+    return level
+
+
+def _unreadable(va: int, cr3: int, pae: bool, levels: list[Level], why: str) -> Walk:
+    return Walk(va, cr3, pae, tuple(levels), None, PAGE_SIZE, why, error=why)
+
+
 def walk_pae(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
     """Walk PAE tables: PDPT at ``cr3 & ~0x1f`` (32-byte aligned, 4 entries).
 
@@ -113,19 +158,21 @@ def walk_pae(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
     def stop(fault: str) -> Walk:
         return Walk(va, cr3, True, tuple(levels), None, PAGE_SIZE, fault)
 
-    pdpte = _level(read_phys, "PDPTE", cr3 & 0xFFFFFFE0, (va >> 30) & 0x3, 8)
-    levels.append(pdpte)
-    if not pdpte.value & _P:
-        return stop("PDPTE not present")
-    pmd = _level(read_phys, "PMD", pdpte.value & PAE_PFN_MASK, (va >> 21) & 0x1FF, 8)
-    levels.append(pmd)
-    if not pmd.value & _P:
-        return stop("PMD not present")
-    if pmd.value & _PS:
-        phys = (pmd.value & PAE_LARGE_MASK) | (va & (PAE_LARGE_PAGE - 1))
-        return Walk(va, cr3, True, tuple(levels), phys, PAE_LARGE_PAGE, None)
-    pte = _level(read_phys, "PTE", pmd.value & PAE_PFN_MASK, (va >> 12) & 0x1FF, 8)
-    levels.append(pte)
+    try:
+        pdpte = _next(read_phys, levels, va, cr3, "PDPTE", cr3 & 0xFFFFFFE0, (va >> 30) & 0x3, 8)
+        if not pdpte.value & _P:
+            return stop("PDPTE not present")
+        pmd = _next(read_phys, levels, va, cr3, "PMD", pdpte.value & PAE_PFN_MASK,
+                    (va >> 21) & 0x1FF, 8)
+        if not pmd.value & _P:
+            return stop("PMD not present")
+        if pmd.value & _PS:
+            phys = (pmd.value & PAE_LARGE_MASK) | (va & (PAE_LARGE_PAGE - 1))
+            return Walk(va, cr3, True, tuple(levels), phys, PAE_LARGE_PAGE, None)
+        pte = _next(read_phys, levels, va, cr3, "PTE", pmd.value & PAE_PFN_MASK,
+                    (va >> 12) & 0x1FF, 8)
+    except _Unreadable as e:
+        return _unreadable(va, cr3, True, levels, str(e))
     if not pte.value & _P:
         return stop("PTE not present")
     phys = (pte.value & PAE_PFN_MASK) | (va & (PAGE_SIZE - 1))
@@ -142,15 +189,17 @@ def walk_2level(cr3: int, va: int, read_phys: ReadPhys) -> Walk:
     """
     va = _check_va(va)
     levels: list[Level] = []
-    pde = _level(read_phys, "PDE", cr3 & 0xFFFFF000, (va >> 22) & 0x3FF, 4)
-    levels.append(pde)
-    if not pde.value & _P:
-        return Walk(va, cr3, False, tuple(levels), None, PAGE_SIZE, "PDE not present")
-    if pde.value & _PS:
-        phys = (pde.value & NONPAE_LARGE_MASK) | (va & (NONPAE_LARGE_PAGE - 1))
-        return Walk(va, cr3, False, tuple(levels), phys, NONPAE_LARGE_PAGE, None)
-    pte = _level(read_phys, "PTE", pde.value & NONPAE_PFN_MASK, (va >> 12) & 0x3FF, 4)
-    levels.append(pte)
+    try:
+        pde = _next(read_phys, levels, va, cr3, "PDE", cr3 & 0xFFFFF000, (va >> 22) & 0x3FF, 4)
+        if not pde.value & _P:
+            return Walk(va, cr3, False, tuple(levels), None, PAGE_SIZE, "PDE not present")
+        if pde.value & _PS:
+            phys = (pde.value & NONPAE_LARGE_MASK) | (va & (NONPAE_LARGE_PAGE - 1))
+            return Walk(va, cr3, False, tuple(levels), phys, NONPAE_LARGE_PAGE, None)
+        pte = _next(read_phys, levels, va, cr3, "PTE", pde.value & NONPAE_PFN_MASK,
+                    (va >> 12) & 0x3FF, 4)
+    except _Unreadable as e:
+        return _unreadable(va, cr3, False, levels, str(e))
     if not pte.value & _P:
         return Walk(va, cr3, False, tuple(levels), None, PAGE_SIZE, "PTE not present")
     phys = (pte.value & NONPAE_PFN_MASK) | (va & (PAGE_SIZE - 1))
@@ -182,13 +231,14 @@ class PteTables:
 
     def table(self, va: int) -> tuple[int, ...] | None:
         """The unpacked PTE page covering ``va``; None when the walk of the region stops
-        above the PTE level (an entry not present) or ends in a large page."""
+        above the PTE level (an entry not present or pointing outside RAM) or ends in a
+        large page."""
         region = va >> self.shift
         if region in self.tables:
             return self.tables[region]
         w = walk(self.cr3, region << self.shift, self.read_phys, pae=self.pae)
         table = None
-        if w.levels[-1].name == "PTE":
+        if w.error is None and w.levels[-1].name == "PTE":
             raw = self.read_phys(w.levels[-1].table_phys, PAGE_SIZE)
             if len(raw) != PAGE_SIZE:
                 raise ValueError(f"read_phys({w.levels[-1].table_phys:#x}, {PAGE_SIZE}) "

@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 import uuid
-from pathlib import Path
 from typing import Callable
 
 from . import ktap
@@ -72,6 +71,7 @@ def boot_section(boots: list[BootResult]) -> list[str]:
         verdict = "PASS" if b.passed else "FAIL"
         how = " (restored from the snapshot)" if b.restored else ""
         lines.append(f"  boot {b.number}: {b.seconds:.1f} s{how}  {verdict}")
+        lines += [f"  note: {n}" for n in b.notes]
         lines += [f"  ! {r}" for r in b.reasons()]
         if b.failure is not None:
             lines.append("  console (last lines):")
@@ -180,6 +180,7 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
         "interrupted": result.interrupted,
         "boots": [{"number": b.number, "passed": b.passed, "seconds": b.seconds,
                    "restored": b.restored,
+                   **({"notes": b.notes} if b.notes else {}),  # e.g. a bad snapshot dropped
                    "reasons": b.reasons(), "failure": _failure_json(b.failure),
                    "checks": b.checks,
                    "console_tail": b.console_tail,
@@ -202,7 +203,8 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
                              "kind": s.expect.kind, "error": s.error,
                              "seconds": round(s.seconds, 5),
                              "checks": checks_json(s.checks)} for s in m.stops],
-            "ktap": [{"name": c.name, "status": c.status, "directive": c.directive}
+            "ktap": [{"name": c.name, "number": c.number, "status": c.status,
+                      "directive": c.directive, "seconds": round(c.seconds, 3)}
                      for c in m.cases],
         } for m in result.modules],
         **(extra or {}),
@@ -230,7 +232,3 @@ def report_json(result: RunResult, extra: dict[str, object] | None = None) -> st
 
     text = json.dumps(_report_data(result, checks_ref, extra), indent=2)
     return re.sub(f'^( *)"checks": "{marker}(\\d+)"', checks_lines, text, flags=re.M) + "\n"
-
-
-def write_json(path: Path, result: RunResult, extra: dict[str, object] | None = None) -> None:
-    path.write_text(report_json(result, extra))

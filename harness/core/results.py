@@ -129,6 +129,7 @@ class BootResult:
     artifacts: Path | None = None
     checks: list[str] = field(default_factory=list)  # failed boot checks (boot_probe.py)
     restored: bool = False      # a snapshot restored, not a boot (stages/snapshot.py)
+    notes: list[str] = field(default_factory=list)  # e.g. "snapshot K was bad: ..."
 
     def reasons(self) -> list[str]:
         why = [self.failure.line] if self.failure else []
@@ -173,16 +174,20 @@ class RunResult:
     boots: list[BootResult] = field(default_factory=list)
     interrupted: str = ""  # "SIGINT" or "SIGTERM" when the run was cut short
     memory_note: str = ""  # how much of the guest's RAM the kernel kept (meminfo.memory_note)
+    # an environment error stopped the run (core/host_errors.py: what, fix, path, errno)
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return (bool(self.modules) and not self.interrupted
+        return (bool(self.modules) and not self.interrupted and not self.environment
                 and all(m.passed for m in self.modules) and all(b.passed for b in self.boots))
 
 
 def exit_status(result: RunResult) -> int:
     """`highmem run`'s exit status: 0 all passed, 1 a test failed, 130/143 cut short by
-    SIGINT/SIGTERM (2, a usage error, never gets this far)."""
+    SIGINT/SIGTERM, 2 an environment error stopped it (the host's filesystem refused)."""
+    if result.environment:
+        return 2
     if result.interrupted:
         return 143 if result.interrupted == "SIGTERM" else 130
     return 0 if result.passed else 1

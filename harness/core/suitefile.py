@@ -13,7 +13,10 @@ messages. Loaded with yaml.safe_load's composer so every error names its file an
     timeout: 300
 """
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 import yaml
@@ -29,6 +32,7 @@ TOP_KEYS = {"modules": "list", "configs": "list of fragment names", "timeout": "
 MODULE_KEYS = {"name": "str", "params": "str", "expect": "list", "allow": "list",
                "crashes": "bool", "timeout": "number", "dir": "str"}
 DEFAULT_SUITE_FILE = SUITES_DIR / "default.yaml"
+MAX_FILE_BYTES = 1 << 20    # a suite or matrix file; more is not one (`highmem run /dev/zero`)
 
 
 class SuiteError(HarnessError):
@@ -102,7 +106,7 @@ def _module(path: Path, node: yaml.Node, timeout: float) -> tuple[ModuleSpec, Pa
     if "name" not in f:
         raise _err(path, node, "a module entry has no 'name'", "add name: <module>")
     name = str(f["name"])
-    mdir = (path.parent / str(f["dir"])).resolve() if "dir" in f else None
+    mdir = resolved(path, node, path.parent / str(f["dir"]), "dir") if "dir" in f else None
     src = (mdir or MODULES_DIR) / f"{name}.c"
     if not src.exists():
         raise _err(path, node, f"module '{name}' not found: no {src}",
@@ -115,22 +119,69 @@ def _module(path: Path, node: yaml.Node, timeout: float) -> tuple[ModuleSpec, Pa
     return spec, mdir
 
 
-def _read(path: Path) -> str:
-    """The text of a suite file; SuiteError if it is a directory, unreadable or not UTF-8."""
-    if path.is_dir():
-        yamls = sorted(p.name for p in path.glob("*.yaml"))
-        raise SuiteError(f"suite file {path} is a directory",
-                         f"pass a YAML file in it ({', '.join(yamls)})" if yamls
-                         else "pass a YAML file, e.g. suites/default.yaml")
+def resolved(path: Path, node: yaml.Node | None, p: Path, key: str) -> Path:
+    """`p` (a path the file at `path` names under `key`) with its symlinks resolved;
+    SuiteError when they loop (Path.resolve's RuntimeError, or ELOOP)."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
-        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x})",
-                         "save the suite file as UTF-8") from None
+        return p.resolve()
+    except RuntimeError:
+        pass
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise _err(path, node, f"'{key}' {p}: {e.strerror}",
+                       f"check the path given as {key}:") from None
+    raise _err(path, node, f"'{key}' {p} is a symlink loop",
+               f"point {key}: at a real directory (ls -l {p})")
+
+
+def _kind(mode: int) -> str:
+    return {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+            stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket"}.get(stat.S_IFMT(mode), "special file")
+
+
+def _read_bounded(path: Path) -> bytes:
+    """At most MAX_FILE_BYTES of a regular file (opened without blocking on a FIFO);
+    SuiteError for a directory, a device, a FIFO, a larger file; OSError as open raises."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            yamls = sorted(p.name for p in path.glob("*.yaml"))
+            raise SuiteError(f"suite file {path} is a directory",
+                             f"pass a YAML file in it ({', '.join(yamls)})" if yamls
+                             else "pass a YAML file, e.g. suites/default.yaml")
+        if not stat.S_ISREG(st.st_mode):
+            raise SuiteError(f"suite file {path} is not a regular file (a {_kind(st.st_mode)})",
+                             "pass a YAML file, e.g. suites/default.yaml")
+        chunks, size = [], 0
+        while size <= MAX_FILE_BYTES:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > MAX_FILE_BYTES:
+        raise SuiteError(f"suite file {path} is larger than {MAX_FILE_BYTES >> 20} MiB: not a "
+                         "suite or matrix file", "pass a YAML file, e.g. suites/default.yaml")
+    return b"".join(chunks)
+
+
+def _read(path: Path) -> str:
+    """The text of a suite file (at most MAX_FILE_BYTES, a regular file); SuiteError if it
+    is a directory, a device or FIFO, too large, unreadable or not UTF-8."""
+    try:
+        data = _read_bounded(path)
     except OSError as e:
         raise SuiteError(f"cannot read suite file {path}: {e.strerror}",
                          "pass an existing YAML file, e.g. suites/default.yaml") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SuiteError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x})",
+                         "save the suite file as UTF-8") from None
 
 
 def compose(path: Path, main_key: str) -> yaml.Node:

@@ -15,14 +15,17 @@ The rules, and why they hold against a module that lies:
   ran) is a FAIL: results that may be missing are never read as a PASS.
 """
 
+from __future__ import annotations
+
 import fnmatch
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 from . import ktap
 
-# results.py's ModuleResult and Stop (it imports this module): typed Any here
-ModuleResult = Stop = Any
+# results.py's ModuleResult and Stop (it imports this module, so not the other way round)
+ModuleResult: TypeAlias = Any
+Stop: TypeAlias = Any
 
 # what kind of thing went wrong; a Failure's kind (failure.KINDS) is one too
 REASON_KINDS = ("case", "subtest", "pte", "checkpoint", "no-ktap", "insmod-exit",

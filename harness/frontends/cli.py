@@ -13,13 +13,12 @@ import contextlib
 import importlib
 import os
 import shlex
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 
 from ..core.errors import HarnessError, Terminated
 from ..core.options import DEFAULTS, RunOptions, default_text, knobs
@@ -30,14 +29,19 @@ from ..core.preflight import (
     checked_memory,
 )
 from ..core.kcidb import ORIGIN, check_origin
-from ..core.matrix import DEFAULT_MATRIX_FILE
+from ..workflows.matrix.model import DEFAULT_MATRIX_FILE
 from ..core.shard import check_not_empty, parse_shard
 from ..core.suite import ModuleSpec, parse_params, select, select_cases
 from ..core.suitefile import DEFAULT_SUITE_FILE, load_suite
 from ..run import Outputs
-from ..stages.host import BUILD_TOOLS, RUN_TOOLS, check_tools, check_writable_dir
-from ..stages.paths import artifacts_root, cache_dir, new_run_dir, run_dirs
-from ..stages.warm_record import find_records
+from ..stages.host import (
+    BUILD_TOOLS,
+    RUN_TOOLS,
+    check_ram_dir,
+    check_tools,
+    check_writable_dir,
+)
+from ..stages.paths import artifacts_root, cache_dir, new_run_dir
 
 Command = Callable[[argparse.Namespace], int]
 # the run knobs every subcommand that builds or boots takes
@@ -45,9 +49,11 @@ LAB_KNOBS = ("source", "config", "accel", "memory", "smp", "snapshot")
 
 
 def load(module: str, name: str) -> Any:
-    """`name` from harness/frontends/`module`.py, imported now (commands that build or boot
-    import the I/O libraries; parsing must not)."""
-    return getattr(importlib.import_module(f"harness.frontends.{module}"), name)
+    """`name` from harness/frontends/`module`.py (a dotted `module`: harness.`module`, e.g.
+    workflows.mutate.command), imported now (commands that build or boot import the I/O
+    libraries; parsing must not)."""
+    where = f"harness.{module}" if "." in module else f"harness.frontends.{module}"
+    return getattr(importlib.import_module(where), name)
 
 
 def _deferred(module: str, name: str) -> Command:
@@ -62,7 +68,7 @@ def add_knobs(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     for f, k in knobs(names):
         if isinstance(getattr(DEFAULTS, f.name), bool):  # a switch, on by default
             p.add_argument(f"--no-{k.name}", dest=f.name, action="store_false",
-                           default=True, help=f"switch off: {k.help}")
+                           default=True, help=f"{k.off} (default: {k.help})")
             continue
         kw: dict[str, Any] = {"dest": f.name, "metavar": k.metavar}
         text = k.help
@@ -102,6 +108,10 @@ class HarnessParser(argparse.ArgumentParser):
         self.exit(2, f"error: {' '.join(message.split())}\nfix: run '{self.prog} --help'\n")
 
 
+if TYPE_CHECKING:  # the subcommands' parsers
+    Subparsers: TypeAlias = "argparse._SubParsersAction[HarnessParser]"
+
+
 def _check_lab_options(args: argparse.Namespace) -> None:
     """Usage errors in the options every building or booting subcommand has. --memory is
     rewritten to one form ("8G", "5632M") that QEMU and meminfo both read."""
@@ -115,6 +125,8 @@ def _check_host(tools: Sequence[str]) -> None:
     check_tools(tools)
     check_writable_dir(cache_dir(), "HIGHMEM_CACHE")
     check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+    if "qemu-system-i386" in tools:
+        check_ram_dir()
 
 
 def checked_run(args: argparse.Namespace) -> tuple[RunOptions, tuple[ModuleSpec, ...]]:
@@ -157,36 +169,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return int(load("commands", "run_suite")(opts, suite, run_dir, out))
 
 
-def _remove(d: Path) -> None:
-    try:
-        shutil.rmtree(d)
-    except OSError as e:
-        raise HarnessError(f"cannot remove {d}: {e.strerror or e}",
-                           "check the permissions of that directory, or remove it by hand") \
-            from None
-
-
 def cmd_clean(args: argparse.Namespace) -> int:
-    """Remove the run directories in $HIGHMEM_ARTIFACTS (never the directory itself nor
-    anything else in it) and, with --builds, $HIGHMEM_CACHE/build."""
-    root = artifacts_root()
-    warm = {f.path.parent.resolve() for f in find_records(root) if f.alive}
-    for d in sorted(warm):
-        print(f"leaving {d} alone: its warm guest is up (`highmem down` stops it)")
-    runs = [d for d in run_dirs(root) if d.resolve() not in warm]
-    print(f"removing {len(runs)} run directories from {root}")
-    for d in runs:
-        _remove(d)
-    builds = cache_dir() / "build"
-    if args.builds and builds.is_symlink():
-        print(f"leaving {builds} alone: it is a symlink")
-    elif args.builds and builds.is_dir():
-        print(f"removing {builds}")
-        _remove(builds)
-    return 0
+    """`highmem clean` (clean.py): only what carries this harness's marker."""
+    from .clean import cmd_clean as clean
+    return clean(args)
 
 
-def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _stage_commands(sub: "Subparsers") -> None:
     """build, image, boot, ssh (commands.py)."""
     for name, what in (("build", "configure and build the kernel, modules and image"),
                        ("image", "the same as build (the image is part of it)")):
@@ -210,7 +199,7 @@ def _stage_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     s.set_defaults(func=_deferred("commands", "cmd_ssh"))
 
 
-def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _warm_commands(sub: "Subparsers") -> None:
     """up, status, down (warm_client.py), watch (warm_watch.py): the warm guest."""
     u = sub.add_parser("up", help="start a warm guest in the background for `highmem run` "
                        "and `highmem watch`", description="Builds what is missing, starts "
@@ -223,12 +212,12 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
                    help="seconds to wait for it to be ready (default %(default).0f)")
     u.add_argument("--idle-timeout", type=float, default=4 * 3600.0, metavar="SECONDS",
                    help="stop it after this long without a request (default %(default).0f)")
-    u.set_defaults(func=_deferred("warm_client", "cmd_up"))
+    u.set_defaults(func=_deferred("workflows.warm.client", "cmd_up"))
     st = sub.add_parser("status", help="list the warm guests (stale ones are removed)")
     st.add_argument("--json", action="store_true", help="print JSON")
-    st.set_defaults(func=_deferred("warm_client", "cmd_status"))
+    st.set_defaults(func=_deferred("workflows.warm.client", "cmd_status"))
     d = sub.add_parser("down", help="stop the warm guests of this artifacts directory")
-    d.set_defaults(func=_deferred("warm_client", "cmd_down"))
+    d.set_defaults(func=_deferred("workflows.warm.client", "cmd_down"))
     w = sub.add_parser("watch", help="rerun a module on the warm guest at every save of "
                        "its sources", description="Watches MODULE_DIR's *.c, *.h, Kbuild and "
                        "Makefile (inotify); each save rebuilds the module (make M=, by "
@@ -238,7 +227,7 @@ def _warm_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     w.add_argument("dir", metavar="MODULE_DIR", help="the module's directory (with its Kbuild)")
     w.add_argument("--module", help="the module to run, if the directory builds several")
     add_knobs(w, (*LAB_KNOBS, "append", "timeout", "reset"))
-    w.set_defaults(func=_deferred("warm_watch", "cmd_watch"))
+    w.set_defaults(func=_deferred("workflows.warm.watch", "cmd_watch"))
 
 
 def _inspect_common(p: argparse.ArgumentParser) -> None:
@@ -251,7 +240,7 @@ def _inspect_common(p: argparse.ArgumentParser) -> None:
     add_knobs(p, (*LAB_KNOBS, "append"))
 
 
-def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _inspect_commands(sub: "Subparsers") -> None:
     """gdb, pte, kmaps, vmaps, layout (inspect_cli.py)."""
     g = sub.add_parser("gdb", help="boot the guest and open an interactive gdb on it with "
                        "hm-pte, hm-kmaps, hm-vmaps, hm-layout and the kernel's lx-* helpers",
@@ -270,9 +259,73 @@ def _inspect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
         p = sub.add_parser(name, help=f"boot the guest, print {what}, shut it down")
         if name == "pte":
             p.add_argument("va", help="virtual address (hex), or a C expression for gdb")
+            p.add_argument("--cpu", type=int, metavar="N",
+                           help="walk on CPU N; with --hold, hm_hold's kmap_local is made "
+                           "on CPU N (default: a kmap_local slot's own CPU, else the CPU "
+                           "that stopped)")
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
         _inspect_common(p)
         p.set_defaults(func=_deferred("inspect_cli", f"cmd_{name}"))
+    _monitor_commands(sub)
+
+
+def _monitor_commands(sub: "Subparsers") -> None:
+    """qemu, dump (monitor_cli.py): QEMU's monitor on a running guest."""
+    where = ("the socket directory of the guest (`highmem boot`, `highmem gdb` and `highmem "
+             "status` print it; default: the one running guest)")
+    q = sub.add_parser("qemu", help="a QEMU human-monitor command on the running guest, "
+                       "through QMP with a deadline", description="Runs CMD (e.g. `info "
+                       "registers`, `gva2gpa VA`) through the guest's qmp-tools.sock. "
+                       "Commands that flood, hang or take the guest from under gdb (info "
+                       "tlb, stop, cont, quit, ...) are refused with what to use instead.")
+    q.add_argument("--sockets", metavar="DIR", help=where)
+    q.add_argument("--cpu", type=int, metavar="N", help="the vCPU the command runs on")
+    q.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the answer (default %(default).0f)")
+    q.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="-- CMD [ARGS...]")
+    q.set_defaults(func=_deferred("monitor_cli", "cmd_qemu"))
+    d = sub.add_parser("dump", help="write the running guest's memory as a vmcore crash "
+                       "and drgn open", description="QMP dump-guest-memory (ELF, paging "
+                       "off) into FILE, which must not exist; its headers are checked "
+                       "(every RAM block in a PT_LOAD, each CPU's registers). Exit 1 if "
+                       "the check fails.")
+    d.add_argument("file", metavar="FILE", help="the vmcore to write (a new file)")
+    d.add_argument("--sockets", metavar="DIR", help=where)
+    d.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds the dump may take (default %(default).0f)")
+    d.set_defaults(func=_deferred("monitor_cli", "cmd_dump"))
+
+
+def _watch_kernel_command(sub: "Subparsers") -> None:
+    """watch-kernel (kernel_watch_cli.py)."""
+    w = sub.add_parser("watch-kernel", help="boot the guest, run a shell workload, and judge "
+                       "every kmap_local/kmap/vmap/vm_map_ram mapping the kernel makes",
+                       description="Breakpoints on the kernel's map and unmap paths; each "
+                       "mapping judged while live and after its unmap (docs/watch-kernel.md). "
+                       "Exit 1 on a finding.")
+    w.add_argument("--budget", type=float, default=200.0,
+                   help="stops per second before the entry breakpoints pause (default "
+                   "%(default)g)")
+    w.add_argument("--no-map-entries", dest="map_entries", action="store_false",
+                   help="no breakpoint on __kmap_local_pfn_prot: half the stops; each "
+                   "kmap_local is judged without the pfn and prot it was asked for")
+    w.add_argument("--pages", type=int, default=256,
+                   help="pages of the workload's tmpfs file (default %(default)d)")
+    w.add_argument("--execs", type=int, default=20,
+                   help="rounds of busybox applet execs (default %(default)d)")
+    w.add_argument("--workload", help="a shell command for the guest instead of the built-in")
+    w.add_argument("--module-dir", action="append", default=[], metavar="DIR",
+                   help="build DIR's modules into the image (repeatable)")
+    w.add_argument("--insmod", metavar="NAME", help="insmod NAME.ko before the watched run")
+    w.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameter for --insmod")
+    w.add_argument("--expect-mappings", type=int, default=1,
+                   help="fail unless this many mappings are judged (default %(default)d)")
+    w.add_argument("--max-seconds", type=float, default=1800.0,
+                   help="deadline for each run of the workload (default %(default)g)")
+    w.add_argument("--json", action="store_true", help="print JSON instead of text")
+    add_knobs(w, (*LAB_KNOBS, "append"))
+    w.set_defaults(func=_deferred("kernel_watch_cli", "cmd_watch_kernel"))
 
 
 def _suite_options(p: argparse.ArgumentParser) -> None:
@@ -289,7 +342,21 @@ def _suite_options(p: argparse.ArgumentParser) -> None:
     add_knobs(p, ("timeout", "append", "reset"))
 
 
-def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _coverage_command(sub: "Subparsers") -> None:
+    """coverage (coverage.py)."""
+    c = sub.add_parser("coverage", help="run the suite on a gcov kernel and write the line "
+                       "and branch coverage of mm/highmem.c, mm/vmalloc.c and the highmem "
+                       "helpers (text per function, HTML)",
+                       description="The suite as `highmem run` runs it, on a kernel built "
+                       "with kernel-configs/gcov.config (its own build), every module on one "
+                       "guest; then the guest's gcov counters. Exit status as `highmem run`.")
+    c.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),
+                   help="YAML suite file (default: suites/default.yaml)")
+    _suite_options(c)
+    c.set_defaults(func=_deferred("workflows.coverage.command", "cmd_coverage"))
+
+
+def _mutate_command(sub: "Subparsers") -> None:
     """mutate (mutate.py)."""
     m = sub.add_parser("mutate", help="apply each patch in turn to a git copy of the kernel "
                        "tree, run the suite on it, print which mutants it caught",
@@ -306,10 +373,11 @@ def _mutate_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    help="exit 0 only if every patch makes a check of the suite fail (a new "
                    "test must fail with its fix reverted)")
     m.add_argument("--json", metavar="FILE", help="also write the matrix as JSON to FILE")
-    m.set_defaults(func=_deferred("mutate", "cmd_mutate"), suite=str(DEFAULT_SUITE_FILE))
+    m.set_defaults(func=_deferred("workflows.mutate.command", "cmd_mutate"),
+                   suite=str(DEFAULT_SUITE_FILE))
 
 
-def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _matrix_command(sub: "Subparsers") -> None:
     """matrix (matrix.py)."""
     x = sub.add_parser("matrix", help="run the suite on every cell (kernel, fragments, "
                        "memory, CPUs) of a matrix file and print one table, cell x module",
@@ -325,8 +393,8 @@ def _matrix_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") 
                    "(what `make deps MATRIX=FILE` installs) and exit")
     x.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
     add_knobs(x, ("accel", "timeout", "append", "snapshot", "reset"))
-    x.set_defaults(func=_deferred("matrix", "cmd_matrix"))
-def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    x.set_defaults(func=_deferred("workflows.matrix.command", "cmd_matrix"))
+def _bisect_commands(sub: "Subparsers") -> None:
     """bisect (bisect.py) and the step git bisect run calls (bisect_step.py)."""
     b = sub.add_parser("bisect", help="find the commit that broke the suite: git bisect run "
                        "with the harness as the test, one incremental build directory",
@@ -347,7 +415,7 @@ def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
     b.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run` for each step, e.g. -- --module "
                    "kmap_local_basic")
-    b.set_defaults(func=_deferred("bisect", "cmd_bisect"))
+    b.set_defaults(func=_deferred("workflows.bisect.command", "cmd_bisect"))
     s = sub.add_parser("bisect-step", help="one step of highmem bisect: build and test the "
                        "checked-out commit, exit 0 good, 1 bad, 125 skip (for git bisect run)",
                        description="What `git bisect run` calls for each commit; by hand: "
@@ -359,7 +427,7 @@ def _bisect_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]")
                    help="a kernel that does not come up: exit 125 (skip, default) or 1 (bad)")
     s.add_argument("run_args", nargs=argparse.REMAINDER, metavar="-- RUN_ARGS",
                    help="options of `highmem run`")
-    s.set_defaults(func=_deferred("bisect_step", "cmd_bisect_step"))
+    s.set_defaults(func=_deferred("workflows.bisect.step", "cmd_bisect_step"))
 
 
 def _ci_options(r: argparse.ArgumentParser) -> None:
@@ -379,7 +447,7 @@ def _origin_option(p: argparse.ArgumentParser) -> None:
                    "%(default)s)")
 
 
-def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _merge_command(sub: "Subparsers") -> None:
     """merge (merge.py)."""
     m = sub.add_parser("merge", help="combine the report.json of shards into one report",
                        description="Combine shards' report.json (files, or run directories "
@@ -390,11 +458,25 @@ def _merge_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     m.add_argument("shards", nargs="+", metavar="SHARD",
                    help="a shard's report.json, or its run directory")
     _origin_option(m)
-    m.set_defaults(func=_deferred("merge", "cmd_merge"))
+    m.set_defaults(func=_deferred("workflows.merge.command", "cmd_merge"))
+
+
+class _Version(argparse.Action):
+    """--version: the package's version and the harness checkout's git describe
+    (stages/version.py, imported only when asked: it runs git)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the harness's version "
+                         "(package and git describe of its checkout) and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(importlib.import_module("harness.stages.version").version_line(), flush=True)
+        parser.exit(0)
 
 
 def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
     r = sub.add_parser("run", help="build, boot the i386 highmem guest, run modules with "
                        "live PTE checks, print the report",
@@ -406,15 +488,18 @@ def parser() -> HarnessParser:
     r.set_defaults(func=cmd_run)
     _merge_command(sub)
     _mutate_command(sub)
+    _coverage_command(sub)
     _matrix_command(sub)
     _bisect_commands(sub)
     _stage_commands(sub)
     _warm_commands(sub)
     _inspect_commands(sub)
+    _watch_kernel_command(sub)
     c = sub.add_parser("clean", help="remove the run directories in the artifacts directory "
                        "(and with --builds, kernel builds)",
-                       description="Removes only what the harness made: the TAG-DATE-TIME-N "
-                       "directories in $HIGHMEM_ARTIFACTS (and $HIGHMEM_CACHE/build).")
+                       description="Removes only what the harness made: the directories in "
+                       "$HIGHMEM_ARTIFACTS that carry its .highmem-run marker and are not in "
+                       "use (and $HIGHMEM_CACHE/build).")
     c.add_argument("--builds", action="store_true", help="also remove cached kernel builds")
     c.set_defaults(func=cmd_clean)
     p.commands = dict(sub.choices)
@@ -456,6 +541,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _check_host(BUILD_TOOLS if args.command in ("build", "image") else RUN_TOOLS)
     elif args.command in ("status", "down"):
         check_writable_dir(artifacts_root(), "HIGHMEM_ARTIFACTS")
+    elif args.command in ("qemu", "dump"):
+        check_timeout(args.timeout)
     return int(args.func(args))
 
 

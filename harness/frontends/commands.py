@@ -1,11 +1,11 @@
 """`highmem run` after its checks (cli.py), and `highmem build`, `image`, `boot`, `ssh`: the
 pipeline's stages one at a time, each over a Lab with the real operations.
 
-`highmem boot` keeps an interactive serial console (Ctrl-] leaves and stops the guest) and
-writes $HIGHMEM_CACHE/guest.json (guest_record.py) so that `highmem ssh` reaches that guest;
-the SSH access file it names (private key, mode 0600) lives in the guest's 0700 socket
-directory under /tmp and goes with the guest. With no guest running, `highmem ssh` boots one
-for the command and stops it after.
+`highmem boot` keeps an interactive serial console
+(Ctrl-] leaves and stops the guest) and writes $HIGHMEM_CACHE/guest.json (guest_record.py)
+so that `highmem ssh` reaches that guest; the SSH access file it names (private key, mode
+0600) lives in the guest's 0700 socket directory under /tmp and goes with the guest. With no
+guest running, `highmem ssh` boots one for the command and stops it after.
 """
 
 import argparse
@@ -26,8 +26,10 @@ from ..stages.paths import new_run_dir
 from ..stages.progress import say
 from ..stages.ssh import load_access
 from .cli import LAB_KNOBS, run_options
+from .inspect_args import sockets_text
 from .guest_record import ACCESS_FILE, forget_guest, publish_guest, running_guest
-from .warm_client import fitting, run_on_warm
+from ..workflows.warm.client import fitting, run_on_warm, send_ssh
+from ..workflows.warm.record import live_records
 
 
 def run_suite(opts: RunOptions, suite: tuple[ModuleSpec, ...], run_dir: Path,
@@ -73,9 +75,10 @@ def cmd_boot(args: argparse.Namespace) -> int:
         access = s.qemu.sockdir / ACCESS_FILE
         publish_guest(s.guest_ssh(), s.qemu.sockdir, access, {
             "gdb_socket": str(s.qemu.gdb_socket), "vmlinux": str(lab.kernel.vmlinux),
-            "run_dir": str(run_dir)})
+            "run_dir": str(run_dir), "sockdir": str(s.qemu.sockdir)})
         say(f"guest up: gdbstub {s.qemu.gdb_socket}; `highmem ssh` reaches it; "
-            "Ctrl-] leaves the console and stops the guest")
+            "Ctrl-] leaves the console and stops the guest\n"
+            f"  {sockets_text(s.qemu.sockdir)}; `highmem qemu CMD`, `highmem dump FILE`")
         _attach_console(s.qemu.child)
     finally:
         try:
@@ -105,12 +108,16 @@ def cmd_ssh(args: argparse.Namespace) -> int:
                          "write: highmem ssh -- cat /proc/meminfo; or use `highmem boot` "
                          "for an interactive console")
     st = running_guest()
+    warm = [r for r in live_records() if r.state == "ready"] if st is None else []
     if st is not None:
         ssh = load_access(Path(st["access"]))
         try:
             rc, out, err = ssh.run(cmd, timeout=args.timeout)
         finally:
             ssh.close()
+    elif warm:  # one lookup for both registries: `highmem boot`'s guest, else a warm one
+        say(f"(on the warm guest of {warm[0].run_dir})")
+        rc, out, err = send_ssh(warm[0], cmd, args.timeout)
     else:
         say("(no guest from `highmem boot` is running: booting one for this command)",)
         lab, _ = new_lab(args, "ssh")
@@ -121,5 +128,6 @@ def cmd_ssh(args: argparse.Namespace) -> int:
     sys.stdout.write(out)
     sys.stderr.write(err)
     return rc
+
 
 

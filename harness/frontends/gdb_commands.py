@@ -2,23 +2,36 @@
 as `gdb ... -x harness/frontends/gdb_commands.py`, or by hand with `source` in a gdb attached
 to QEMU's gdbstub (with vmlinux loaded):
 
-  hm-pte VA [--json]   the full walk of VA (a number or any C expression): CR3, PDPTE,
-                       PMD, PTE with decoded flags, phys, PFN, struct page, area
+  hm-pte VA [--cpu N] [--json]
+                       the full walk of VA (a number or any C expression): CR3, PDPTE,
+                       PMD, PTE with decoded flags, phys, PFN, struct page, area; on
+                       CPU N (default: a kmap_local slot's own CPU, else the selected one)
   hm-kmaps [--json]    PKMAP slots in use, kmap_local/kmap_atomic slots with a PTE,
                        tasks holding kmap_local maps (kmap_ctrl)
   hm-vmaps [--json]    VM_MAP vmap areas with their pages' PFNs (highmem or not)
   hm-layout [--json]   the address-space layout computed from the live kernel
+  hm-qemu CMD          a QEMU human-monitor command through QMP (the guest's
+                       qmp-tools.sock, in $HIGHMEM_QMP), on the selected CPU, with a
+                       deadline; floods and session breakers (info tlb, stop, cont, quit)
+                       refused with what to use instead (core/monitor_commands.py)
+  hm-dump FILE         a vmcore of the guest (QMP dump-guest-memory), checked
+  monitor CMD          with $HIGHMEM_QMP set (`highmem gdb` sets it): gdb's own `monitor`
+                       replaced by hm-qemu, so `monitor info tlb` is refused instead of
+                       stalling QEMU's gdbstub, and the rest answers through QMP
 
 The reports are harness/kernel/reports.py's; the target here is gdb itself (parse_and_eval,
 memory reads, and `monitor xp` for physical memory, which gdb's own reads would wrap at
 4 GiB). This file runs in gdb's Python, not in the project's venv: it imports only
-harness.core and harness.kernel (no pygdbmi; tests/unit/test_layers.py holds that).
+harness.core, harness.kernel, the pure frontends/inspect_args.py and the two stdlib-only
+stages stages/qmp_line.py and stages/vmcore_dump.py (no pygdbmi, no qemu.qmp:
+tests/unit/test_gdb_monitor.py loads it in a real gdb).
 """
 
 import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import gdb  # type: ignore[import-not-found]
 
@@ -31,8 +44,15 @@ if REPO not in sys.path:
 
 from harness.core.errors import HarnessError  # noqa: E402 (needs REPO on sys.path)
 from harness.core.gdb_text import parse_symbol, parse_xp  # noqa: E402
+from harness.core.monitor_commands import check_command, cut_output  # noqa: E402
+from harness.frontends.inspect_args import walk_cpu  # noqa: E402 (pure, stdlib only)
 from harness.kernel import reports  # noqa: E402
-from harness.kernel.target import SymbolMissing  # noqa: E402
+from harness.kernel.target import Kernel, SymbolMissing  # noqa: E402
+from harness.stages import vmcore_dump  # noqa: E402
+from harness.stages.qmp_line import QmpLine  # noqa: E402
+
+QMP_ENV = "HIGHMEM_QMP"      # inspect_args.TOOLS_ENV: the guest's qmp-tools.sock
+MONITOR_TIMEOUT = 30.0
 
 
 class GdbTarget:
@@ -94,7 +114,10 @@ class _ReportCommand(gdb.Command):
 
 
 class HmPte(_ReportCommand):
-    """hm-pte VA [--json]: walk VA's page tables on the selected CPU and explain it.
+    """hm-pte VA [--cpu N] [--json]: walk VA's page tables and explain it.
+
+On CPU N if given; else a kmap_local VA on the CPU whose slot it is (where its mapping was
+made), any other VA on the selected CPU.
 
 CR3, the PDPT entry, the PMD entry and the PTE (PAE; PDE and PTE without PAE), each with
 its value and decoded flags (P RW US PWT PCD A D PAT/PS G NX, PROTNONE), the physical
@@ -103,10 +126,28 @@ address, PFN and struct page, and the area VA lies in. VA is any C expression.""
     name = "hm-pte"
 
     def report(self, target: GdbTarget, args: list[str]) -> reports.Report:
+        cpu = None
+        if "--cpu" in args:
+            i = args.index("--cpu")
+            if i + 1 >= len(args) or not args[i + 1].isdigit():
+                raise gdb.GdbError("usage: hm-pte VA [--cpu N] [--json]")
+            cpu, args = int(args[i + 1]), args[:i] + args[i + 2:]
         if len(args) != 1:
-            raise gdb.GdbError("usage: hm-pte VA [--json]")
+            raise gdb.GdbError("usage: hm-pte VA [--cpu N] [--json]")
         va = int(gdb.parse_and_eval(f"(unsigned long)({args[0]})"))
-        return reports.pte_report(target, va)
+        cpu = walk_cpu(cpu, Kernel(target).layout.kmap_local_slot(va))
+        if cpu is None or cpu == target.cpu:
+            return reports.pte_report(target, va)
+        before = gdb.selected_thread()
+        wanted = [t for t in gdb.selected_inferior().threads() if t.num == cpu + 1]
+        if not wanted:
+            raise gdb.GdbError(f"hm-pte: there is no CPU {cpu} (`info threads`: thread N "
+                               "is CPU N-1)")
+        wanted[0].switch()       # quietly: `thread N` prints the frame it switches to
+        try:
+            return reports.pte_report(GdbTarget(), va)
+        finally:
+            before.switch()
 
 
 class HmKmaps(_ReportCommand):
@@ -141,6 +182,74 @@ FIXADDR_TOP/START, FIX_KMAP_BEGIN/END, KM_MAX_IDX, computed from the live kernel
         return reports.layout_report(target)
 
 
-for _cmd in (HmPte, HmKmaps, HmVmaps, HmLayout):
+def _qmp_socket(name: str) -> Path:
+    sock = os.environ.get(QMP_ENV)
+    if not sock:
+        raise gdb.GdbError(f"{name}: no QMP socket known (`highmem gdb` sets ${QMP_ENV}); "
+                           "by hand: python import os; os.environ['HIGHMEM_QMP'] = "
+                           "'SOCKDIR/qmp-tools.sock'")
+    return Path(sock)
+
+
+def _selected_cpu() -> int | None:
+    thread = gdb.selected_thread()
+    return thread.num - 1 if thread is not None else None
+
+
+class HmQemu(gdb.Command):
+    """hm-qemu CMD: a QEMU human-monitor command through QMP, on the selected CPU.
+
+Goes to the guest's qmp-tools.sock (not gdb's gdbstub, which stalls on long output), with
+a deadline. Commands that flood, hang or take the guest from under gdb are refused with
+what to use instead: info tlb (hm-pte VA, hm-kmaps, hm-vmaps), stop, cont, quit,
+system_reset, gdbserver, dump-guest-memory (hm-dump FILE), log, snapshots."""
+
+    name = "hm-qemu"
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name or self.name
+        super().__init__(self.name, gdb.COMMAND_DATA)
+
+    def invoke(self, arg: str, from_tty: bool) -> None:
+        try:
+            line = check_command(arg)
+            with QmpLine(_qmp_socket(self.name), timeout=MONITOR_TIMEOUT) as q:
+                out = q.hmp(line, cpu=_selected_cpu())
+        except HarnessError as e:
+            raise gdb.GdbError(f"{self.name}: {e.what}\n{e.fix}") from None
+        gdb.write(cut_output(out))
+
+
+class HmDump(gdb.Command):
+    """hm-dump FILE: a vmcore of the guest in the new file FILE (QMP dump-guest-memory,
+ELF, paging off), its headers checked: every RAM block in a PT_LOAD, each CPU's registers.
+crash opens it (crash vmlinux FILE). The guest gdb holds stopped stays stopped."""
+
+    name = "hm-dump"
+
+    def __init__(self) -> None:
+        super().__init__(self.name, gdb.COMMAND_DATA)
+
+    def invoke(self, arg: str, from_tty: bool) -> None:
+        args = gdb.string_to_argv(arg)
+        if len(args) != 1:
+            raise gdb.GdbError("usage: hm-dump FILE")
+        try:
+            path = vmcore_dump.new_file(args[0])
+            with QmpLine(_qmp_socket(self.name), timeout=MONITOR_TIMEOUT) as q:
+                d = vmcore_dump.dump(q, path, 900.0, lambda s: gdb.write(s + "\n"))
+        except HarnessError as e:
+            raise gdb.GdbError(f"{self.name}: {e.what}\n{e.fix}") from None
+        if d.problems:
+            raise gdb.GdbError(f"{self.name}: {path}: " + "; ".join(d.problems))
+        gdb.write(f"{path}: {d.summary}; {d.seconds:.1f} s\n")
+
+
+for _cmd in (HmPte, HmKmaps, HmVmaps, HmLayout, HmQemu, HmDump):
     _cmd()
-gdb.write("highmem-harness: hm-pte VA, hm-kmaps, hm-vmaps, hm-layout (help hm-pte ...)\n")
+if os.environ.get(QMP_ENV):
+    # gdb's `monitor` (and `mon`) goes to QEMU's gdbstub, which stalls on long output and
+    # cannot be stopped from gdb: replaced by hm-qemu's checks and QMP (docs/inspect.md)
+    HmQemu("monitor")
+gdb.write("highmem-harness: hm-pte VA, hm-kmaps, hm-vmaps, hm-layout, hm-qemu CMD, "
+          "hm-dump FILE (help hm-pte ...)\n")

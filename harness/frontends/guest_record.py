@@ -1,7 +1,9 @@
 """The record of a running `highmem boot`: $HIGHMEM_CACHE/guest.json names the guest's SSH
 access file (private key, mode 0600, in the guest's 0700 socket directory under /tmp, which
 goes with the guest), so that `highmem ssh` reaches that guest. A record whose process is
-gone, or is not `highmem` any more, is stale and removed with its access file.
+gone, or is not `highmem` any more, is stale and removed with its access file, but only an
+access file in a socket directory carrying this harness's marker (stages/owned.py): a
+planted guest.json naming a user's file removes nothing of the user's.
 """
 
 import json
@@ -9,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..stages import owned
 from ..stages.paths import cache_dir
 from ..stages.ssh import GuestSSH, save_access
 
@@ -53,12 +56,9 @@ def forget_guest(access: Path | None) -> None:
 
 
 def start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[19]
-    except (OSError, ValueError, IndexError):
-        return None
+    """The process's start time (stages/owned.py's, the one reading of it); None when it
+    is gone."""
+    return owned.start_time(pid) or None
 
 
 def is_highmem_process(pid: int) -> bool:
@@ -110,5 +110,6 @@ def remove_stale(path: Path, text: str, st: Any) -> None:
     except OSError:
         pass
     access = Path(str(st.get("access", ""))) if isinstance(st, dict) else None
-    if access is not None and access.name == ACCESS_FILE:
+    if access is not None and access.name == ACCESS_FILE \
+            and owned.is_ours(access.parent, ("socket",)):
         access.unlink(missing_ok=True)

@@ -8,6 +8,11 @@ harness/frontends/gdb_commands.py (hm-pte, hm-kmaps, hm-vmaps, hm-layout). The o
 boot the guest with the harness's own MI gdb attached, stop it once, print one report of
 harness/kernel/reports.py over `MiTarget`, and shut it down. `--hold` loads hm_hold.ko
 first, which keeps one mapping of each kind live.
+
+`highmem pte --cpu N` walks on CPU N (gdb's thread N+1) and, with --hold, binds hm_hold's
+kmap_local thread to CPU N (cpu=N), so that the slot it maps is CPU N's; without --cpu a
+kmap_local VA is walked on the CPU whose slot it is. `highmem pte --hold hold:KIND` walks
+the VA hm_hold printed for KIND (kmap_local, kmap_above_4g, vmap[3], ...).
 """
 
 import argparse
@@ -24,11 +29,11 @@ import pexpect
 
 from ..core.errors import GuestError, HarnessError
 from ..core.inspect_model import Report
-from ..core.repo import REPO
 from ..kernel import reports
-from ..kernel.target import SymbolMissing
+from ..kernel.target import Kernel, SymbolMissing
 from ..lab import Lab
 from ..operations import guest_session, stage_lab
+from ..stages.atomic_file import write_atomic
 from ..stages.console import SerialShell
 from ..stages.image import MODULE_DIR_IN_GUEST
 from ..stages.mi_target import MiTarget, stopped_target
@@ -36,7 +41,18 @@ from ..stages.paths import new_run_dir
 from ..stages.procutil import die_with_parent, stop
 from ..stages.progress import say
 from .cli import LAB_KNOBS, run_options
-from .inspect_args import HOLD, gdb_argv, hold_params, va_arg
+from .inspect_args import (
+    HOLD,
+    check_cpu,
+    gdb_argv,
+    gdb_env,
+    held_va,
+    hold_kind,
+    hold_params,
+    sockets_text,
+    va_arg,
+    walk_cpu,
+)
 
 GDB_QUIT_SECONDS = 10.0
 
@@ -75,11 +91,11 @@ def _drain(child: pexpect.spawn | None) -> None:
 
 
 def run_interactive(argv: list[str], cwd: Path, console: pexpect.spawn | None,
-                    max_seconds: float) -> int:
+                    max_seconds: float, tools_socket: Path) -> int:
     """Run gdb on this terminal until it exits (or `max_seconds` pass: then it is
     terminated); the guest console is drained meanwhile. Returns gdb's exit status."""
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    env = dict(os.environ, HIGHMEM_REPO=str(REPO))   # for gdb_commands.py's imports
+    env = gdb_env(dict(os.environ), tools_socket)
     proc = subprocess.Popen(argv, cwd=cwd, env=env, preexec_fn=_gdb_child)
     try:
         deadline = time.monotonic() + max_seconds
@@ -114,45 +130,66 @@ def cmd_gdb(args: argparse.Namespace) -> int:
         argv = gdb_argv(lab.kernel, s.qemu.gdb_socket, lx_symbols=not args.no_lx_symbols)
         (run_dir / "gdb-cmdline.txt").write_text(subprocess.list2cmdline(argv) + "\n")
         say(f"== gdb (guest stays up until you quit gdb; artifacts: {run_dir})\n"
-            "  hm-pte VA, hm-kmaps, hm-vmaps, hm-layout; lx-dmesg, lx-ps, lx-symbols ...")
-        rc = run_interactive(argv, lab.kernel.build_dir, s.qemu.child, args.max_seconds)
+            "  hm-pte VA [--cpu N], hm-kmaps, hm-vmaps, hm-layout, hm-qemu CMD, hm-dump FILE;"
+            " lx-dmesg, lx-ps, lx-symbols ...\n"
+            f"  {sockets_text(s.qemu.sockdir)}")
+        rc = run_interactive(argv, lab.kernel.build_dir, s.qemu.child, args.max_seconds,
+                             s.qemu.tools_qmp_socket)
     finally:
         lab.close()
     say(f"highmem gdb: gdb exited ({rc}); the guest was shut down")
     return 0 if rc == 0 else 1
 
 
-def _inspect(args: argparse.Namespace, report: Callable[[MiTarget], Report], tag: str) -> int:
-    """Boot, (hold,) stop once, report, shut down. Progress goes to stderr (say())."""
+def _inspect(args: argparse.Namespace, report: Callable[[MiTarget, str], Report],
+             tag: str) -> int:
+    """Boot, (hold,) stop once, report, shut down. Progress goes to stderr (say());
+    `report` gets the target and hm_hold's lines ("" without --hold)."""
     lab, run_dir = new_lab(args, tag)
     hold = hold_params(args)
     try:
         s = guest_session(lab, attach=True)
-        if hold is not None:
-            say(load_hold(s.console, hold))
+        held = load_hold(s.console, hold) if hold is not None else ""
+        if held:
+            say(held)
         t0 = time.monotonic()
         with stopped_target(s.gdb) as target:
-            rep = report(target)
+            rep = report(target, held)
         say(f"== {tag}: the guest was stopped for {time.monotonic() - t0:.2f} s "
             f"(artifacts: {run_dir})")
     finally:
         lab.close()
     text = json.dumps(rep.to_json(), indent=2) if args.json else rep.format()
-    (run_dir / f"{tag}.{'json' if args.json else 'txt'}").write_text(text + "\n")
+    write_atomic(run_dir / f"{tag}.{'json' if args.json else 'txt'}", text + "\n")
     print(text)
     return 0
 
 
 def cmd_pte(args: argparse.Namespace) -> int:
-    va = va_arg(args.va)
+    check_cpu(args.cpu, args.smp)
+    kind = hold_kind(args.va)
+    if kind is not None and hold_params(args) is None:
+        raise HarnessError(f"{args.va} names a mapping of hm_hold, and there is no --hold",
+                           f"add --hold: highmem pte --hold {args.va}")
+    va = va_arg(args.va) if kind is None else kind
     if isinstance(va, int) and not 0 <= va <= 0xFFFFFFFF:
         raise HarnessError(f"{va:#x} is not a 32-bit virtual address",
                            "give an address below 0x100000000")
 
-    def report(t: MiTarget) -> Report:
-        addr = va if isinstance(va, int) else _eval(t, va)
-        return reports.pte_report(t, addr)
+    def report(t: MiTarget, held: str) -> Report:
+        addr = held_va(kind, held) if kind is not None else \
+            va if isinstance(va, int) else _eval(t, va)
+        cpu = walk_cpu(args.cpu, Kernel(t).layout.kmap_local_slot(addr))
+        return reports.pte_report(on_cpu(t, cpu), addr)
     return _inspect(args, report, "pte")
+
+
+def on_cpu(t: MiTarget, cpu: int | None) -> MiTarget:
+    """The target on CPU `cpu` (gdb's thread cpu+1; None: as it is)."""
+    if cpu is None or cpu == t.cpu:
+        return t
+    t.gdb.cmd(f"-thread-select {cpu + 1}")
+    return MiTarget(t.gdb, cpu)
 
 
 def _eval(t: MiTarget, expr: str) -> int:
@@ -164,12 +201,12 @@ def _eval(t: MiTarget, expr: str) -> int:
 
 
 def cmd_kmaps(args: argparse.Namespace) -> int:
-    return _inspect(args, reports.kmaps_report, "kmaps")
+    return _inspect(args, lambda t, _: reports.kmaps_report(t), "kmaps")
 
 
 def cmd_vmaps(args: argparse.Namespace) -> int:
-    return _inspect(args, reports.vmaps_report, "vmaps")
+    return _inspect(args, lambda t, _: reports.vmaps_report(t), "vmaps")
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
-    return _inspect(args, reports.layout_report, "layout")
+    return _inspect(args, lambda t, _: reports.layout_report(t), "layout")

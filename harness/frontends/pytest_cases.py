@@ -6,11 +6,17 @@ items: collection stays cheap and the same in every pytest-xdist worker. When a 
 item runs, each case it printed is reported as a test of its own, with the nodeid it would
 have as an item (`SUITE.yaml::MODULE::CASE`) and the usual setup/call/teardown reports, so
 the terminal, `--junitxml` and xdist's controller count and show it like any test.
+
+JUnit: the harness's own lines of a test (its artifacts directory) go in the test case's
+<system-out>, as `highmem run --junit` writes them (core/junit.py), not in <properties>,
+which the xunit2 schema does not allow in a test case: they travel on the teardown report
+(through xdist too) and are added where pytest's `--junitxml` writer runs.
 """
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -22,7 +28,39 @@ from ..core.verdict import case_key
 # report serialisation)
 CASE_MARK = "highmem_ktap_case"
 
+# the attribute of a teardown report that holds the lines for its JUnit <system-out>
+OUT_MARK = "highmem_system_out"
+
 Outcome = Literal["passed", "failed", "skipped"]
+
+
+def set_system_out(item: pytest.Item, lines: list[str]) -> None:
+    """The lines `item`'s JUnit test case gets in its <system-out>."""
+    setattr(item, OUT_MARK, "\n".join(lines))
+
+
+def mark_system_out(report: pytest.TestReport, item: pytest.Item) -> None:
+    """Carry `item`'s <system-out> lines on its teardown report."""
+    text = getattr(item, OUT_MARK, "")
+    if text:
+        setattr(report, OUT_MARK, text)
+
+
+def junit_system_out(config: pytest.Config, report: pytest.TestReport) -> None:
+    """Add the report's <system-out> lines to its test case in pytest's `--junitxml` (before
+    pytest's writer closes the test case at teardown; none without --junitxml)."""
+    text = getattr(report, OUT_MARK, "")
+    if not text or report.when != "teardown":
+        return
+    try:
+        from _pytest.junitxml import bin_xml_escape, xml_key
+    except ImportError:  # a pytest without its JUnit writer where it was
+        return
+    xml: Any = config.stash.get(xml_key, None)
+    if xml is not None:
+        out = ET.Element("system-out")
+        out.text = bin_xml_escape(text)
+        xml.node_reporter(report).append(out)
 
 
 def case_failure_text(result: ModuleResult, case: Case) -> str:
@@ -59,7 +97,7 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
     path = parent.location[0]
     domain = f"{parent.parent.name}::{name}" if parent.parent else name
     keywords: Mapping[str, Literal[1]] = {**{k: 1 for k in parent.keywords}, name: 1}
-    props = [("artifacts", str(result.artifacts))] if result.artifacts is not None else []
+    system_out = {OUT_MARK: f"artifacts: {result.artifacts}"} if result.artifacts else {}
     outcome, text, xfail = case_verdict(result, case)
     longrepr: str | tuple[str, int, str] | None = None
     call_extra: dict[str, object] = {}  # only the call: a passed setup marked xfail is XPASS
@@ -73,10 +111,10 @@ def case_reports(parent: pytest.Item, result: ModuleResult,
     def report(when: Literal["setup", "call", "teardown"], out: Outcome,
                rep: str | tuple[str, int, str] | None, **extra: object) -> pytest.TestReport:
         return pytest.TestReport(nodeid, (path, 0, domain), keywords, out, rep, when,
-                                 user_properties=props, **{CASE_MARK: nodeid}, **extra)
+                                 **{CASE_MARK: nodeid}, **extra)  # type: ignore[arg-type]
     call_extra["duration"] = case.seconds  # its time in the kernel (printk timestamps)
     return [report("setup", "passed", None), report("call", outcome, longrepr, **call_extra),
-            report("teardown", "passed", None)]
+            report("teardown", "passed", None, **system_out)]
 
 
 def log_cases(parent: pytest.Item, result: ModuleResult, in_worker: bool,
@@ -116,8 +154,9 @@ class CaseReports:
     @pytest.hookimpl(tryfirst=True)  # before the terminal and JUnit read the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         nodeid = getattr(report, CASE_MARK, None)
-        if not nodeid:
-            return
-        report.nodeid = nodeid
-        if self.session is not None and report.when == "call":
-            self.session.testscollected += 1
+        if nodeid:
+            report.nodeid = nodeid
+            if self.session is not None and report.when == "call":
+                self.session.testscollected += 1
+        if self.session is not None:
+            junit_system_out(self.session.config, report)

@@ -23,10 +23,11 @@ knob of core/options.py's RunOptions, with its default — --highmem-source,
 --highmem-timeout, --highmem-append, --highmem-snapshot, --highmem-reset — and
 --highmem-artifacts.
 
-`--highmem-matrix FILE` (a kernel matrix, harness/core/matrix.py) runs the suite file once
-per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell id>::MODULE::...`),
-each cell with its own kernel (prepared at collection), guest and run directory; a cell's
-guest is stopped when the items of another cell start (no warm guest for matrix cells).
+`--highmem-matrix FILE` (a kernel matrix, harness/workflows/matrix/model.py) runs the suite
+file once per cell: the items are parametrized by the cell id (`SUITE.yaml::<cell
+id>::MODULE::...`), each cell with its own kernel (prepared at collection), guest and run
+directory; a cell's guest is stopped when the items of another cell start (no warm guest for
+matrix cells).
 """
 
 import sys
@@ -40,7 +41,7 @@ from typing import Any
 import pytest
 
 from ..core.errors import HarnessError
-from ..core.matrix import Cell, cells
+from ..workflows.matrix.model import Cell, cells
 from ..core.options import RunOptions, default_text, knobs
 from ..core.preflight import options_from_texts
 from ..core.results import ModuleResult
@@ -50,9 +51,9 @@ from ..lab import Lab
 from ..operations import GuestSession, guest_session, stage_lab
 from ..stages.build import KernelBuild
 from ..stages.paths import artifacts_root, new_run_dir
-from . import warm_client
+from ..workflows.warm import client as warm_client
 from ..core.verdict import case_key
-from .pytest_cases import CaseReports, case_verdict, log_cases
+from .pytest_cases import CaseReports, case_verdict, log_cases, mark_system_out, set_system_out
 
 # name: (default, help): the run knobs of RunOptions, and where the artifacts go
 OPTIONS = {k.name: (default_text(f), k.help + (" (comma-separated)" if k.repeat else ""))
@@ -291,9 +292,8 @@ class BootItem(pytest.Item):
         # the boot the Lab makes for its modules, recorded as a BootResult
         lab.boot_for_modules()
         why = [r for b in lab.boots for r in b.reasons()]
-        for b in lab.boots:
-            if b.artifacts is not None:
-                self.user_properties.append((f"boot-{b.number}", str(b.artifacts)))
+        set_system_out(self, [f"boot-{b.number}: {b.artifacts}" for b in lab.boots
+                              if b.artifacts is not None])
         if why:
             tails = [f"  | {x}" for b in lab.boots for x in b.console_tail]
             raise CaseFailure("\n".join(why + tails))
@@ -377,7 +377,7 @@ class _ModulePart(pytest.Item):
     def setup(self) -> None:
         r = self.module.result
         if r is not None and r.artifacts is not None:
-            self.user_properties.append(("artifacts", str(r.artifacts)))
+            set_system_out(self, [f"artifacts: {r.artifacts}"])
 
     def ran(self) -> ModuleResult:
         if self.module.result is None:
@@ -468,6 +468,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     if call.when == "setup" and _RUN_SECONDS in item.stash:
         outcome.get_result().duration += item.stash[_RUN_SECONDS]
+    if call.when == "teardown":  # its artifacts: the JUnit test case's <system-out>
+        mark_system_out(outcome.get_result(), item)
     if call.when == "call" and isinstance(item, CaseItem) and item.module.result is not None:
         outcome.get_result().duration += sum(c.seconds for c in item.module.result.cases
                                              if case_key(c) == item.name)

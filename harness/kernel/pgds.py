@@ -22,7 +22,8 @@ def pgd_facts(k: Kernel) -> dict[str, int]:
 def process_pgds(k: Kernel, f: dict[str, int], page_offset: int) -> list[Pgd]:
     """Every process's page directory, once each (threads share their leader's mm)."""
     head = f["init_task"] + f["tasks"]
-    out, seen = [], set()
+    out: list[Pgd] = []
+    seen: set[int] = set()
     node = k.u32(head)
     for _ in range(MAX_LIST):
         if node == head:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import gcov
 from ..core.errors import BuildError
 from .buildlock import build_lock
 from .progress import Ticker, say
@@ -94,8 +95,12 @@ def make_variables(build_dir: Path) -> dict[str, str]:
     given and as resolved; gcc hands the map on to the assembler)."""
     maps = [f"-fdebug-prefix-map={d}=."
             for d in dict.fromkeys([str(build_dir), str(build_dir.resolve())])]
-    return {var: " ".join(f for f in [os.environ.get(var, "").strip(), *maps] if f)
-            for var in ("KCFLAGS", "KAFLAGS")}
+    flags = {var: " ".join(f for f in [os.environ.get(var, "").strip(), *maps] if f)
+             for var in ("KCFLAGS", "KAFLAGS")}
+    try:  # a gcov kernel (kernel-configs/gcov.config): profile the highmem objects only
+        return {**flags, **gcov.make_variables((build_dir / ".config").read_text())}
+    except OSError:
+        return flags
 
 
 def recipe(build_dir: Path) -> dict[str, object]:

@@ -10,13 +10,15 @@ entries, and write the verdict back into the struct so the module's KTAP result 
 
 import gc
 import time
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Any
 
 from ..core import checkpoint as cp
 from ..core import pte as ptemod
 from ..core.errors import BootError, GdbError
+from ..core.hexjson import hex64, read_int
 from ..core.layout import Layout
+from ..core.pagewalk import PhysReadError
 from ..core.qemu_tlb import parse_gva2gpa, parse_tlb, tlb_translate
 from ..core.results import Stop, invalid_expect
 from ..core import pgd_sync
@@ -56,6 +58,19 @@ class Checker:
         self.seen: dict[int, tuple[int, int]] = {}  # cpu -> (struct, count) of its last stop
         self.pkmap_count: int | None = None  # &pkmap_count
         self.pgd: dict[str, int] | None = None  # pgd_facts(): offsets, init_task, swapper_pg_dir
+        # is QEMU still running (set per guest): a long judge looks, as at its deadline
+        self.target_alive: Callable[[], bool] = lambda: True
+
+    def watch(self, deadline: float) -> bool:
+        """Between entries of a long judge: True past `deadline`; GdbExited if gdb died,
+        GdbError if QEMU exited (the RAM mapping would still read: the judge would go on
+        over a guest that is gone)."""
+        if isinstance(self.gdb, Gdb):
+            self.gdb.check_alive()
+        if not self.target_alive():
+            raise GdbError("QEMU exited while a checkpoint was judged",
+                           "read console.log in the run directory")
+        return time.monotonic() > deadline
 
     def kernel_masks(self) -> cp.KernelMasks:
         if self.masks is None:
@@ -80,12 +95,18 @@ class Checker:
     def facts(self) -> dict[str, object]:
         """What this checker read of the kernel through gdb's DWARF (masks, layout, symbol
         addresses): kept with a snapshot, so a restored guest needs no DWARF at all."""
-        return {"masks": asdict(self.kernel_masks()), "layout": self.kernel_layout().to_json(),
+        m = self.kernel_masks()  # pteval_t masks: "0x..." strings (core/hexjson.py)
+        masks = {"default_kernel_pte_mask": hex64(m.default_kernel_pte_mask),
+                 "supported_pte_mask": hex64(m.supported_pte_mask), "pae": m.pae}
+        return {"masks": masks, "layout": self.kernel_layout().to_json(),
                 "pkmap_count": self.pkmap_count_addr(), "pgd": self.pgd_facts_of()}
 
     def load_facts(self, facts: dict[str, Any]) -> None:
         """The facts() of the same kernel in the same state (a restored snapshot)."""
-        self.masks = cp.KernelMasks(**facts["masks"])
+        m = facts["masks"]  # numbers in a snapshot saved before the hex strings
+        self.masks = cp.KernelMasks(read_int(m["default_kernel_pte_mask"]) or 0,
+                                    read_int(m["supported_pte_mask"]) or 0,
+                                    bool(m.get("pae", True)))
         self.layout = Layout.from_json(facts["layout"])
         self.pkmap_count = int(facts["pkmap_count"])
         pgd = facts.get("pgd")  # a snapshot from before the page-directory check: read again
@@ -186,7 +207,7 @@ class Checker:
             n = min(RANGE_CHUNK, e.count - first)
             raw = kernel.virt(e.entries + first * cp.RANGE_ENTRY.size, n * cp.RANGE_ENTRY.size)
             out += cp.parse_range(raw, n)
-            if time.monotonic() > deadline:
+            if self.watch(deadline):
                 break
         return out
 
@@ -212,7 +233,7 @@ class Checker:
         tables, single = kernel.pte_tables, len(targets) == 1
         total = e.count if e.count else len(targets)
         for i, (va, pfn) in enumerate(targets):
-            if not i % DEADLINE_EVERY and time.monotonic() > deadline:
+            if not i % DEADLINE_EVERY and self.watch(deadline):
                 raise CheckpointTimeout(stop, i, total)
             label = e.label if single else f"{e.label}[{i}]"
             c = None
@@ -226,8 +247,12 @@ class Checker:
                 c.mismatches += cp.judge_where(e, va, pfn, layout)
             if e.flags & cp.CHECK_CONTENT:
                 phys = (pfn << 12) + cp.content_offset(e.flags, e.aux)
-                got = int.from_bytes(kernel.phys(phys, 8), "little")
-                c.mismatches += cp.judge_content(e.content, got, phys)
+                try:
+                    got = int.from_bytes(kernel.phys(phys, 8), "little")
+                    c.mismatches += cp.judge_content(e.content, got, phys)
+                except PhysReadError:
+                    c.mismatches.append(f"content: PFN {pfn:#x} is outside RAM "
+                                        f"({phys:#x}): its page cannot be read")
             if e.flags & cp.CHECK_PKMAP_COUNT:
                 nr = (va - layout.pkmap_base) // 4096
                 got = int.from_bytes(kernel.virt(self.pkmap_count_addr() + 4 * nr, 4),

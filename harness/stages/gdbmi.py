@@ -3,6 +3,10 @@ under a real deadline (pygdbmi alone decides a response is over after a pause).
 
 gdb is started under `setpriv --pdeathsig KILL`, so it dies with the harness; `close()` ends
 it on every normal path. The transcript of every record goes to gdb-mi.log.
+
+Every wait reads gdb in steps of at most 0.1 s and looks at the process between them: a gdb
+that died (killed, crashed) is a GdbExited at once ("gdb exited: killed by SIGKILL"), never
+a command's or a stop's whole deadline spent waiting for it.
 """
 
 import json
@@ -16,7 +20,7 @@ from pygdbmi.gdbcontroller import GdbController
 from ..core.errors import GdbError
 from ..core.gdb_text import parse_xp
 from .paths import cache_dir
-from .procutil import pdeathsig_argv, stop
+from .procutil import exit_text, pdeathsig_argv, stop
 
 # gdb answers -exec-continue with ^running a moment before it waits on the target; a SIGINT
 # in that moment is taken as a quit request and lost (seen: an inspection right after a
@@ -26,6 +30,9 @@ RESUME_SETTLE_S = 0.1
 # is stopped through QMP instead (QEMU's gdbstub reports any VM stop to a waiting gdb as
 # SIGINT). Slower stops are seen under load only; the stop is the same either way.
 SIGINT_ANSWER_S = 2.0
+# gdb answers a command on a target whose QEMU died with an error at once; one that is still
+# silent this long after is not coming back (seen: an internal error of gdb)
+PEER_GONE_S = 1.0
 
 
 def index_cache_args() -> list[str]:
@@ -37,6 +44,16 @@ def index_cache_args() -> list[str]:
     d = cache_dir() / "gdb-index"
     d.mkdir(parents=True, exist_ok=True)
     return ["-iex", f"set index-cache directory {d}", "-iex", "set index-cache enabled on"]
+
+
+class GdbExited(GdbError):
+    """The gdb process is gone (killed, or it crashed): nothing it was asked will come."""
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"gdb exited: {exit_text(returncode)}",
+                         "read gdb-mi.log in the run directory; gdb was killed or crashed "
+                         "(the OOM killer? dmesg on the host says)")
+        self.returncode = returncode
 
 
 def _target_closed(rec: dict[str, Any]) -> bool:
@@ -63,8 +80,12 @@ class Gdb:
         self.running = False  # the target was resumed and no *stopped was taken since
         self.target_gone = False  # gdb saw the remote end close (QEMU exited): no target
         self.resumed_at = 0.0     # when the last -exec-continue was answered
+        self.exit_logged = False  # "gdb exited" written to the transcript
         # stops the VM another way (QMP "stop"), for an interrupt gdb did not act on
         self.fallback_stop: Callable[[], None] | None = None
+        # is the target's QEMU still running (set per guest): a command gdb has not
+        # answered PEER_GONE_S after QEMU died is not waited for to its deadline
+        self.peer_alive: Callable[[], bool] | None = None
         self.log = transcript.open("a")
         self.mi = GdbController(command=pdeathsig_argv(
             ["gdb", "--nx", "--quiet", "--interpreter=mi3", *index_cache_args(),
@@ -85,7 +106,22 @@ class Gdb:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def exited(self) -> int | None:
+        """gdb's return code if its process has ended (None: it runs, or close() ran)."""
+        proc = self.mi.gdb_process
+        return proc.poll() if proc is not None else None
+
+    def check_alive(self) -> None:
+        """GdbExited if the gdb process has ended (written once to the transcript)."""
+        rc = self.exited()
+        if rc is not None:
+            if not self.exit_logged:
+                self.log.write(f"=== {time.monotonic():.3f} gdb exited: {exit_text(rc)}\n")
+                self.exit_logged = True
+            raise GdbExited(rc)
+
     def _read(self, timeout: float) -> list[dict[str, Any]]:
+        self.check_alive()
         try:
             recs = self.mi.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         except (OSError, ValueError) as e:
@@ -95,22 +131,41 @@ class Gdb:
             self.log.write(f"{time.monotonic():.3f} {json.dumps(r)}\n")
             if _target_closed(r):
                 self.target_gone, self.running = True, False
+            if r.get("message") == "stopped":
+                self._flush_log()
         return recs
+
+    def _flush_log(self) -> None:
+        """Every stop is in gdb-mi.log as it happens (a run killed at a checkpoint keeps
+        it). A full disk is not this call's to report: the next write or close() raises."""
+        try:
+            self.log.flush()
+        except OSError:
+            pass
 
     def cmd(self, command: str, timeout: float | None = None) -> tuple[dict[str, Any], list[str]]:
         """Send one MI command; return (its result record, console/target stream text)."""
         self.token += 1
         tok = self.token
         self.log.write(f">>> {time.monotonic():.3f} {tok}{command}\n")
+        self.check_alive()
         try:
             self.mi.write(f"{tok}{command}", read_response=False)
         except (OSError, ValueError) as e:  # gdb is gone (e.g. after QEMU exited)
+            self.check_alive()
             raise GdbError(f"gdb is not running ({e})",
                            "read gdb-mi.log in the run directory") from None
         deadline = time.monotonic() + (timeout or self.timeout)
         stream: list[str] = []
         result: dict[str, Any] | None = None
+        peer_gone_at: float | None = None
         while time.monotonic() < deadline:
+            if self.peer_alive is not None and not self.peer_alive():
+                peer_gone_at = peer_gone_at or time.monotonic()
+                if time.monotonic() - peer_gone_at > PEER_GONE_S:
+                    raise GdbError(f"QEMU exited and gdb did not answer '{command}' within "
+                                   f"{PEER_GONE_S:.0f} s of it", "read gdb-mi.log in the "
+                                   "run directory")
             # take the whole batch: a *stopped may arrive right after our ^running
             for r in self._read(0.1):
                 if r.get("type") == "result" and r.get("token") == tok:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from ..core.errors import HarnessError
 
+MIN_FREE = 16 << 20       # bytes free in the cache and the artifacts: less is a full disk
+RAM_MIN_FREE = 256 << 20  # bytes free in /dev/shm: a booted guest's RAM file touches ~100 MiB
+RAM_DIR = Path("/dev/shm")  # stages/sockdir.py's RAM_DIR_BASE (the guests' RAM files)
+
 # Everything a `highmem run` starts: the kernel build, the image, QEMU, gdb (under setpriv).
 RUN_TOOLS = ("qemu-system-i386", "gdb", "make", "gcc", "cpio", "setpriv")
 BUILD_TOOLS = ("make", "gcc", "cpio")
@@ -61,10 +65,48 @@ def check_writable_dir(path: Path, what: str) -> None:
                         f"set {what} to a directory you can write to")
     try:
         path.mkdir(parents=True, exist_ok=True)
+        _probe(path)  # first: its errno names the fault (EROFS, EACCES), os.access's not
         if not os.access(path, os.W_OK | os.X_OK):
             raise PermissionError(13, "Permission denied")
-        _probe(path)
+        check_free(path, what, MIN_FREE)
     except OSError as e:
         raise HostError(f"{what} directory {path} is not writable: {e.strerror or e}",
                         f"make it writable (or remount it read-write), or set {what} to a "
                         "directory you can write to") from None
+
+
+def _free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def check_free(path: Path, what: str, need: int) -> None:
+    """At least `need` bytes free on `path`'s filesystem (ENOSPC before the run, not in
+    the middle of it)."""
+    free = _free_bytes(path)
+    if free < need:
+        raise HostError(f"{what} directory {path} is full: {free >> 10} KiB free, the run "
+                        f"needs at least {need >> 20} MiB (ENOSPC)",
+                        f"free space there (df -h {path}), or set {what} to a directory "
+                        "with room" if what.isupper() else
+                        f"free space there (df -h {path}; ls {path})")
+
+
+def check_ram_dir(base: Path = RAM_DIR) -> None:
+    """When /dev/shm is a writable tmpfs (guests get their RAM there: stages/qemu.py), it
+    has room for a guest's touched pages (a full one fails the restore copy with ENOSPC,
+    or kills QEMU with SIGBUS)."""
+    try:
+        with open("/proc/mounts") as f:
+            tmpfs = any(line.split()[1:3] == [str(base), "tmpfs"] for line in f)
+        if not tmpfs or not os.access(base, os.W_OK):
+            return  # not used: guests get anonymous memory
+        free = _free_bytes(base)
+    except OSError:
+        return
+    if free < RAM_MIN_FREE:
+        raise HostError(f"{base} is full: {free >> 20} MiB free, a guest's RAM file needs at "
+                        f"least {RAM_MIN_FREE >> 20} MiB (ENOSPC)",
+                        f"free space in {base} (ls -la {base}; the harness removes only its "
+                        f"own hm-* directories), or remount it larger: "
+                        f"mount -o remount,size=4G {base}")

@@ -89,7 +89,8 @@ class KeptGdb:
                 if attempt == 2:
                     raise
         assert self.gdb is not None
-        self.gdb.fallback_stop = (lambda: monitor.qmp("stop")) if monitor is not None else None
+        self.gdb.fallback_stop = (lambda: None if monitor.qmp("stop") else None) \
+            if monitor is not None else None
         if self.checker is None:
             self.checker = Checker(self.gdb, ram, monitor)
             if facts and not self.symbols:
@@ -136,26 +137,31 @@ class KeptGdb:
     def detach(self) -> None:
         """Before the guest is stopped for good: stop it if it runs (all-stop gdb cannot
         detach a running target), drop the connection, keep gdb. A gdb that does not do so
-        within DETACH_TIMEOUT_S each is ended; one whose target is gone (QEMU exited) has
-        nothing to stop or drop, and is kept."""
+        within DETACH_TIMEOUT_S each is ended, and so is one whose target went away under
+        it (QEMU exited while gdb held it stopped, or gdb itself died): such a gdb was seen
+        to fail its next attach (an internal error, then the attach's whole timeout), and
+        a new one starts in milliseconds (without symbols, for a restored guest)."""
         if self.gdb is None:
+            return
+        if self.gdb.target_gone or self.gdb.exited() is not None:
+            self.close()
             return
         try:
             if self.running():
                 self.gdb.interrupt(timeout=DETACH_TIMEOUT_S)
             if not self.gdb.target_gone:
                 self.gdb.cmd("-target-disconnect", timeout=DETACH_TIMEOUT_S)
-            self._forget_target()
-        except GdbError:
-            if self.gdb.target_gone:  # QEMU exited meanwhile: gdb has no target, keep it
                 self._forget_target()
             else:
-                self.close()
+                self.close()  # QEMU exited meanwhile
+        except GdbError:
+            self.close()
 
     def _forget_target(self) -> None:
         assert self.gdb is not None
         self.gdb.pending.clear()
         self.gdb.fallback_stop = None  # that guest's QMP goes with it
+        self.gdb.peer_alive = None
 
     def running(self) -> bool:
         """gdb is waiting on a guest that runs (it reads no command until that stops)."""

@@ -7,6 +7,11 @@ stops the guest), put a hardware breakpoint there, resume, then insmod the test 
 the serial console. While insmod runs, every stop is a checkpoint: `Checker` judges it and
 the guest is resumed. gdb is the only owner of run control here. One deadline (the spec's
 timeout) covers insmod and the time stopped at checkpoints.
+
+The wait looks at both processes at least every 0.25 s: QEMU's exit (`alive`) and gdb's
+(a GdbExited from any gdb read) end the module at once, named for what died ("QEMU exited
+while M ran (killed by SIGKILL)", "gdb exited: killed by SIGKILL while insmod M ran"),
+never its timeout spent on a guest or a debugger that is gone.
 """
 
 import re
@@ -25,7 +30,7 @@ from ..core.suite import ModuleSpec
 from .checker import Checker, CheckpointTimeout
 from .console import SerialShell
 from .console_log import ConsoleLog
-from .gdbmi import Gdb
+from .gdbmi import Gdb, GdbExited
 from .image import MODULE_DIR_IN_GUEST
 from .progress import Ticker
 
@@ -33,6 +38,8 @@ CORE = "hm_checkpoint"
 CRASH_GRACE_S = 5.0      # after an oops on the console: time for insmod to be killed
 PROBE_TIMEOUT_S = 8.0    # a command into a guest that may be wedged
 EXIT_GRACE_S = 3.0       # gdb saw the target exit: QEMU's own exit is that close behind
+GDB_ERROR_GRACE_S = 0.5  # gdb failed: if QEMU was killed, pexpect sees it by then
+TOOL_GONE_PROBE_S = 0.5  # gdb died: the kernel log is read within this or not at all
 
 
 def load_core(shell: SerialShell) -> tuple[int, int]:
@@ -82,6 +89,7 @@ class Guest:
     remote: Callable[[str, float], tuple[int, str, str]]
     alive: Callable[[], bool]
     kos: dict[str, str] = field(default_factory=dict)
+    exited: Callable[[], str] = lambda: ""
 
 
 @dataclass
@@ -96,6 +104,7 @@ class _Watch:
     crash_seen_at: float = 0.0
     command: str = "insmod"
     dmesg: str | None = None     # read while diagnosing a hang (the guest may be wedged)
+    probe_s: float = PROBE_TIMEOUT_S  # how long a read of the kernel log may take
     mark: str = ""               # the line that opens the module's kernel log
 
     @property
@@ -124,7 +133,7 @@ def run_module(g: Guest, spec: ModuleSpec,
     finally:
         ticker.done()
     if failure is not None:
-        dmesg = w.dmesg if w.dmesg is not None else _probe_dmesg(g)
+        dmesg = w.dmesg if w.dmesg is not None else _probe_dmesg(g, w.probe_s)
         detail = crash_summary(dmesg) or crash_summary(g.console.text())
         if failure.kind == "crash" and detail and detail.split(";")[0] not in failure.cause:
             failure = Failure("crash", f"{failure.cause}: {detail}")
@@ -160,6 +169,8 @@ def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
     """Serve checkpoints until the command ends; ((rc, output), None) or (None, failure)."""
     name = w.spec.name
     while True:
+        if not g.alive():
+            return None, _dead_or(g, w, Failure("crash", f"QEMU exited while {name} ran"))
         try:
             stopped = g.gdb.wait_stopped(timeout=0.2)
             if stopped is not None:
@@ -168,9 +179,12 @@ def _follow(g: Guest, w: _Watch, token: int, ticker: Ticker,
                     return None, failure
                 continue
             res = g.shell.poll(token, timeout=0.05)
+        except GdbExited as e:  # QEMU runs on: nothing to wait for
+            return None, _dead_or(g, w, _gdb_gone(g, w, e))
         except GdbError as e:
             return None, _dead_or(g, w, Failure("hang", f"gdb stopped answering while "
-                                                f"{w.command} {name} ran: {e.what}"))
+                                                f"{w.command} {name} ran: {e.what}"),
+                                  grace=GDB_ERROR_GRACE_S)
         except GuestError:
             return None, _dead_or(g, w, Failure("crash", f"the guest's console closed while "
                                                 f"{w.command} {name} ran"))
@@ -214,10 +228,26 @@ def _serve_stop(g: Guest, w: _Watch, stopped: dict[str, Any],
     return None
 
 
-def _dead_or(g: Guest, w: _Watch, failure: Failure, exiting: bool = False) -> Failure:
+def _gdb_gone(g: Guest, w: _Watch, e: GdbExited) -> Failure:
+    """gdb died under the module: the module is not judged to its end (a harness failure,
+    not the kernel's). A guest gdb left stopped is resumed over QMP (gdb took its
+    breakpoints out at the stop), so its kernel log can still be read, briefly."""
+    w.probe_s = TOOL_GONE_PROBE_S
+    if not g.gdb.running and g.checker.monitor is not None:
+        try:
+            g.checker.monitor.qmp("cont")
+        except Exception:  # noqa: BLE001 - QMP's errors vary; the log is a bonus
+            pass
+    return Failure("harness", f"{e.what} while {w.command} {w.spec.name} ran (the module "
+                   "was not judged to its end)")
+
+
+def _dead_or(g: Guest, w: _Watch, failure: Failure, exiting: bool = False,
+             grace: float = 0.0) -> Failure:
     """If QEMU is gone, the failure is a crash with the panic line of the console.
-    `exiting`: gdb said the target exited; QEMU may not be reaped yet (give it a moment)."""
-    deadline = time.monotonic() + (EXIT_GRACE_S if exiting else 0.0)
+    `exiting`: gdb said the target exited; QEMU may not be reaped yet (give it a moment);
+    `grace`: how long to give it otherwise."""
+    deadline = time.monotonic() + (EXIT_GRACE_S if exiting else grace)
     while g.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     if g.alive():
@@ -225,7 +255,9 @@ def _dead_or(g: Guest, w: _Watch, failure: Failure, exiting: bool = False) -> Fa
     g.shell.drain()  # QEMU's last output (the panic) into console.log
     text = g.console.text()
     why = panic_line(text) or crash_summary(text) or f"last console line: {last_line(text)}"
-    return Failure("crash", f"QEMU exited while {w.spec.name} ran: {why}")
+    how = g.exited()
+    how = f" ({how})" if how.startswith("killed") else ""
+    return Failure("crash", f"QEMU exited while {w.spec.name} ran{how}: {why}")
 
 
 def _hang(g: Guest, w: _Watch) -> Failure:
@@ -249,11 +281,11 @@ def _hang(g: Guest, w: _Watch) -> Failure:
         f"(time at checkpoints included); {last}{where}"))
 
 
-def _probe_dmesg(g: Guest) -> str:
+def _probe_dmesg(g: Guest, timeout: float = PROBE_TIMEOUT_S) -> str:
     """The kernel log of a guest that may be wedged: over SSH, with a short deadline."""
     if not g.alive():
         return ""
     try:
-        return g.remote("dmesg", PROBE_TIMEOUT_S)[1]
+        return g.remote("dmesg", timeout)[1]
     except GuestError:
         return ""

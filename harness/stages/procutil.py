@@ -22,6 +22,17 @@ def pdeathsig_argv(argv: list[str]) -> list[str]:
     return ["setpriv", "--pdeathsig", "KILL", "--", *argv]
 
 
+def exit_text(returncode: int) -> str:
+    """How a child ended, from its return code (Popen's: negative for a signal):
+    `killed by SIGKILL`, `exit status 1`."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
 def stop(proc: "subprocess.Popen[bytes] | subprocess.Popen[str]", timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL if the process is still there after `timeout` seconds."""
     if proc.poll() is not None:

@@ -1,5 +1,12 @@
-"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect),
+"""Boot stage: qemu-system-i386 with 8 GiB, serial console on stdio (driven by pexpect, its
+pty's signal characters off: SERIAL),
 gdbstub and QMP on unix sockets in a per-run directory, never TCP.
+
+Three QMP sockets, each one client at a time (QEMU 7.2 serves one connection per monitor
+and leaves a second one waiting): qmp.sock is the harness's long-lived Monitor (stages/
+qmp.py), qmp-tools.sock the one-shot inspector commands' (`highmem qemu`, `hm-qemu`,
+`highmem dump`: stages/qmp_line.py), qmp-user.sock the user's own QMP client's, which the
+harness never connects to (docs/inspect.md).
 
 `-cpu qemu32,+pse36,+nx`: QEMU 7.2's default qemu32 has 32 physical address bits (a PTE
 above 4 GiB faults) and no NX (bit 63 never set); shared/highmem-facts.md section 0.
@@ -16,15 +23,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pexpect
 
 from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
-from ..core.options import DEFAULTS
+from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
+from ..core.options import DEFAULTS, RunOptions
 from ..core.profile import PAE64G
 from .paths import cache_dir
-from .procutil import die_with_parent
+from .procutil import die_with_parent, exit_text
 from .progress import Ticker, say
 from .sockdir import RAM_DIR_BASE, make_sockdir, sweep_stale
 
@@ -41,6 +50,11 @@ BOOT_IDLE_S = 30.0          # a boot that prints nothing for this long has stopp
 BOOT_CRASH_GRACE_S = 10.0   # an oops while booting: how long the ready marker may still come
 HOSTFWD_CLASH = "Could not set up host forwarding rule"  # the SSH port was taken meanwhile
 PORT_TRIES = 3
+# The serial console on QEMU's stdio (the pexpect pty), with signal=off: QEMU then clears
+# ISIG on its tty, so a ^C, ^Z or ^\ byte sent to the guest (a module parameter, a hostile
+# string) is data for the guest's shell, never SIGINT/SIGTSTP/SIGQUIT to QEMU. With plain
+# `-serial stdio` a 0x03 byte ended QEMU (measured with QEMU 7.2).
+SERIAL = ("-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,15 @@ class QemuConfig:
     boot_timeout: float = 120.0
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     shared_ram: bool = True     # RAM in a shared tmpfs file the harness maps (fast reads)
+
+    @classmethod
+    def from_options(cls, kernel: Path, initrd: Path, opts: RunOptions,
+                     **overrides: Any) -> "QemuConfig":
+        """The one way RunOptions reach QEMU's command line (memory, CPUs, acceleration,
+        the kernel command line); `overrides` for a caller's own (the boot probe's)."""
+        return cls(kernel=kernel, initrd=initrd, **{
+            "memory": opts.memory, "smp": opts.smp, "accel": opts.accel,
+            "append": opts.append, **overrides})
 
 
 def kernel_cmdline(extra: str = "") -> str:
@@ -84,10 +107,11 @@ def qemu_argv(cfg: QemuConfig, accel: str, sockdir: Path, ssh_port: int | None =
         "-m", cfg.memory, "-smp", str(cfg.smp),
         "-kernel", str(cfg.kernel), "-initrd", str(cfg.initrd),
         "-append", kernel_cmdline(cfg.append),
-        "-serial", "stdio", "-monitor", "none",
+        *SERIAL, "-monitor", "none",
         "-chardev", f"socket,id=gdb0,path={sockdir}/gdb.sock,server=on,wait=off",
         "-gdb", "chardev:gdb0",
-        "-qmp", f"unix:{sockdir}/qmp.sock,server=on,wait=off",
+        *(a for name in (QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET)
+          for a in ("-qmp", f"unix:{sockdir}/{name},server=on,wait=off")),
         *net, *cfg.extra_args, *(["-incoming", "defer"] if incoming else []),
     ]
 
@@ -171,7 +195,17 @@ class Qemu:
 
     @property
     def qmp_socket(self) -> Path:
-        return self.sockdir / "qmp.sock"
+        return self.sockdir / QMP_SOCKET
+
+    @property
+    def tools_qmp_socket(self) -> Path:
+        """The one-shot inspector commands' QMP socket (stages/qmp_line.py)."""
+        return self.sockdir / TOOLS_QMP_SOCKET
+
+    @property
+    def user_qmp_socket(self) -> Path:
+        """The user's QMP socket (`highmem boot`, `highmem gdb`, `highmem status` show it)."""
+        return self.sockdir / USER_QMP_SOCKET
 
     def __enter__(self) -> "Qemu":
         return self
@@ -260,6 +294,14 @@ class Qemu:
     def alive(self) -> bool:
         return self.child is not None and self.child.isalive()
 
+    def exit_text(self) -> str:
+        """How QEMU ended ("killed by SIGKILL", "exit status 0"); "" while it runs."""
+        if self.child is None or self.child.isalive():
+            return ""
+        if self.child.signalstatus is not None:
+            return exit_text(-self.child.signalstatus)
+        return exit_text(self.child.exitstatus or 0)
+
     def _wait_ready(self, t0: float) -> None:
         """Up to the ready marker. A panic or QEMU's exit ends the wait at once; an oops or
         BUG ends it BOOT_CRASH_GRACE_S later unless the marker comes (then the boot's own
@@ -291,7 +333,7 @@ class Qemu:
                 if self.port_clash():
                     continue
                 text = self.console_text()
-                why = panic_line(text) or self.crash_line
+                why = panic_line(text) or self.crash_line or ""
                 self._boot_failed(f"the kernel panicked while booting: {why}" if why else
                                   f"QEMU exited during boot (last output: {last_line(text)!r})")
             quiet_since = time.monotonic()

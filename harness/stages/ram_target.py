@@ -6,12 +6,11 @@ gdb. The guest must be stopped.
 """
 
 from ..core.errors import GdbError
-from ..core.pagewalk import walk
+from ..core.pagewalk import NotRam, walk
 from ..kernel.target import CR4_PAE
 from .gdbmi import Gdb
 from .guest_ram import GuestRam
 from .mi_target import MiTarget
-
 
 
 class RamTarget(MiTarget):
@@ -33,7 +32,7 @@ class RamTarget(MiTarget):
         try:
             return self.ram.read(addr, size)
         except ValueError as e:
-            raise GdbError(str(e), "the address is not guest RAM") from None
+            raise NotRam(str(e), "the address is not guest RAM") from None
 
     def phys_of(self, va: int) -> int:
         """The physical address of kernel virtual `va` on this CPU; GdbError if unmapped."""

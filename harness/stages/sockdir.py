@@ -2,8 +2,11 @@
 by one harness process, and swept when that process is gone (even after kill -9).
 
 Unix socket paths are limited to 108 bytes, so these live under /tmp and are linked from
-the run's artifacts directory. Only directories carrying our `owner` file are ever
-removed: a /tmp/hm-* we did not make is left alone.
+the run's artifacts directory. Only directories carrying our `.highmem-run` marker
+(stages/owned.py; kind "socket", or "ram" under /dev/shm) made by this uid for that very
+directory are ever removed, and only once the process that made it is gone: a /tmp/hm-* we
+did not make (an `owner` file alone proves nothing) is left alone. The `owner` file (pid and
+start time) stays for the warm client's check that a socket is its server's.
 """
 
 import os
@@ -11,38 +14,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from . import owned
+
 PREFIX = "hm-"
 RAM_DIR_BASE = Path("/dev/shm")  # tmpfs: a guest's RAM file must never be a disk file
 OWNER = "owner"
-
-
-def _start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): tells a reused pid apart.
-    "" for a process that is gone, a zombie included (killed, not reaped yet)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    fields = stat.rsplit(")", 1)[-1].split()
-    return "" if fields[0] == "Z" else fields[19]
+KINDS = ("socket", "ram")
 
 
 def make_sockdir(base: Path = Path("/tmp")) -> Path:
     """A new 0700 directory owned by this process (its pid and start time recorded)."""
     d = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
     pid = os.getpid()
-    (d / OWNER).write_text(f"{pid} {_start_time(pid)}\n")
+    try:
+        owned.mark(d, "ram" if base == RAM_DIR_BASE else "socket", hold=False)
+        (d / OWNER).write_text(f"{pid} {owned.start_time(pid)}\n")
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)  # just made, ours (e.g. ENOSPC on /dev/shm)
+        raise
     return d
 
 
 def owner_alive(d: Path) -> bool:
-    """True unless `d` is ours and its owner process is gone (or its pid was reused)."""
-    try:
-        pid_s, start = (d / OWNER).read_text().split()
-        pid = int(pid_s)
-    except (OSError, ValueError):
-        return True   # not one of ours (or being made): never touch it
-    return _start_time(pid) == start
+    """True unless `d` is ours (its marker) and the process that made it is gone."""
+    return not owned.examine(d, KINDS).remove
 
 
 def sweep_stale(base: Path = Path("/tmp")) -> list[Path]:
@@ -50,11 +45,8 @@ def sweep_stale(base: Path = Path("/tmp")) -> list[Path]:
     removed = []
     for d in base.glob(PREFIX + "*"):
         try:
-            if d.is_symlink() or not d.is_dir() or d.stat().st_uid != os.getuid():
-                continue
+            if owned.remove_owned(d, KINDS).remove:
+                removed.append(d)
         except OSError:
-            continue
-        if not owner_alive(d):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
+            continue  # half removed: the next sweep goes on
     return removed

@@ -42,7 +42,7 @@ def the_copy() -> Path:
     """The cache's git copy of the default tarball (made here if no mutate session made it;
     its first build is then cold)."""
     from harness.core.options import DEFAULTS
-    from harness.stages import gitcopy
+    from harness.workflows import gitcopy
     from harness.stages.source import resolve_source
     src = resolve_source(DEFAULTS.source)
     top = gitcopy.copy_top(src)

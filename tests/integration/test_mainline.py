@@ -7,7 +7,7 @@ its profile (HIGHMEM4G + X86_PAE: core/profile.py) and the default suite run on 
 * 2-level (`--config highmem4g`, no PAE): the same, the skip reason naming the missing PAE;
 * with 8 GiB (a test of its own): the kernel says, in its own words, that it uses only
   4 GiB (7.2 arch/x86/mm/init_32.c:567), HighTotal is what it is with 4 GiB, and the
-  suite passes the same way. The revert of 83b2d345e178 (mutants/48-...) is what this
+  suite passes the same way. The revert of 83b2d345e178 (mutants/49-...) is what this
   boot catches (docs/mainline.md).
 
 A 7.2 build is a cold kernel build the first time (~10 minutes, more on shared cores):

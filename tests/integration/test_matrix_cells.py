@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from harness.core.matrix import DEFAULT_MATRIX_FILE, load_matrix
+from harness.workflows.matrix.model import DEFAULT_MATRIX_FILE, load_matrix
 from harness.core.options import RunOptions
 from harness.core.pagewalk import walk
 from harness.kernel import reports

@@ -11,8 +11,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.junit_schema import schema as xunit2_schema
 
 from .conftest import HIGHMEM, REPO
 
@@ -38,8 +41,10 @@ def from_report(report: Path) -> Table:
     return out
 
 
-def from_junit(junit: Path) -> Table:
-    """The table of pytest's --junitxml: a module FAILs if any of its tests failed."""
+def from_junit(junit: Path, xsd: Any) -> Table:
+    """The table of pytest's --junitxml, valid for the xunit2 schema `xsd`: a module FAILs
+    if any of its tests failed."""
+    xsd.validate(str(junit))
     out: dict[str, tuple[str, list[tuple[str, str]], set[str]]] = {}
     for tc in ET.parse(junit).getroot().iter("testcase"):
         if tc.get("name") == "boot":
@@ -86,8 +91,11 @@ def _last_report(tmp: Path) -> Path:
 
 def test_every_way_in_gives_the_same_verdict(tmp_path, request):
     accel = request.config.getoption("--highmem-accel") or "auto"
-    cli = _highmem(tmp_path, "run", "--accel", accel, str(HOSTILE))
+    xsd = xunit2_schema()  # (skips, saying why, without it: before any guest boots)
+    cli = _highmem(tmp_path, "run", "--accel", accel, "--junit", str(tmp_path / "run.xml"),
+                   str(HOSTILE))
     assert cli.returncode == 1, cli.stderr[-2000:]
+    xsd.validate(str(tmp_path / "run.xml"))  # highmem run's JUnit of the hostile names too
     want = from_report(_last_report(tmp_path))
     liars = {t: v for t, v in want.items() if t.startswith("hostile_liar")}
     assert len(liars) == 12 and all(v[0] == "FAIL" for v in liars.values()), want
@@ -102,7 +110,7 @@ def test_every_way_in_gives_the_same_verdict(tmp_path, request):
     ways = {}
     for args in ((), ("-n", "2")):
         rc, junit = _pytest(tmp_path, accel, *args)
-        ways[f"pytest {' '.join(args)}".strip()] = (rc, from_junit(junit))
+        ways[f"pytest {' '.join(args)}".strip()] = (rc, from_junit(junit, xsd))
     up = _highmem(tmp_path, "up", "--accel", accel)
     assert up.returncode == 0, up.stderr[-2000:]
     try:
@@ -110,7 +118,7 @@ def test_every_way_in_gives_the_same_verdict(tmp_path, request):
         assert "on the warm guest" in warm.stderr
         ways["highmem run (warm)"] = (warm.returncode, from_report(_last_report(tmp_path)))
         rc, junit = _pytest(tmp_path, accel)
-        ways["pytest (warm)"] = (rc, from_junit(junit))
+        ways["pytest (warm)"] = (rc, from_junit(junit, xsd))
     finally:
         _highmem(tmp_path, "down")
     for way, (rc, table) in ways.items():

@@ -100,6 +100,13 @@ def test_warm_guest_edit_loop(warm_env, tmp_path):
     kids = _descendants(server)
     assert any("qemu-system" in n for n in kids.values()), kids
 
+    # highmem ssh finds it too (one lookup for `highmem boot`'s guest and the warm ones):
+    # the exit code comes back, and no guest of its own is booted
+    sh = _highmem(env, "ssh", "--", "sh", "-c", "cat /proc/meminfo; exit 3")
+    assert sh.returncode == 3 and "HighTotal" in sh.stdout, sh.stderr[-2000:]
+    assert "on the warm guest of" in sh.stderr and not list(
+        (tmp_path / "artifacts").glob("ssh-*"))
+
     # highmem run goes to the warm guest: no image, no boot
     r = _highmem(env, "run", "--accel", accel, "--module", "kmap_local_basic")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -84,6 +84,7 @@ class FakeSession:
     up: bool = True
     restored: bool = False      # the fake has no snapshots: every guest is booted
     snapshot_ready: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. a bad snapshot dropped
 
     def __post_init__(self) -> None:
         boot = json.loads((RECORDED / "boot.json").read_text())

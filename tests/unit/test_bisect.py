@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core import bisect as bi
+from harness.workflows.bisect import model as bi
 
 DATA = Path(__file__).parent / "data" / "mutation"
 

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.core import bisect as bi
-from harness.frontends import bisect, cli
+from harness.workflows.bisect import model as bi
+from harness.frontends import cli
+from harness.workflows.bisect import command as bisect
 from harness.stages import host
 
 MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 7\nEXTRAVERSION =\n"
 FAKE_STEP = """
 import os, signal, subprocess, sys, time
 sys.path.insert(0, {repo!r})
-from harness.core import bisect as bi
+from harness.workflows.bisect import model as bi
 signal.signal(signal.SIGINT, signal.default_int_handler)
 log = sys.argv[1]
 text = open("mm/highmem.c").read()
@@ -211,7 +212,7 @@ def test_the_step_logs_its_verdict_and_exits_as_git_bisect_run_reads(tree, monke
     from harness.core.ktap import Case, Suite
     from harness.core.phases import Phases
     from harness.core.results import ModuleResult, RunResult
-    from harness.frontends import bisect_step
+    from harness.workflows.bisect import step as bisect_step
 
     outcomes = ["crash", "build", "bug"]
 

@@ -16,6 +16,7 @@ import pytest
 
 from harness.core.errors import GuestError
 from harness.frontends import guest_record
+from harness.stages.sockdir import make_sockdir
 from harness.stages.ssh import GuestSSH, load_access, save_access
 
 HOST_KEY = paramiko.ECDSAKey.generate(bits=256)
@@ -197,7 +198,7 @@ def test_a_live_highmem_boot_is_found(cache, tmp_path, process):
 
 @pytest.mark.parametrize("case", ["dead", "foreign", "no_access", "reused_pid", "garbage"])
 def test_a_stale_record_is_ignored_and_removed(cache, tmp_path, process, capsys, case):
-    access = tmp_path / guest_record.ACCESS_FILE
+    access = make_sockdir(tmp_path) / guest_record.ACCESS_FILE  # the guest's, as Qemu makes
     access.write_text("{}")
     pid = process("sleeper" if case == "foreign" else "highmem")
     if case == "dead":
@@ -213,6 +214,19 @@ def test_a_stale_record_is_ignored_and_removed(cache, tmp_path, process, capsys,
     if case != "garbage":
         assert not access.exists()  # a killed boot's leftover key goes too
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_planted_record_never_removes_a_users_file(cache, tmp_path):
+    """A guest.json naming a file called ssh-access.json in a directory the harness did
+    not make (an `owner` file in it proves nothing): the record goes, the file stays."""
+    mine = tmp_path / "home"
+    mine.mkdir()
+    (mine / "owner").write_text("1 1\n")
+    access = mine / guest_record.ACCESS_FILE
+    access.write_text("the user's")
+    record(cache, 999999999, access)
+    assert guest_record.running_guest() is None
+    assert access.read_text() == "the user's"
 
 
 def test_forget_removes_the_access_file_and_only_our_record(cache, tmp_path):

@@ -164,9 +164,12 @@ def test_read_only_directory(capsys, monkeypatch, tmp_path):
 
 
 def test_clean_removes_only_run_directories(capsys, tmp_path, monkeypatch):
+    """Only the directories new_run_dir made (their marker), once their run has ended;
+    look-alike names are left alone (and said)."""
+    from tests.unit.test_ownership import made_by_a_finished_run
     art, cache, outside = tmp_path / "artifacts", tmp_path / "cache", tmp_path / "outside"
-    for d in ["run-20240101-120000-0/sock", "build-20240101-120000-3", "pytest-20240101-1200"
-              "00-0", "pte-20240101-120000-0", "run-notes", "photos"]:
+    made = made_by_a_finished_run(art, ["run", "build", "pytest-gw0", "pte"])
+    for d in ["run-20240101-120000-0/sock", "build-20240101-120000-3", "run-notes", "photos"]:
         (art / d).mkdir(parents=True)
     (outside / "keep").mkdir(parents=True)
     os.symlink(outside, art / "boot-20240101-120000-0")
@@ -176,12 +179,15 @@ def test_clean_removes_only_run_directories(capsys, tmp_path, monkeypatch):
     (cache / "src").mkdir()
     assert cli.main(["clean"]) == 0
     left = sorted(p.name for p in art.iterdir())
-    assert left == ["boot-20240101-120000-0", "gdb-20240101-120000-0", "notes.txt", "photos",
-                    "run-notes"]
+    assert left == ["boot-20240101-120000-0", "build-20240101-120000-3", "gdb-20240101-120000-0",
+                    "notes.txt", "photos", "run-20240101-120000-0", "run-notes"]
+    assert not any(d.exists() for d in made)
     assert (outside / "keep").is_dir() and (cache / "build").is_dir()
+    out = capsys.readouterr().out
+    assert "removed 4 run directories" in out
+    assert "2 directories named like run directories but without a .highmem-run marker" in out
     assert cli.main(["clean", "--builds"]) == 0
     assert not (cache / "build").exists() and (cache / "src").is_dir() and art.is_dir()
-    assert "removing 4 run directories" in capsys.readouterr().out
 
 
 def test_clean_leaves_a_symlinked_build_dir(tmp_path):

@@ -334,11 +334,13 @@ def test_timeout_keeps_the_checks_judged_so_far(monkeypatch):
 
 def test_report_json_keeps_every_check(tmp_path):
     """report.json writes each PTE assertion on one line; parsed, it is what the indenting
-    encoder wrote (PteCheck.to_json as dataclasses.asdict gave it, plus `passed`)."""
+    encoder wrote (PteCheck.to_json: dataclasses.asdict's fields, the PTE values and physical
+    addresses as 0x strings, plus `passed`)."""
     import dataclasses
     import json
 
     from harness.core import report
+    from harness.core.hexjson import hex64, unsafe_numbers
     from harness.core.phases import Phases
     from harness.core.results import ModuleResult, RunResult
     from harness.core.suite import ModuleSpec
@@ -353,7 +355,10 @@ def test_report_json_keeps_every_check(tmp_path):
     result = RunResult(run_dir=tmp_path, modules=[module], meminfo={}, phases=Phases())
     data = json.loads(report.report_json(result))
     checks = data["modules"][0]["checkpoints"][0]["checks"]
-    assert checks == [dict(dataclasses.asdict(c), passed=c.passed) for c in stop.checks]
+    hexed = ("expected", "actual", "qemu_phys", "walk_phys")
+    assert checks == [dict(dataclasses.asdict(c), passed=c.passed,
+                           **{k: hex64(getattr(c, k)) for k in hexed}) for c in stop.checks]
+    assert not unsafe_numbers(data)
     assert data["modules"][0]["checkpoints"][1]["checks"] == []
     assert data == json.loads(json.dumps(report._report_data(
         result, lambda cs: [c.to_json() for c in cs]), indent=2))

@@ -14,7 +14,13 @@ IO_LIBRARIES = ("subprocess", "socket", "pexpect", "pygdbmi", "paramiko", "qemu"
 # besides core and kernel: the facade's policy, the CLI's parser and the helpers they use
 # need no I/O library until they act, so the unit tests (test_orchestration.py with its
 # fakelab.py, test_cli_usage.py) drive them without one
-ALSO_WITHOUT_IO = ("harness.lab", "harness.run", "harness.frontends.cli",
+# each workflow's pure files (harness/workflows/*/): what it decides, without I/O
+WORKFLOW_PURE = ("harness.workflows.warm.model", "harness.workflows.warm.saves",
+                 "harness.workflows.warm.inotify_events", "harness.workflows.bisect.model",
+                 "harness.workflows.mutate.model", "harness.workflows.matrix.model",
+                 "harness.workflows.matrix.report", "harness.workflows.merge.model",
+                 "harness.workflows.coverage.model")
+ALSO_WITHOUT_IO = (*WORKFLOW_PURE, "harness.lab", "harness.run", "harness.frontends.cli",
                    "harness.frontends.inspect_args", "harness.stages.host",
                    "harness.stages.console_log", "harness.stages.paths", "tests.unit.fakelab")
 FACADE = ("harness.lab", "harness.operations", "harness.run")
@@ -24,6 +30,8 @@ MAY_IMPORT = {
     "kernel": ("harness.core", "harness.kernel"),
     "stages": ("harness.core", "harness.kernel", "harness.stages"),
     "facade": ("harness.core", "harness.kernel", "harness.stages", *FACADE),
+    # a workflow's pure model: the core and its own workflow's pure files
+    "workflow-pure": ("harness.core", *WORKFLOW_PURE),
 }
 
 
@@ -38,6 +46,8 @@ MODULES = {module_name(p): p for p in sorted(HARNESS.rglob("*.py"))}
 def layer_of(module: str) -> str:
     if module in FACADE:
         return "facade"
+    if module in WORKFLOW_PURE:
+        return "workflow-pure"
     parts = module.split(".")
     return parts[1] if len(parts) > 2 else "top"
 

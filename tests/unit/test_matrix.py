@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.core import ktap
-from harness.core.matrix import (
+from harness.workflows.matrix.model import (
     DEFAULT_MATRIX_FILE,
     MatrixError,
     cell_id,
@@ -14,7 +14,7 @@ from harness.core.matrix import (
     load_matrix,
     missing_sources,
 )
-from harness.core.matrix_report import CellOutcome, format_matrix, matrix_json
+from harness.workflows.matrix.report import CellOutcome, format_matrix, matrix_json
 from harness.core.phases import Phases
 from harness.core.repo import REPO
 from harness.core.failure import Failure

@@ -1,4 +1,5 @@
-"""Shards end to end without a VM, and `highmem merge` (core/merge.py, frontends/merge.py).
+"""Shards end to end without a VM, and `highmem merge` (workflows/merge/model.py,
+workflows/merge/command.py).
 
 `highmem run --shard I/N --junit F --kcidb F` is driven through cli.main() over the fake
 operations of test_orchestration.py (recorded module runs): a shard runs only its modules,
@@ -16,7 +17,13 @@ from typing import Any
 import pytest
 from kcidb_io.schema import LATEST
 
-from harness.core.merge import MergeError, ShardReport, format_merged, merged_json, ordered
+from harness.workflows.merge.model import (
+    MergeError,
+    ShardReport,
+    format_merged,
+    merged_json,
+    ordered,
+)
 from harness.frontends import cli
 from harness.run import run_and_report
 from harness.stages import host
@@ -41,8 +48,8 @@ def highmem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Highmem:
         before = set((tmp_path / "artifacts").glob("run-*"))
 
         def load(module: str, name: str) -> object:
-            if (module, name) == ("merge", "cmd_merge"):
-                from harness.frontends.merge import cmd_merge
+            if (module, name) == ("workflows.merge.command", "cmd_merge"):
+                from harness.workflows.merge.command import cmd_merge
                 return cmd_merge
             return lambda opts, suite, run_dir, *out: run_and_report(opts, suite, run_dir,
                                                                      ops, *out)
@@ -129,7 +136,7 @@ def test_merge_exit_statuses(highmem: Highmem, tmp_path: Path,
     assert highmem("merge", str(tmp_path / "x"))[0] == 2     # no shard: usage
 
 
-# -- core/merge.py on hand-made shards -------------------------------------------------------
+# -- workflows/merge/model.py on hand-made shards -------------------------------------
 
 def shard(behaviour: str, index: int, count: int, items: list[str], picked: list[int],
           where: str = "") -> ShardReport:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.core import mutation as mu
+from harness.workflows.mutate import model as mu
 from harness.core.errors import BuildError, HarnessError
 from harness.frontends import cli
 from harness.stages import host
@@ -331,8 +331,8 @@ def tiny(tmp_path, monkeypatch):
 
 
 def make_copy(tree: Path):
-    from harness.frontends import mutate
-    from harness.stages import gitcopy
+    from harness.workflows.mutate import command as mutate
+    from harness.workflows import gitcopy
     from harness.stages.source import resolve_source
     src = resolve_source(tree)
     top = gitcopy.copy_top(src)
@@ -447,7 +447,7 @@ def fake_run(verdicts: list[str]):
 
 def test_cmd_mutate_prints_the_matrix_writes_json_and_stops_on_ctrl_c(tiny, isolated,
                                                                       monkeypatch, capsys):
-    from harness.frontends import mutate
+    from harness.workflows.mutate import command as mutate
     tree, patch = tiny
     second = patch.with_name("02-again.patch")
     second.write_text(PFN_PATCH)
@@ -535,7 +535,7 @@ def test_every_mutant_applies_to_its_tree(kernel_files, patch):
 
 
 def test_the_e820_revert_is_for_7_2_and_does_not_apply_to_6_12(kernel_files):
-    patch = MUTANTS / "48-e820-keeps-ram-above-max-pfn.patch"
+    patch = MUTANTS / "49-e820-keeps-ram-above-max-pfn.patch"
     assert mu.load_mutant(patch).kernel == "7.2"
     r = subprocess.run(["git", "-C", str(kernel_files("6.12")), "apply", "--check",
                         str(patch)], capture_output=True, text=True)

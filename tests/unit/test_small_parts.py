@@ -62,6 +62,14 @@ def test_qemu_argv_has_no_tcp_and_the_right_cpu():
     assert "nokaslr" in argv[argv.index("-append") + 1]
 
 
+def test_qemu_argv_has_the_harness_tools_and_user_qmp_sockets_apart():
+    cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))
+    argv = qemu.qemu_argv(cfg, "tcg", Path("/tmp/hm-abc"))
+    qmps = [argv[i + 1] for i, a in enumerate(argv) if a == "-qmp"]
+    assert qmps == [f"unix:/tmp/hm-abc/{n},server=on,wait=off" for n in
+                    ("qmp.sock", "qmp-tools.sock", "qmp-user.sock")]
+
+
 def test_qemu_argv_forwards_ssh_on_loopback_to_an_e1000_without_autonegotiation():
     cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))
     argv = qemu.qemu_argv(cfg, "tcg", Path("/tmp/hm-abc"), ssh_port=2222)
@@ -84,3 +92,11 @@ def test_cli_params():
     assert cli._params(["m:a=1", "m:b=2", "n:c=3"]) == {"m": "a=1 b=2", "n": "c=3"}
     with pytest.raises(HarnessError):
         cli._params(["no-colon"])
+
+
+def test_qemu_argv_serial_console_turns_no_byte_into_a_signal():
+    """^C/^Z/^\\ reaching QEMU's stdio pty must be data (issue 19): signal=off clears ISIG."""
+    cfg = qemu.QemuConfig(kernel=Path("vmlinux"), initrd=Path("initrd"))
+    argv = qemu.qemu_argv(cfg, "tcg", Path("/tmp/hm-abc"))
+    assert argv[argv.index("-serial") + 1] == "chardev:ser0"
+    assert "stdio,id=ser0,signal=off" in argv

@@ -9,7 +9,7 @@ import pytest
 
 from harness.core.snapshot_meta import MetaError, SnapshotMeta, parse_meta, snapshot_key
 from harness.operations import GuestSession
-from harness.stages import snapshot
+from harness.stages import owned, snapshot
 from harness.stages.qemu import QemuConfig
 
 PARTS = {"vmlinux": "/b/vmlinux:1:2", "initrd": "/b/i.cpio.gz:3:4", "qemu": "q", "memory": "8G",
@@ -51,10 +51,12 @@ def test_meta_of_another_key_or_not_ours_is_refused() -> None:
 
 
 def _store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, m: SnapshotMeta,
-           files: tuple[str, ...] = ("state", "ram")) -> Path:
+           files: tuple[str, ...] = ("state", "ram"), marked: bool = True) -> Path:
     monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path))
     d = snapshot.store_dir() / m.key
     d.mkdir(parents=True)
+    if marked:  # as save() leaves it (False: an older harness's, no marker)
+        owned.mark(d, snapshot.KIND, hold=False)
     (d / "meta.json").write_text(m.to_json())
     for f in files:
         (d / f).write_bytes(b"x")
@@ -81,9 +83,11 @@ def test_prune_keeps_the_newest_and_never_touches_others(
     stranger = snapshot.store_dir() / "not-ours"
     stranger.mkdir()
     (stranger / "meta.json").write_text("{}")
+    old = _store(tmp_path, monkeypatch, meta({**PARTS, "smp": "99"}), marked=False)
+    os.utime(old, (1, 1))  # the oldest of all, but an older harness's: left alone
     snapshot._prune(snapshot.store_dir())
     assert [d.exists() for d in dirs] == [False, False] + [True] * snapshot.KEEP
-    assert stranger.exists()
+    assert stranger.exists() and old.exists()
 
 
 def test_a_half_saved_snapshot_of_a_dead_process_is_swept(
@@ -93,10 +97,12 @@ def test_a_half_saved_snapshot_of_a_dead_process_is_swept(
     dead, alive, unknown = (root / f"{snapshot.SAVING}{n}" for n in ("a", "b", "c"))
     for d in (dead, alive, unknown):
         d.mkdir(parents=True)
-    (dead / "saving-by").write_text("999999999\n")
-    (alive / "saving-by").write_text(f"{os.getpid()}\n")
+    owned.mark(dead, snapshot.KIND, hold=False)   # its writer gone: the lock with it
+    owned.mark(alive, snapshot.KIND)              # being saved: locked
+    (unknown / "saving-by").write_text("999999999\n")  # no marker: not provably ours
     snapshot._sweep_saving(root)
     assert not dead.exists() and alive.exists() and unknown.exists()
+    owned.release(alive)
 
 
 def test_a_changed_image_or_kernel_gives_another_key(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The warm guest's pure parts (core/warm.py), its status files against /proc
-(stages/warm_record.py, on this test's own processes) and its socket (stages/warm_channel.py
+"""The warm guest's pure parts (workflows/warm/model.py), its status files against /proc
+(workflows/warm/record.py, on this test's own processes) and its socket (workflows/warm/channel.py
 against a socket served by a thread). No VM."""
 
 import os
@@ -17,7 +17,7 @@ import pytest
 from harness.core.errors import HarnessError
 from harness.core.options import RunOptions
 from harness.core.suite import ModuleSpec
-from harness.core.warm import (
+from harness.workflows.warm.model import (
     WarmRecord,
     decode,
     encode,
@@ -35,11 +35,12 @@ from harness.core.warm import (
     verdict_lines,
 )
 from harness.frontends import cli
-from harness.stages import warm_record
+from harness.stages import owned
+from harness.workflows.warm import record as warm_record
 from harness.stages.sockdir import make_sockdir
-from harness.stages.warm_channel import WarmError, call
+from harness.workflows.warm.channel import WarmError, call
 
-SERVER_ARGV = [sys.executable, "-m", "harness.frontends.warm_server", "--run-dir", "/x"]
+SERVER_ARGV = [sys.executable, "-m", "harness.workflows.warm.server", "--run-dir", "/x"]
 
 
 def _rec(**kw) -> WarmRecord:
@@ -75,7 +76,7 @@ def test_record_ignores_unknown_keys():
 def test_server_cmdline():
     assert is_server_cmdline(SERVER_ARGV)
     assert not is_server_cmdline([sys.executable, "-m", "harness.cli", "run"])
-    assert not is_server_cmdline(["vim", "harness/frontends/warm_server.py"])
+    assert not is_server_cmdline(["vim", "harness/workflows/warm/server.py"])
 
 
 def test_stale_reasons():
@@ -211,12 +212,15 @@ def test_watch_usage_errors(tmp_path, capsys):
 # --- status files against /proc ---
 
 def _write(root: Path, name: str, rec: WarmRecord) -> Path:
+    """A warm directory as `highmem up`'s client leaves it: marked, its lock not held."""
     d = root / name
     d.mkdir(parents=True)
+    owned.mark(d, "warm", hold=False)
     return warm_record.write_record(d, rec)
 
 
-def test_find_records_alive_gone_and_foreign(tmp_path):
+def test_find_records_alive_gone_and_foreign(tmp_path, monkeypatch):
+    monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path))  # the image (and its keep link) in it
     sleeper = subprocess.Popen(["sleep", "60"])
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -231,6 +235,7 @@ def test_find_records_alive_gone_and_foreign(tmp_path):
         _write(tmp_path, "warm-20260101-000000-0", foreign)
         _write(tmp_path, "warm-20260101-000000-1", gone)
         (tmp_path / "warm-20260101-000000-2").mkdir()
+        owned.mark(tmp_path / "warm-20260101-000000-2", "warm", hold=False)
         (tmp_path / "warm-20260101-000000-2" / "warm.json").write_text("{half")
         found = {f.path.parent.name[-1]: f for f in warm_record.find_records(tmp_path)}
         assert "another program" in found["0"].stale
@@ -250,11 +255,11 @@ def test_a_live_server_is_found(tmp_path):
     """A process whose argv is the server's counts as alive (here: a python that sleeps
     under that argv)."""
     code = "import time; time.sleep(60)"
-    p = subprocess.Popen([sys.executable, "-c", code, "harness.frontends.warm_server"])
+    p = subprocess.Popen([sys.executable, "-c", code, "harness.workflows.warm.server"])
     try:
         for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start and "harness.frontends.warm_server" in " ".join(words):
+            if words and start and "harness.workflows.warm.server" in " ".join(words):
                 break
             time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
@@ -319,16 +324,17 @@ def test_call(tmp_path):
 def test_clean_leaves_a_live_warm_guest_alone(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path))
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
-                          "harness.frontends.warm_server"])
+                          "harness.workflows.warm.server"])
     try:
         for _ in range(200):  # until the child has exec'd (its cmdline names the server)
             words, start = warm_record.proc_facts(p.pid)
-            if words and start and "harness.frontends.warm_server" in " ".join(words):
+            if words and start and "harness.workflows.warm.server" in " ".join(words):
                 break
             time.sleep(0.01)
         _write(tmp_path, "warm-20260101-000000-0", _rec(pid=p.pid, started=start))
         _write(tmp_path, "warm-20260101-000000-1", _rec(pid=p.pid, started="1"))  # stale
         (tmp_path / "run-20260101-000000-0").mkdir()
+        owned.mark(tmp_path / "run-20260101-000000-0", "run", hold=False)  # a run that ended
         assert cli.main(["clean"]) == 0
         assert "its warm guest is up" in capsys.readouterr().out
         assert sorted(d.name for d in tmp_path.iterdir()) == ["warm-20260101-000000-0"]
@@ -350,7 +356,7 @@ def test_up_usage_errors(args, capsys, tmp_path, monkeypatch):
 def test_the_image_outlives_pruning(tmp_path, monkeypatch):
     """The server's image, pruned by another run, is put back (the same inode: size and
     mtime, hence the snapshot key, unchanged); leftovers of killed servers are swept."""
-    from harness.frontends import warm_server
+    from harness.workflows.warm import server as warm_server
     from harness.operations import StageOperations
 
     img = tmp_path / "initramfs-abc.cpio.gz"

@@ -1,5 +1,5 @@
-"""`highmem watch`'s saves (harness/core/watch_saves.py, core/inotify_events.py,
-stages/inotify.py): a burst of events is one save after 150 ms of quiet; editors' scratch
+"""`highmem watch`'s saves (harness/workflows/warm/saves.py, workflows/warm/inotify_events.py,
+workflows/warm/inotify.py): a burst of events is one save after 150 ms of quiet; editors' scratch
 files never make one; a save during a run supersedes that run, so the verdict shown is
 always the newest save's; inotify's records decode, and a real directory's events arrive."""
 
@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from harness.core import inotify_events as ie
+from harness.workflows.warm import inotify_events as ie
 from harness.core.errors import HarnessError
-from harness.core.watch_saves import (
+from harness.workflows.warm.saves import (
     RUN,
     SHOWN,
     SUPERSEDED,
@@ -21,7 +21,7 @@ from harness.core.watch_saves import (
     is_watched,
     save_label,
 )
-from harness.stages.inotify import DirWatch
+from harness.workflows.warm.inotify import DirWatch
 
 C, M, D = ie.CREATE, ie.MODIFY, ie.DELETE
 

@@ -1,0 +1,2 @@
+"""`highmem merge`: the shards' reports into one (model.py pure, command.py).
+"""
