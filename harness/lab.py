@@ -18,7 +18,7 @@ import shutil
 import time
 from errno import ENOENT
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -27,8 +27,9 @@ from .core.host_errors import HOST_ERRNOS, HostIOError
 from .core.failure import Failure, crash_summary, panic_line, tail
 from .core.layout import Layout
 from .core.kconfig_check import parse_config
-from .core.meminfo import check_highmem
+from .core.meminfo import check_highmem, memory_note
 from .core.options import RunOptions
+from .core.profile import memory_for, profile_for
 from .core.phases import Phases
 from .core.preflight import check_smp
 from .core.results import BootResult, ModuleResult, boot_messages, not_run
@@ -106,10 +107,14 @@ class Lab:
         self.initrd: Path | None = None
         self.session: Session | None = None
         self.meminfo: dict[str, int] = {}
+        self.memory_note = ""  # meminfo.memory_note of the booted guest
         self.layout: Layout | None = None
         self.boots: list[BootResult] = []
         self.nmodules = 0
         self.pae = True  # CONFIG_X86_PAE of the configured kernel (prepare() reads it)
+        self.highmem64g = True  # CONFIG_HIGHMEM64G of it: RAM above 4 GiB is kept
+        self.version: tuple[int, ...] = (6, 12)  # the configured tree's (prepare() reads it)
+        self.profile = profile_for(self.version)
 
     @property
     def kernel(self) -> KernelBuild:
@@ -126,9 +131,15 @@ class Lab:
             return
         with self.phases.phase("configure"):
             configured = self.ops.configure(self.opts, self.run_dir)
+            version = configured.source.version
+            # --memory auto: the profile's guest RAM; a copy, so the caller's options (a
+            # warm guest's record, a matrix cell's) keep what was asked
+            self.opts = replace(self.opts, memory=memory_for(self.opts.memory, version))
+            self.profile, self.version = profile_for(version), version
             shutil.copy(configured.config, self.run_dir / "kernel.config")
-            self.pae = parse_config(configured.config.read_text(errors="replace")).get(
-                "CONFIG_X86_PAE") == "y"
+            config = parse_config(configured.config.read_text(errors="replace"))
+            self.pae = config.get("CONFIG_X86_PAE") == "y"
+            self.highmem64g = config.get("CONFIG_HIGHMEM64G") == "y"
             check_smp(self.opts.smp, configured.config.read_text(errors="replace"))
         with self.phases.phase("build"):
             built = self.ops.build(configured, self.opts)
@@ -158,7 +169,12 @@ class Lab:
                     f"{s.meminfo.get('HighTotal', 0)} kB, "
                     f"LowTotal {s.meminfo.get('LowTotal', 0)} kB")
                 try:
-                    check_highmem(s.meminfo, self.opts.memory, pae=self.pae)
+                    self.memory_note = memory_note(s.meminfo, self.opts.memory, self.pae,
+                                                   self.highmem64g, s.boot_dmesg)
+                    if self.memory_note and not s.restored:  # once, at the cold boot
+                        say(f"  {self.memory_note}")
+                    check_highmem(s.meminfo, self.opts.memory, pae=self.pae,
+                                  highmem64g=self.highmem64g)
                     if attach:
                         s.attach(save=self.opts.snapshot)
                         self.layout = s.layout

@@ -377,7 +377,8 @@ class StageOperations:
         exists and which is not built yet."""
         source = resolve_source(opts.source)
         say(f"  Linux {source.version_str} from {source.tree}")
-        return KernelBuild(configure(source, resolve_fragments(opts.configs)), source)
+        return KernelBuild(configure(source, resolve_fragments(opts.configs, source.version)),
+                           source)
 
     def build(self, configured: KernelBuild, opts: RunOptions) -> Built:
         """The kernel, then our modules and each user module directory against it."""

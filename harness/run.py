@@ -129,6 +129,7 @@ def run_modules(lab: Lab, suite: tuple[ModuleSpec, ...], result: RunResult,
                 before(i, len(suite))
             result.modules.append(lab.run_spec(spec))
             result.meminfo, result.layout = lab.meminfo, lab.layout
+            result.memory_note = lab.memory_note
     except KeyboardInterrupt as e:
         result.interrupted = "SIGTERM" if isinstance(e, Terminated) else "SIGINT"
         say("interrupted: stopping QEMU and gdb; the report lists what did not run")

@@ -9,8 +9,26 @@
 
 #include <linux/printk.h>
 #include <linux/kernel.h>
+#include <linux/mm.h>
 #include <linux/stdarg.h>
 #include "hm_checkpoint.h"
+
+#define HM_PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+
+/*
+ * Does RAM above 4 GiB physical exist in this kernel, at run time? Only with PAE, and only
+ * where the kernel keeps it: up to 6.14 (CONFIG_HIGHMEM64G) a PAE kernel keeps all of it;
+ * from 6.15 on (bbeb69ce3013 removed HIGHMEM64G) highmem_pfn_init() caps max_pfn at
+ * MAX_NONPAE_PFN (4 GiB; 7.2 arch/x86/mm/init_32.c:595-598) and e820__memblock_setup()
+ * discards the memory above it (83b2d345e178). Without PAE the cap is the same
+ * (MAX_NONPAE_PFN, 6.12 init_32.c:615-619). FLATMEM's pfn_valid() is "below max_mapnr",
+ * the end of the mem_map (6.12: highend_pfn, init_32.c:654; 7.2: the node's end,
+ * mm/mm_init.c:1683): the first PFN at 4 GiB is valid exactly when max_pfn lies above it.
+ */
+static inline bool hm_ram_above_4g(void)
+{
+	return IS_ENABLED(CONFIG_X86_PAE) && pfn_valid(HM_PFN_4G);
+}
 
 struct hm_case {
 	const char *name;
@@ -66,15 +84,20 @@ static inline void hm_case_skip(struct hm_case *c, const char *reason)
 }
 
 /*
- * For a case about a page frame above 4 GiB physical: true where one can exist (PAE);
- * otherwise the case is skipped with the reason and false is returned (end the case).
- * Without PAE (CONFIG_HIGHMEM4G) no RAM lies above 4 GiB (MAX_NONPAE_PFN, init_32.c).
+ * For a case about a page frame above 4 GiB physical: true where RAM lies there
+ * (hm_ram_above_4g()); otherwise the case is skipped with the reason and false is returned
+ * (end the case). Without PAE (CONFIG_HIGHMEM4G) no RAM lies above 4 GiB (MAX_NONPAE_PFN,
+ * init_32.c); with PAE from 6.15 on neither (bbeb69ce3013, 83b2d345e178), nor on a guest
+ * whose RAM all lies below 4 GiB.
  */
 static inline bool hm_case_needs_pfn_above_4g(struct hm_case *c)
 {
-	if (IS_ENABLED(CONFIG_X86_PAE))
+	if (hm_ram_above_4g())
 		return true;
-	hm_case_skip(c, "needs a PFN above 4 GiB: no PAE (CONFIG_HIGHMEM4G), no RAM lies above 4 GiB");
+	if (!IS_ENABLED(CONFIG_X86_PAE))
+		hm_case_skip(c, "needs a PFN above 4 GiB: no PAE (CONFIG_HIGHMEM4G), no RAM lies above 4 GiB");
+	else
+		hm_case_skip(c, "needs a PFN above 4 GiB: this PAE kernel keeps no RAM above 4 GiB (max_pfn capped at 4 GiB since 6.15: bbeb69ce3013, 83b2d345e178)");
 	return false;
 }
 

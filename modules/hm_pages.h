@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * highmem-harness test modules: finding the highmem pages the tests map. i386 with
- * CONFIG_HIGHMEM64G (PAE), Linux 6.1-6.14.
+ * CONFIG_HIGHMEM64G (PAE) on Linux 6.1-6.14, CONFIG_HIGHMEM4G with or without PAE on 6.1
+ * and later (from 6.15 the only highmem choice).
  *
  * The tests want a highmem page at or above 4 GiB physical (a PTE PFN wider than 32 bits)
  * and a highmem page below 4 GiB (without PAE: two highmem pages below 4 GiB, see
@@ -17,17 +18,19 @@
 #include <linux/highmem.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
-
-#define HM_PFN_4G		0x100000UL	/* first PFN at 4 GiB physical */
+#include "hm_ktap.h"
+#include "hm_versions.h"	/* nth_page() where the kernel no longer has it */
 
 /*
- * A page frame at or above 4 GiB exists only with PAE. A 2-level kernel (CONFIG_HIGHMEM4G,
- * kernel-configs/highmem4g.config) keeps no RAM above 4 GiB (MAX_NONPAE_PFN, init_32.c
- * 6.12:615-619): there the "above" block of hm_find_blocks() is a stand-in, a second
- * highmem block below 4 GiB, so the cases that only want a highmem page still run, and the
- * cases about a PFN above 4 GiB skip (hm_case_needs_pfn_above_4g() in hm_ktap.h).
+ * A page frame at or above 4 GiB exists only where the kernel keeps RAM there (HM_PFN_4G
+ * and hm_ram_above_4g() in hm_ktap.h, read at run time): with PAE up to 6.14. A 2-level
+ * kernel (CONFIG_HIGHMEM4G, kernel-configs/highmem4g.config) keeps no RAM above 4 GiB
+ * (MAX_NONPAE_PFN, init_32.c 6.12:615-619), nor does a PAE kernel from 6.15 on
+ * (bbeb69ce3013, 83b2d345e178): there the "above" block of hm_find_blocks() is a stand-in,
+ * a second highmem block below 4 GiB, so the cases that only want a highmem page still
+ * run, and the cases about a PFN above 4 GiB skip (hm_case_needs_pfn_above_4g()).
  */
-#define HM_HAVE_PFN_ABOVE_4G	IS_ENABLED(CONFIG_X86_PAE)
+#define HM_HAVE_PFN_ABOVE_4G	hm_ram_above_4g()
 
 /*
  * Does kmap_local_page()/kmap_atomic() of a lowmem page take a slot? Only with

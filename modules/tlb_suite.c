@@ -70,6 +70,7 @@
 #include "hm_context.h"
 #include "hm_ktap.h"
 #include "hm_pages.h"
+#include "hm_versions.h"
 
 /* addresses are printed raw: they are what the tests are about */
 #define VA(p)		((unsigned long)(p))
@@ -260,6 +261,8 @@ static void expect_untouched(struct hm_case *c, struct page *a, u64 got, u64 wan
  * preemption off, right before the checked reads: anything printed or touched in between
  * may evict the entry from QEMU's small direct-mapped TLB.
  */
+static unsigned long stale_va;	/* what make_stale() left stale: mutate_cleanup() drops it */
+
 static void make_stale(struct hm_case *c, const void *va, struct page *stale, u64 stale_val,
 		       const int *cpus, int ncpus)
 {
@@ -274,6 +277,7 @@ static void make_stale(struct hm_case *c, const void *va, struct page *stale, u6
 		return;
 	}
 	real = *ptep;
+	stale_va = VA(va);
 	pr_info("# %s: mutate=noflush: %d CPU(s) to cache %#lx -> pfn %#lx, PTE maps pfn %#lx\n",
 		c->name, ncpus, VA(va), page_to_pfn(stale), (unsigned long)pte_pfn(real));
 	set_pte(ptep, pfn_pte(page_to_pfn(stale), pte_pgprot(real)));
@@ -288,7 +292,7 @@ static void make_stale(struct hm_case *c, const void *va, struct page *stale, u6
 
 static void flush_here(void *unused)
 {
-	__flush_tlb_all();
+	hm_flush_tlb_here(stale_va);	/* __flush_tlb_all() up to 6.14: hm_versions.h */
 }
 
 /* After mutate=noflush: drop the stale translations on every CPU before unmapping. */

@@ -6,6 +6,12 @@
 # Idempotent: on a ready machine it only runs dpkg-query and a pip-free stamp check.
 # Arguments: extra host packages a kernel matrix asks for (`make deps MATRIX=FILE` passes
 # the ones `highmem matrix --packages FILE` lists, e.g. linux-source-6.1); none by default.
+# HIGHMEM_KERNEL=newest (or a version, e.g. 7.2; `make deps KERNEL=newest`): also the newest
+# (or that) linux-source-X.Y of Debian's unstable suite, read through a private source list
+# (the host's apt configuration untouched), downloaded and unpacked, not installed: its
+# tarball lands in $cache/kernels/linux-source-X.Y.tar.xz, where `--source
+# linux-source-X.Y.tar.xz` finds it (harness/stages/source.py); with `newest`, also the link
+# linux-source-newest.tar.xz to it (what `make mainline` runs).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,9 +19,21 @@ cache=${HIGHMEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/highmem-harness}
 debs=$cache/debs
 venv=$here/.venv
 
+# linux-source-X.Y from 6.15 on (a matrix's 7.2 cells) is only in Debian unstable: fetched
+# into the cache like HIGHMEM_KERNEL=X.Y (section 3), not installed
+extra_pkgs=() unstable_kernels=()
+for p in "$@"; do
+    if [[ $p =~ ^linux-source-([0-9]+)\.([0-9]+)$ ]] \
+        && { [ "${BASH_REMATCH[1]}" -gt 6 ] || { [ "${BASH_REMATCH[1]}" -eq 6 ] \
+             && [ "${BASH_REMATCH[2]}" -ge 15 ]; }; }; then
+        unstable_kernels+=("${BASH_REMATCH[1]}.${BASH_REMATCH[2]}")
+    else
+        extra_pkgs+=("$p")
+    fi
+done
 host_pkgs=(qemu-system-x86 gdb linux-source-6.12 make gcc libc6-dev flex bison bc
            libelf-dev libssl-dev cpio ccache kmod xz-utils dwarves rsync python3-venv
-           util-linux "$@")
+           util-linux ${extra_pkgs[@]+"${extra_pkgs[@]}"})
 guest_pkgs=(busybox-static:i386 dropbear-bin:i386 libc6:i386 libcrypt1:i386
             libtomcrypt1:i386 libtommath1:i386 libgmp10:i386 zlib1g:i386 libgcc-s1:i386)
 
@@ -94,7 +112,68 @@ for p in "${guest_pkgs[@]}"; do
     fi
 done
 
-# 3. Python venv
+# 3. A mainline kernel source from Debian unstable (only when asked: HIGHMEM_KERNEL)
+unstable_apt_opts() {
+    local dir=$cache/apt-unstable
+    mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+    printf 'deb [arch=amd64] http://deb.debian.org/debian unstable main\n' > "$dir/sources.list"
+    printf '%s\n' -o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=/dev/null" \
+        -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::archives=$dir/archives" \
+        -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=/dev/null" \
+        -o "APT::Sandbox::User=root"
+}
+
+fetch_mainline_source() {
+    local want=$1 opts pkg tarball
+    local kernels=$cache/kernels
+    if [[ $want =~ ^[0-9]+\.[0-9]+$ ]] && [ -s "$kernels/linux-source-$want.tar.xz" ]; then
+        return  # fetched before: no index to read
+    fi
+    mapfile -t opts < <(unstable_apt_opts)
+    say "reading Debian unstable's index (private source list in $cache/apt-unstable)"
+    apt-get "${opts[@]}" update -qq >/dev/null 2>&1 \
+        || die "apt-get update of Debian unstable failed" \
+               "check the network to deb.debian.org, then run 'make deps KERNEL=$want' again"
+    if [ "$want" = newest ]; then
+        pkg=$(apt-cache "${opts[@]}" pkgnames linux-source- 2>/dev/null \
+              | grep -E '^linux-source-[0-9]+\.[0-9]+$' | sort -V | tail -n1)
+        [ -n "$pkg" ] || die "Debian unstable lists no linux-source-X.Y package" \
+                             "give a version: make deps KERNEL=7.2"
+    else
+        [[ $want =~ ^[0-9]+\.[0-9]+$ ]] || die "HIGHMEM_KERNEL=$want is neither 'newest' nor X.Y" \
+                                             "give e.g. make deps KERNEL=newest or KERNEL=7.2"
+        pkg=linux-source-$want
+    fi
+    tarball=$kernels/$pkg.tar.xz
+    if [ "$want" = newest ]; then  # --source linux-source-newest.tar.xz names it
+        mkdir -p "$kernels" && ln -sfn "$pkg.tar.xz" "$kernels/linux-source-newest.tar.xz"
+    fi
+    if [ -s "$tarball" ]; then
+        say "$pkg: $tarball is there"
+        return
+    fi
+    local part
+    mkdir -p "$kernels"
+    part=$(mktemp -d "$kernels/.$pkg.XXXXXX")
+    trap 'rm -rf "$part"' EXIT
+    say "downloading $pkg from Debian unstable (about 150 MB)"
+    (cd "$part" && timeout 1800 apt-get "${opts[@]}" download -qq "$pkg" >/dev/null 2>&1) \
+        || die "apt-get download $pkg from Debian unstable failed" \
+               "check that Debian unstable has $pkg (apt-cache policy), or give KERNEL=X.Y"
+    dpkg-deb -x "$part"/"$pkg"_*.deb "$part/x" \
+        || die "cannot unpack the $pkg .deb" "remove $part and run 'make deps' again"
+    [ -s "$part/x/usr/src/$pkg.tar.xz" ] \
+        || die "the $pkg .deb holds no usr/src/$pkg.tar.xz" "report this; pass --source DIR instead"
+    mv "$part/x/usr/src/$pkg.tar.xz" "$tarball.part" && mv "$tarball.part" "$tarball"
+    rm -rf "$part"
+    trap - EXIT
+    say "$pkg: $tarball (highmem run --source $pkg.tar.xz)"
+}
+for k in ${HIGHMEM_KERNEL:-} ${unstable_kernels[@]+"${unstable_kernels[@]}"}; do
+    fetch_mainline_source "$k"
+done
+
+# 4. Python venv
 stamp=$venv/.deps-stamp
 want=$(sha256sum "$here/pyproject.toml" | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then

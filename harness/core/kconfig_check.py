@@ -2,7 +2,7 @@
 
 Mirrors kunit_tool's check (tools/testing/kunit/kunit_kernel.py,
 ``validate_config``: "Not all Kconfig options selected in kunitconfig were in
-the generated .config. ... Missing: ..."), Linux 6.1-6.14.  Both fragments and
+the generated .config. ... Missing: ..."), Linux 6.1 and later.  Both fragments and
 the final ``.config`` use the format written by scripts/kconfig/confdata.c:
 ``CONFIG_FOO=y``, ``CONFIG_BAR="string"``, ``CONFIG_N=4``, and
 ``# CONFIG_BAZ is not set`` for a visible bool/tristate that is n.  A symbol

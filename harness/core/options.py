@@ -51,14 +51,18 @@ def _knob(default: Any, name: str, help: str, **kw: Any) -> Any:
 class RunOptions:
     """What to build, how to boot it, how long a module may take."""
 
-    source: Path = _knob(DEFAULT_SOURCE, "source", "kernel tree or tarball, Linux 6.1-6.14",
+    source: Path = _knob(DEFAULT_SOURCE, "source", "kernel tree or tarball, Linux 6.1 or newer "
+                         "(a bare linux-source-X.Y.tar.xz is looked for in /usr/src and in "
+                         "the cache, where `make deps KERNEL=newest` puts it)",
                          parse=Path, metavar="DIR_OR_TARBALL")
     configs: list[str] = _knob([], "config", "extra Kconfig fragment: a path or a name in "
-                               "kernel-configs/, merged after highmem64g.config",
+                               "kernel-configs/, merged after the profile's (highmem64g."
+                               "config; from 6.15 on also pae4g.config)",
                                metavar="FRAGMENT", repeat=True)
     accel: str = _knob("auto", "accel", "QEMU acceleration; auto uses KVM only if the guest "
                        "prints under it", choices=ACCELS)
-    memory: str = _knob("8G", "memory", "guest RAM")
+    memory: str = _knob("auto", "memory", "guest RAM; auto: the kernel profile's, 8G for "
+                        "6.1-6.14, 4G from 6.15 (core/profile.py)")
     smp: int = _knob(2, "smp", "guest CPUs", parse=int)
     timeout: float | None = _knob(None, "timeout", "seconds per module before the run fails "
                                   "(default: the suite file's `timeout:`, 60 in "

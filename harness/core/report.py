@@ -144,7 +144,8 @@ def format_report(result: RunResult) -> str:
                      "(vmap_lazy_nr, purged later by __purge_vmap_area_lazy).")
     mi = result.meminfo
     lines.append(f"Memory: HighTotal {mi.get('HighTotal', 0)} kB, LowTotal "
-                 f"{mi.get('LowTotal', 0)} kB, MemTotal {mi.get('MemTotal', 0)} kB")
+                 f"{mi.get('LowTotal', 0)} kB, MemTotal {mi.get('MemTotal', 0)} kB"
+                 + (f"; {result.memory_note}" if result.memory_note else ""))
     if result.layout is not None:
         lo = result.layout
         lines.append(
@@ -186,6 +187,7 @@ def _report_data(result: RunResult, checks_json: Callable[[list[PteCheck]], obje
                    "artifacts": str(b.artifacts) if b.artifacts else None}
                   for b in result.boots],
         "meminfo_kB": result.meminfo,
+        **({"memory_note": result.memory_note} if result.memory_note else {}),
         "phases_s": result.phases.times,
         "layout": result.layout.to_json() if result.layout else None,
         "modules": [{

@@ -173,6 +173,7 @@ class RunResult:
     layout: Layout | None = None
     boots: list[BootResult] = field(default_factory=list)
     interrupted: str = ""  # "SIGINT" or "SIGTERM" when the run was cut short
+    memory_note: str = ""  # how much of the guest's RAM the kernel kept (meminfo.memory_note)
     # an environment error stopped the run (core/host_errors.py: what, fix, path, errno)
     environment: dict[str, str] = field(default_factory=dict)
 

@@ -9,8 +9,12 @@ from dataclasses import dataclass, replace
 
 from .errors import HarnessError
 
-# kernel log lines that mean something went wrong, unless a spec expects them
-TROUBLE = re.compile(r"(WARNING: CPU: \d+ PID: \d+ at [^\n]+|kernel BUG at [^\n]+|BUG: [^\n]+|"
+# kernel log lines that mean something went wrong, unless a spec expects them. A WARN reads
+# `WARNING: CPU: 0 PID: 67 at mm/highmem.c:623 f+0x66/0x108` up to 6.12 and `WARNING:
+# mm/highmem.c:623 at f+0x66/0x108, CPU#0: insmod/67` (or `WARNING: at f+..., CPU#0: ...`
+# without a file) in 7.2 (kernel/panic.c:1082-1088, __warn())
+TROUBLE = re.compile(r"(WARNING: (?:CPU: \d+ PID: \d+ at |\S+:\d+ at |at )[^\n]+|"
+                     r"kernel BUG at [^\n]+|BUG: [^\n]+|"
                      r"Oops: [^\n]+|general protection fault[^\n]*|Kernel panic[^\n]*)")
 MODULE_TIMEOUT_S = 300.0   # a module's timeout unless its suite file or --timeout says
 # one insmod parameter word: KEY=VALUE, KEY a C identifier (array values are comma lists)

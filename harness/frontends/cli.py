@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias
 from ..core.errors import HarnessError, Terminated
 from ..core.options import DEFAULTS, RunOptions, default_text, knobs
 from ..core.preflight import (
-    check_memory,
     check_modules,
     check_smp_value,
     check_timeout,
-    format_memory,
+    checked_memory,
 )
 from ..core.kcidb import ORIGIN, check_origin
 from ..workflows.matrix.model import DEFAULT_MATRIX_FILE
@@ -116,7 +115,7 @@ if TYPE_CHECKING:  # the subcommands' parsers
 def _check_lab_options(args: argparse.Namespace) -> None:
     """Usage errors in the options every building or booting subcommand has. --memory is
     rewritten to one form ("8G", "5632M") that QEMU and meminfo both read."""
-    args.memory = format_memory(check_memory(args.memory))
+    args.memory = checked_memory(args.memory)
     check_smp_value(args.smp)
     check_timeout(getattr(args, "timeout", None))
 
@@ -479,7 +478,7 @@ def parser() -> HarnessParser:
     p = HarnessParser(prog="highmem", description=__doc__.split("\n\n")[0])
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True, parser_class=HarnessParser)
-    r = sub.add_parser("run", help="build, boot the 8 GiB i386 guest, run modules with "
+    r = sub.add_parser("run", help="build, boot the i386 highmem guest, run modules with "
                        "live PTE checks, print the report",
                        description="The main job. Exit 0 only if every check passed.")
     r.add_argument("suite", nargs="?", default=str(DEFAULT_SUITE_FILE),

@@ -14,7 +14,8 @@ are walked by core/pagewalk.py over physical memory, PAE or 2-level as CR4.PAE s
 structures are read as raw bytes at the offsets gdb gives, so a report costs tens of round
 trips, not thousands. No gdb or pygdbmi import: gdb's own Python loads this file too.
 
-Kernels: Linux 6.1-6.14, i386, CONFIG_HIGHMEM (HIGHMEM64G/PAE or HIGHMEM4G), FLATMEM
+Kernels: Linux 6.1 and later (7.2 tested), i386, CONFIG_HIGHMEM (HIGHMEM64G/PAE up to 6.14,
+HIGHMEM4G with or without PAE), FLATMEM
 (`mem_map`). Where the kernel changed within that range, the code that reads it names the
 commit and version (tasks.py: the current task; vmaps.py: the busy vmap lists).
 """

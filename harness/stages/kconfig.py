@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..core import kconfig_check
 from ..core.errors import ConfigError
+from ..core.profile import profile_for
 from ..core.repo import CONFIGS_DIR
 from .buildlock import build_lock
 from .paths import cache_dir
@@ -21,9 +22,19 @@ from .source import KernelSource
 DEFAULT_FRAGMENTS = (CONFIGS_DIR / "highmem64g.config",)
 
 
-def resolve_fragments(names: list[str]) -> list[Path]:
-    """Fragment names: a path, or a file name in kernel-configs/ (".config" optional)."""
-    out = list(DEFAULT_FRAGMENTS)
+def base_fragments(version: tuple[int, ...] | None) -> list[Path]:
+    """The profile's fragments for a kernel version (core/profile.py): highmem64g.config,
+    and from 6.15 on pae4g.config after it; highmem64g.config alone when unknown."""
+    if version is None:
+        return list(DEFAULT_FRAGMENTS)
+    return [CONFIGS_DIR / f"{n}.config" for n in profile_for(version).fragments]
+
+
+def resolve_fragments(names: list[str],
+                      version: tuple[int, ...] | None = None) -> list[Path]:
+    """The profile's fragments for `version`, then `names`: each a path, or a file name in
+    kernel-configs/ (".config" optional)."""
+    out = base_fragments(version)
     for name in names:
         cands = [Path(name), CONFIGS_DIR / name, CONFIGS_DIR / f"{name}.config"]
         found = next((c for c in cands if c.is_file()), None)

@@ -31,6 +31,7 @@ from ..core.errors import BootError
 from ..core.failure import CRASH, last_line, panic_line
 from ..core.monitor_commands import QMP_SOCKET, TOOLS_QMP_SOCKET, USER_QMP_SOCKET
 from ..core.options import DEFAULTS, RunOptions
+from ..core.profile import PAE64G
 from .paths import cache_dir
 from .procutil import die_with_parent, exit_text
 from .progress import Ticker, say
@@ -60,7 +61,7 @@ SERIAL = ("-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0")
 class QemuConfig:
     kernel: Path                # vmlinux (its PVH entry: no bzImage is built)
     initrd: Path
-    memory: str = DEFAULTS.memory
+    memory: str = PAE64G.memory  # the 6.1-6.14 profile's 8G (resolved from "auto" by the Lab)
     smp: int = DEFAULTS.smp
     accel: str = DEFAULTS.accel   # auto | kvm | tcg
     append: str = ""            # extra kernel command line

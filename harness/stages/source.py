@@ -18,10 +18,9 @@ from ..core.options import DEFAULT_SOURCE
 from .paths import cache_dir
 from .progress import say
 
-# CONFIG_HIGHMEM64G exists from long before 6.1 until 6.14; bbeb69ce3013 removed it in 6.15
-# (shared/highmem-facts.md section 7), after which a 32-bit kernel sees at most 4 GiB.
+# 6.1 and later; from 6.15 on (bbeb69ce3013 removed CONFIG_HIGHMEM64G) a tree gets the
+# 4 GiB PAE profile instead of the 8 GiB one (harness/core/profile.py).
 MIN_VERSION = (6, 1)
-FIRST_WITHOUT_HIGHMEM64G = (6, 15)
 
 
 @dataclass(frozen=True)
@@ -47,20 +46,14 @@ def parse_makefile_version(makefile_text: str) -> tuple[int, int, int]:
 
 
 def check_version(version: tuple[int, int, int], where: str) -> None:
-    """Refuse kernels outside 6.1-6.14: the 8 GiB PAE configuration needs HIGHMEM64G."""
-    v = version[:2]
-    shown = ".".join(map(str, version))
-    if v >= FIRST_WITHOUT_HIGHMEM64G:
-        raise SourceError(
-            f"{where} is Linux {shown}: CONFIG_HIGHMEM64G was removed in 6.15, so an i386 "
-            "kernel there uses at most 4 GiB and the 8 GiB highmem tests cannot run",
-            "use a 6.1-6.14 tree (the default is Debian's linux-source-6.12): "
-            f"make run RUN_ARGS='--source {DEFAULT_SOURCE}'",
-        )
-    if v < MIN_VERSION:
+    """Refuse kernels older than 6.1. 6.1-6.14 get the HIGHMEM64G profile, 6.15 and later
+    the HIGHMEM4G + PAE one (core/profile.py)."""
+    if version[:2] < MIN_VERSION:
+        shown = ".".join(map(str, version))
         raise SourceError(
             f"{where} is Linux {shown}, older than the 6.1 this harness supports",
-            "use a 6.1-6.14 tree, e.g. Debian's linux-source-6.1 or linux-source-6.12",
+            "use a 6.1 or newer tree, e.g. Debian's linux-source-6.1, linux-source-6.12, "
+            "or linux-source-7.2 (make deps KERNEL=newest)",
         )
 
 
@@ -254,12 +247,42 @@ def _cached_top(dest: Path) -> Path:
     return top
 
 
+def tarball_dirs() -> list[Path]:
+    """Where a bare tarball name (`--source linux-source-7.2.tar.xz`) is looked for: Debian's
+    /usr/src (installed linux-source packages), then the cache's kernels/ (what
+    `make deps KERNEL=newest` unpacks from Debian unstable, scripts/deps.sh)."""
+    return [Path("/usr/src"), cache_dir() / "kernels"]
+
+
+def find_named(spec: Path) -> Path:
+    """`spec` itself when it exists or is a path; a bare file name that does not exist
+    here is looked up in tarball_dirs()."""
+    if spec.exists() or len(spec.parts) != 1:
+        return spec
+    return next((d / spec.name for d in tarball_dirs() if (d / spec.name).is_file()), spec)
+
+
+def _missing_hint(spec: Path) -> str:
+    if spec.name == "linux-source-newest.tar.xz":
+        return ("run 'make deps KERNEL=newest' (or 'make mainline') to fetch Debian "
+                "unstable's newest linux-source")
+    m = re.fullmatch(r"linux-source-(\d+\.\d+)(?:\.tar\.xz)?", spec.name)
+    if not m:
+        return "pass --source DIR_OR_TARBALL pointing at a 6.1 or newer kernel"
+    if m[1] in ("6.1", "6.12"):
+        return f"run 'make deps' (or 'make deps MATRIX=...') to install linux-source-{m[1]}"
+    return (f"run 'make deps KERNEL={m[1]}' to fetch linux-source-{m[1]} from Debian "
+            f"unstable into {cache_dir() / 'kernels'}")
+
+
 def resolve_source(spec: Path) -> KernelSource:
-    """Turn --source (a tree or a tarball) into an unpacked, version-checked tree."""
+    """Turn --source (a tree, a tarball, or a bare tarball name found in tarball_dirs())
+    into an unpacked, version-checked tree."""
+    spec = find_named(spec)
+    if spec.is_symlink() and spec.is_file():  # linux-source-newest.tar.xz -> the real one
+        spec = spec.resolve()
     if not spec.exists():
-        hint = ("run 'make deps' to install linux-source-6.12" if spec.name.startswith(
-            "linux-source") else "pass --source DIR_OR_TARBALL pointing at a 6.1-6.14 kernel")
-        raise SourceError(f"kernel source {spec} does not exist", hint)
+        raise SourceError(f"kernel source {spec} does not exist", _missing_hint(spec))
     if spec.is_dir():
         tree, st = spec.resolve(), None
     elif not spec.is_file():

@@ -32,6 +32,7 @@ INTERRUPT = "interrupt"   # a module name whose run is cut short by Ctrl-C
 @dataclass
 class FakeSource:
     identity: str = "tar:linux-source-6.12.tar.xz:144637500:1763856000"
+    version: tuple[int, int, int] = (6, 12, 57)
 
 
 @dataclass

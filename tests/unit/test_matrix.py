@@ -33,9 +33,13 @@ def test_shipped_matrices_load_in_order() -> None:
     assert cell_ids(DEFAULT_MATRIX_FILE) == [
         "6.12-highmem64g-smp2-8G", "6.12-highmem4g-smp2-4G", "6.12-debug-kmap-local-smp2-8G",
         "6.12-debug-kmap-local-force-map-smp2-8G", "6.12-highmem64g-smp1-8G",
-        "6.12-highmem64g-smp4-8G", "6.1-highmem64g-smp2-8G"]
+        "6.12-highmem64g-smp4-8G", "6.1-highmem64g-smp2-8G", "7.2-pae4g-smp2-4G",
+        "7.2-highmem4g-smp2-4G", "7.2-pae4g-smp2-8G"]
     m = load_matrix(DEFAULT_MATRIX_FILE)
-    assert m.packages == ("linux-source-6.12", "linux-source-6.1")
+    assert m.packages == ("linux-source-6.12", "linux-source-6.1", "linux-source-7.2")
+    assert cell_ids(REPO / "matrices" / "mainline.yaml") == [
+        "7.2-pae4g-smp2-4G", "7.2-highmem4g-smp2-4G", "7.2-pae4g-smp2-8G"]
+    assert m.cell("7.2-pae4g-smp2-4G").options().memory == "4G"
     assert m.cell("6.1-highmem64g-smp2-8G").source_path == Path(
         "/usr/src/linux-source-6.1.tar.xz")
     quick = load_matrix(REPO / "matrices" / "quick.yaml")
@@ -106,17 +110,33 @@ def test_fragment_relative_to_the_matrix_file(tmp_path: Path) -> None:
 
 
 def test_missing_source_named_with_its_package(tmp_path: Path, capsys) -> None:
-    path = write(tmp_path, 'cells:\n  - source: "6.99"\n')
+    path = write(tmp_path, 'cells:\n  - source: "6.9"\n')
     m = load_matrix(path)
-    assert [c.id for c in missing_sources(m)] == ["6.99-highmem64g-smp2-8G"]
+    assert [c.id for c in missing_sources(m)] == ["6.9-highmem64g-smp2-8G"]
     assert main(["matrix", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == ("error: cell 6.99-highmem64g-smp2-8G needs "
-                      "/usr/src/linux-source-6.99.tar.xz (Debian package linux-source-6.99, "
+    assert err[0] == ("error: cell 6.9-highmem64g-smp2-8G needs "
+                      "/usr/src/linux-source-6.9.tar.xz (Debian package linux-source-6.9, "
                       "not installed)")
-    assert err[1] == f"fix: run 'make deps MATRIX={path}' (installs linux-source-6.99)"
+    assert err[1] == f"fix: run 'make deps MATRIX={path}' (installs linux-source-6.9)"
     assert main(["matrix", "--packages", str(path)]) == 0
-    assert capsys.readouterr().out == "linux-source-6.99\n"
+    assert capsys.readouterr().out == "linux-source-6.9\n"
+
+
+def test_a_mainline_cell_gets_the_pae4g_profile_and_its_source_from_unstable(
+        tmp_path: Path, capsys) -> None:
+    path = write(tmp_path, 'cells:\n  - source: "7.99"\n  - {source: "7.99", configs: '
+                 '[highmem4g]}\n  - {source: "7.99", memory: 8G}\n')
+    m = load_matrix(path)
+    assert [c.id for c in m.cells] == ["7.99-pae4g-smp2-4G", "7.99-highmem4g-smp2-4G",
+                                       "7.99-pae4g-smp2-8G"]
+    assert m.cells[0].source_path == Path("linux-source-7.99.tar.xz")  # found by name
+    assert main(["matrix", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: cell 7.99-pae4g-smp2-4G needs linux-source-7.99.tar.xz")
+    assert err[0].endswith("(Debian unstable's linux-source-7.99, not fetched)")
+    assert err[1] == (f"fix: run 'make deps MATRIX={path}' (fetches it into the cache; or "
+                      "'make deps KERNEL=7.99')")
 
 
 def test_bad_matrix_file_is_a_usage_error(tmp_path: Path, capsys) -> None:

@@ -1,7 +1,7 @@
 """`highmem mutate` without a VM: patch descriptions and listing, the verdict read from
 hand-built and recorded report.json dicts, the matrix text, the git copy on a tiny tree,
 one mutant's apply/run/revert with the run replaced, and every shipped mutant applying to
-the 6.12 files it patches."""
+the files it patches of its tree (6.12, or the one its `# kernel: X.Y` line names)."""
 
 import copy
 import json
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 MUTANTS = REPO / "mutants"
 DATA = Path(__file__).parent / "data" / "mutation"
 KERNEL_FILES = ("mm/highmem.c", "mm/vmalloc.c", "include/linux/highmem-internal.h",
-                "include/linux/highmem.h")
+                "include/linux/highmem.h", "arch/x86/kernel/e820.c")
 MAKEFILE = "VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 7\nEXTRAVERSION =\n"
 HIGHMEM_C = "int kmap_local(int pfn)\n{\n\treturn pfn;\n}\n"
 PFN_PATCH = """pfn + 1 in kmap_local
@@ -404,6 +404,25 @@ def test_run_mutant_verdicts_and_the_revert_whatever_happens(tiny, monkeypatch, 
     o = mutate.run_mutant(kc, mu.load_mutant(stale), None, (), tmp_path / "run3")
     assert o.verdict == mu.NO_APPLY and "patch failed" in o.evidence
 
+    for_72 = tmp_path / "03-for-7.2.patch"
+    for_72.write_text("# kernel: 7.2\n" + PFN_PATCH)
+    o = mutate.run_mutant(kc, mu.load_mutant(for_72), None, (), tmp_path / "run4", (6, 12, 7))
+    assert (o.verdict, o.evidence) == (mu.NO_APPLY, "a mutant for Linux 7.2 (its '# kernel: "
+                                       "7.2' line); this tree is Linux 6.12.7")
+    assert (kc.tree / "mm" / "highmem.c").read_text() == HIGHMEM_C  # nothing applied
+
+
+@pytest.mark.parametrize("text,kernel", [
+    ("# description: x\n# kernel: 7.2\n\ndiff --git a/x b/x\n", "7.2"),
+    ("# Kernel:  6.15 \n--- a/x\n", "6.15"),
+    ("x\n\ndiff --git a/x b/x\n# kernel: 7.2\n", None),   # inside the diff: not a header
+    ("# description: x\n--- a/x\n", None),
+])
+def test_the_kernel_header_says_which_tree_a_mutant_is_for(text, kernel):
+    assert mu.kernel_of(text) == kernel
+    m = mu.Mutant(Path("/m/x.patch"), "x", "x", kernel)
+    assert (m.wrong_kernel((7, 2, 13)) is None) == (kernel in (None, "7.2"))
+
 
 def fake_run(verdicts: list[str]):
     """A stand-in for run.run: one RunResult per call, from `verdicts` ("crash", "pass",
@@ -475,32 +494,52 @@ def test_at_least_25_mutants_each_named_described_and_listed_in_the_readme():
         assert touched and set(touched) <= set(KERNEL_FILES), (p.name, touched)
 
 
-def kernel_tree() -> Path | None:
+def kernel_tree(version: str = "6.12") -> Path | None:
     cache = Path.home() / ".cache" / "highmem-harness" / "src"
-    return next(iter(sorted(cache.glob("*/linux-source-6.12"))), None)
+    return next(iter(sorted(cache.glob(f"*/linux-source-{version}"))), None)
 
 
 @pytest.fixture(scope="module")
-def kernel_files(tmp_path_factory) -> Path:
-    """The four files the mutants patch, from the cached 6.12 tree, in a fresh git repo."""
-    tree = kernel_tree()
-    if tree is None:
-        pytest.skip("the 6.12 tree is not unpacked in ~/.cache/highmem-harness/src")
-    repo = tmp_path_factory.mktemp("kernel-files")
-    for rel in KERNEL_FILES:
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(tree / rel, repo / rel)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "pristine")
-    return repo
+def kernel_files(tmp_path_factory):
+    """kernel_files(version): the files the mutants patch, from the cached tree of that
+    version, in a fresh git repo (once per version)."""
+    repos: dict[str, Path] = {}
+
+    def files(version: str) -> Path:
+        if version in repos:
+            return repos[version]
+        tree = kernel_tree(version)
+        if tree is None:
+            pytest.skip(f"the {version} tree is not unpacked in ~/.cache/highmem-harness/src "
+                        f"(make deps KERNEL={version}, then a highmem build of it)")
+        repo = tmp_path_factory.mktemp(f"kernel-files-{version}")
+        for rel in KERNEL_FILES:
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(tree / rel, repo / rel)
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "pristine")
+        repos[version] = repo
+        return repo
+    return files
 
 
 @pytest.mark.parametrize("patch", shipped(), ids=lambda p: p.stem)
-def test_every_mutant_applies_to_the_6_12_tree(kernel_files, patch):
-    r = subprocess.run(["git", "-C", str(kernel_files), "apply", "--check", str(patch)],
-                       capture_output=True, text=True)
+def test_every_mutant_applies_to_its_tree(kernel_files, patch):
+    """6.12's, or the tree of the version its `# kernel:` line names (the revert of
+    83b2d345e178 is for 7.2: 6.12 has no such code)."""
+    version = mu.load_mutant(patch).kernel or "6.12"
+    r = subprocess.run(["git", "-C", str(kernel_files(version)), "apply", "--check",
+                        str(patch)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_e820_revert_is_for_7_2_and_does_not_apply_to_6_12(kernel_files):
+    patch = MUTANTS / "49-e820-keeps-ram-above-max-pfn.patch"
+    assert mu.load_mutant(patch).kernel == "7.2"
+    r = subprocess.run(["git", "-C", str(kernel_files("6.12")), "apply", "--check",
+                        str(patch)], capture_output=True, text=True)
+    assert r.returncode != 0
 
 
 def test_no_two_mutants_are_the_same_change():

@@ -98,7 +98,7 @@ def test_fit():
     assert unfit_reason(rec, knobs, "/b/vmlinux:10:20", None) is None
     assert "starting" in unfit_reason(_rec(state="starting"), knobs, "/b/vmlinux:10:20", None)
     other = guest_knobs(RunOptions(accel="tcg", memory="6G"))
-    assert "--memory '8G', this run has '6G'" in unfit_reason(rec, other, "/b/vmlinux:10:20",
+    assert "--memory 'auto', this run has '6G'" in unfit_reason(rec, other, "/b/vmlinux:10:20",
                                                               None)
     cfg = guest_knobs(RunOptions(accel="tcg", configs=["debug-kmap-local"]))
     why = unfit_reason(rec, cfg, "/b/vmlinux:10:20", None)

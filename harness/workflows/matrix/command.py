@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ...core.errors import HarnessError, Terminated
-from .model import Cell, Matrix, load_matrix, missing_sources
+from .model import Cell, Matrix, from_unstable, load_matrix, missing_sources
 from .report import CellOutcome, format_matrix, matrix_json
 from ...core.options import RunOptions
 from ...core.preflight import check_timeout
@@ -30,6 +30,7 @@ from ...stages.atomic_file import write_atomic
 from ...stages.host import RUN_TOOLS, check_tools, check_writable_dir
 from ...stages.paths import artifacts_root, cache_dir, new_run_dir
 from ...stages.progress import say
+from ...stages.source import find_named
 from ...frontends.cli import run_options
 
 
@@ -47,10 +48,17 @@ def chosen_cells(m: Matrix, ids: list[str]) -> list[Cell]:
 
 def check_sources(m: Matrix, chosen: list[Cell]) -> None:
     """Every chosen cell's source on this machine, or one error naming the fix."""
-    missing = [c for c in missing_sources(m) if c in chosen]
+    missing = [c for c in missing_sources(m, find_named) if c in chosen]
     if not missing:
         return
     pkgs = sorted({c.package for c in missing if c.package})
+    unstable = sorted(c.version for c in missing if c.version and from_unstable(c.version))
+    if unstable:
+        kernel = unstable[-1]
+        raise HarnessError("; ".join(f"cell {c.id} needs {c.source_path}" for c in missing)
+                           + f" (Debian unstable's linux-source-{kernel}, not fetched)",
+                           f"run 'make deps MATRIX={m.path}' (fetches it into the cache; "
+                           f"or 'make deps KERNEL={kernel}')")
     what = "; ".join(f"cell {c.id} needs {c.source_path}" for c in missing)
     fix = (f"run 'make deps MATRIX={m.path}' (installs {', '.join(pkgs)})" if pkgs
            else "fix the cell's source: path")
@@ -74,7 +82,7 @@ def run_cell(m: Matrix, cell: Cell, base: RunOptions, matrix_dir: Path) -> CellO
     run_dir = matrix_dir / cell.id
     run_dir.mkdir()
     say(f"== cell {cell.id}: {opts.source.name}, "
-        f"{', '.join(['highmem64g', *opts.configs])}, -m {opts.memory} -smp {opts.smp}")
+        f"{' + '.join(['the profile', *opts.configs])}, -m {opts.memory} -smp {opts.smp}")
     try:
         result = run(opts, suite, run_dir, StageOperations())
     except HarnessError as e:

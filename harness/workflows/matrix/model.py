@@ -13,12 +13,17 @@ suite files (suitefile.py): YAML composed node by node, so every error names fil
         id: my-cell                      # default: 6.1-highmem64g-smp4-8G
 
 A cell's id is `<source>-<fragments>-smp<N>-<memory>`, e.g. `6.12-highmem4g-smp2-4G`: the
-fragment names after highmem64g.config, or `highmem64g` when there are none. `cells()` lists
-a file's cells in order (what `highmem matrix`, the pytest plugin and a shard split read).
+fragment names after the profile's, or the profile's last fragment when there are none
+(`highmem64g` for 6.1-6.14, `pae4g` from 6.15: core/profile.py). A cell's memory defaults
+to its profile's (8G, or 4G from 6.15). Sources from 6.15 on are not in Debian stable: a
+cell `source: "7.2"` reads linux-source-7.2.tar.xz where `make deps KERNEL=7.2` puts it.
+`cells()` lists a file's cells in order (what `highmem matrix`, the pytest plugin and a
+shard split read).
 Pure: no I/O beyond reading the file and checking the named fragments exist.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,6 +32,7 @@ import yaml
 from ...core.errors import HarnessError
 from ...core.options import DEFAULTS, RunOptions
 from ...core.preflight import check_memory, format_memory
+from ...core.profile import FIRST_WITHOUT_HIGHMEM64G, memory_for, profile_for
 from ...core.repo import CONFIGS_DIR, REPO
 from ...core.suitefile import (
     DEFAULT_SUITE_FILE,
@@ -52,10 +58,26 @@ class MatrixError(SuiteError):
     """A matrix file that cannot be used: file:line, what is wrong, what to write."""
 
 
+def version_tuple(version: str) -> tuple[int, int]:
+    """"6.12" -> (6, 12)."""
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def from_unstable(version: str) -> bool:
+    """Whether Debian ships this linux-source only in unstable (6.15 and later): fetched and
+    unpacked into the cache by `make deps KERNEL=X.Y` (scripts/deps.sh), not installed."""
+    return version_tuple(version) >= FIRST_WITHOUT_HIGHMEM64G
+
+
 def debian_source(version: str) -> tuple[Path, str]:
     """(tarball, Debian package) of a kernel version a cell names: `6.1` is
-    /usr/src/linux-source-6.1.tar.xz from package linux-source-6.1."""
-    return Path(f"/usr/src/linux-source-{version}.tar.xz"), f"linux-source-{version}"
+    /usr/src/linux-source-6.1.tar.xz from package linux-source-6.1; `7.2` is the bare name
+    linux-source-7.2.tar.xz, which stages/source.find_named looks up (/usr/src, then the
+    cache's kernels/)."""
+    name = f"linux-source-{version}.tar.xz"
+    return (Path(name) if from_unstable(version) else Path("/usr/src") / name,
+            f"linux-source-{version}")
 
 
 @dataclass(frozen=True)
@@ -107,11 +129,13 @@ class Matrix:
 
 
 def cell_id(source: str, configs: tuple[str, ...], smp: int, memory: str) -> str:
-    """`6.12-highmem4g-smp2-4G`: a path source is named by its file name (`.tar.xz` and
-    the like dropped)."""
-    src = source if _VERSION.fullmatch(source) else Path(source).name.split(".tar")[0]
-    names = [Path(c).name.removesuffix(".config") for c in configs
-             if Path(c).name.removesuffix(".config") != BASE_FRAGMENT] or [BASE_FRAGMENT]
+    """`6.12-highmem4g-smp2-4G`, `7.2-pae4g-smp2-4G`: a path source is named by its file
+    name (`.tar.xz` and the like dropped)."""
+    versioned = _VERSION.fullmatch(source)
+    src = source if versioned else Path(source).name.split(".tar")[0]
+    base = profile_for(version_tuple(source)).fragments if versioned else (BASE_FRAGMENT,)
+    names = [n for n in (Path(c).name.removesuffix(".config") for c in configs)
+             if n not in base] or [base[-1]]
     return "-".join([src, *names, f"smp{smp}", memory])
 
 
@@ -197,7 +221,8 @@ def _cell(path: Path, node: yaml.Node, modules: set[str]) -> Cell:
     source = str(f.get("source", DEFAULT_VERSION))
     configs: tuple[str, ...] = f.get("configs", ())  # type: ignore[assignment]
     smp = int(f.get("smp", DEFAULTS.smp))  # type: ignore[call-overload]
-    memory = str(f.get("memory", format_memory(check_memory(DEFAULTS.memory))))
+    version = version_tuple(source) if _VERSION.fullmatch(source) else (6, 12)
+    memory = str(f.get("memory", memory_for(DEFAULTS.memory, version)))
     cid = str(f.get("id") or cell_id(source, configs, smp, memory))
     return Cell(id=cid, source=source, configs=configs, memory=memory, smp=smp,
                 modules=f.get("modules", ()),  # type: ignore[arg-type]
@@ -269,6 +294,7 @@ def cell_ids(path: Path) -> list[str]:
     return [c.id for c in cells(path)]
 
 
-def missing_sources(m: Matrix) -> list[Cell]:
-    """The cells whose source is not on this machine (a Debian package not installed)."""
-    return [c for c in m.cells if not c.source_path.exists()]
+def missing_sources(m: Matrix, find: Callable[[Path], Path] = lambda p: p) -> list[Cell]:
+    """The cells whose source is not on this machine (a Debian package not installed, a
+    tarball not fetched). `find`: where a bare tarball name is (stages/source.find_named)."""
+    return [c for c in m.cells if not find(c.source_path).exists()]

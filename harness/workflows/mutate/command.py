@@ -57,11 +57,14 @@ def _phase_text(phases: dict[str, float]) -> str:
 
 
 def run_mutant(kc: KernelCopy, mutant: mu.Mutant, opts: RunOptions,
-               suite: tuple[ModuleSpec, ...], run_dir: Path) -> mu.Outcome:
-    """Apply, run the suite, revert (in `finally`, Ctrl-C included); the verdict.
+               suite: tuple[ModuleSpec, ...], run_dir: Path,
+               version: tuple[int, ...] | None = None) -> mu.Outcome:
+    """Apply, run the suite, revert (in `finally`, Ctrl-C included); the verdict. A mutant
+    for another kernel (its `# kernel:` line; `version`: the tree's) does not apply.
     KeyboardInterrupt (Terminated for SIGTERM) is raised again after the revert."""
     t0 = time.monotonic()
-    why = kc.apply_error(mutant.path)
+    why = mutant.wrong_kernel(version) if version else None
+    why = why or kc.apply_error(mutant.path)
     if why is not None:
         return mu.Outcome(mutant, mu.NO_APPLY, why, seconds=time.monotonic() - t0)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
                 run_dir = session / m.name
                 if run_dir.exists():  # two patches of one name, from two directories
                     run_dir = session / f"{m.name}-{k}"
-                o = run_mutant(kc, m, opts, suite, run_dir)
+                o = run_mutant(kc, m, opts, suite, run_dir, src.version)
                 outcomes.append(o)
                 say(f"[{k}/{len(mutants)}] {m.name}: {mu.label(o.verdict)} in {o.seconds:.0f} s"
                     + (f" ({_phase_text(o.phases)})" if o.phases else "")

@@ -33,6 +33,9 @@ PATCH_SUFFIXES = (".patch", ".diff")
 SUITE_SUFFIXES = (".yaml", ".yml")
 NO_DESCRIPTION = "(no description)"
 DESCRIPTION_HEADER = re.compile(r"^#\s*description:\s*(.+)$", re.I)
+# `# kernel: 7.2`: the patch is for the Linux 7.2 tree only (a file that changed since 6.12,
+# e.g. the revert of 83b2d345e178); a patch without it is for any tree it applies to
+KERNEL_HEADER = re.compile(r"^#\s*kernel:\s*(\d+\.\d+)\s*$", re.I)
 SUBJECT = re.compile(r"^Subject:\s*(?:\[[^\]]*\]\s*)?(.+)$")
 PATCH_START = ("diff ", "--- ", "+++ ", "Index: ", "@@ ")
 # what an oops prints first (arch/x86/mm/fault.c, arch/x86/kernel/traps.c), and the
@@ -51,6 +54,14 @@ class Mutant:
     path: Path
     name: str
     description: str
+    kernel: str | None = None  # "7.2": for that kernel's tree only (its `# kernel:` line)
+
+    def wrong_kernel(self, version: tuple[int, ...]) -> str | None:
+        """Why the mutant is not for a tree of `version` (its `# kernel:` line), or None."""
+        if self.kernel is None or self.kernel == ".".join(map(str, version[:2])):
+            return None
+        return (f"a mutant for Linux {self.kernel} (its '# kernel: {self.kernel}' line); "
+                f"this tree is Linux {'.'.join(map(str, version))}")
 
 
 @dataclass
@@ -97,6 +108,17 @@ def description(text: str) -> str:
     return first.lstrip("#").strip() or NO_DESCRIPTION
 
 
+def kernel_of(text: str) -> str | None:
+    """The `# kernel: X.Y` header line of a patch (before its diff), or None."""
+    for line in text.splitlines():
+        if line.startswith(PATCH_START):
+            break
+        m = KERNEL_HEADER.match(line)
+        if m:
+            return m.group(1)
+    return None
+
+
 def load_mutant(path: Path) -> Mutant:
     """The Mutant of a patch file (read here; HarnessError if it cannot be read)."""
     try:
@@ -107,7 +129,7 @@ def load_mutant(path: Path) -> Mutant:
     name = path.name
     for suffix in PATCH_SUFFIXES:
         name = name.removesuffix(suffix)
-    return Mutant(path=path, name=name, description=description(text))
+    return Mutant(path=path, name=name, description=description(text), kernel=kernel_of(text))
 
 
 def split_arguments(items: list[str]) -> tuple[Path | None, list[Path]]:
