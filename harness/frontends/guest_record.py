@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stages import owned
-from ..stages.paths import cache_dir
+from ..stages.paths import artifacts_root
 from ..stages.ssh import GuestSSH, save_access
 
 STATE = "guest.json"
@@ -20,7 +20,9 @@ ACCESS_FILE = "ssh-access.json"
 
 
 def state_path() -> Path:
-    return cache_dir() / STATE
+    """The record of this artifacts directory's `highmem boot` guest (as its warm guests
+    are: a `highmem boot` elsewhere, or another test's, is not this one's guest)."""
+    return artifacts_root() / STATE
 
 
 def publish_guest(ssh: GuestSSH, sockdir: Path, access: Path, info: dict[str, str]) -> None:

@@ -214,14 +214,21 @@ def test_a_pmd_pointing_outside_ram_is_a_checkpoint_finding(request, tmp_path):
 # -- a corrupted snapshot ------------------------------------------------------------------
 
 def _snapshot_of(append: str) -> snapshot.Snapshot:
+    """The snapshot the last run used: of the ones with `append` in their command line
+    (older ones of another key, e.g. another image or an unmarked older format, may be left
+    in the shared cache), the marked one saved last (its state file: meta.json is what a
+    forging test rewrites)."""
+    mine = []
     for d in snapshot.store_dir().iterdir():
         try:
             meta = parse_meta((d / "meta.json").read_text(), d.name)
         except (OSError, ValueError):
             continue
-        if append in meta.parts["cmdline"]:
-            found = snapshot.find(d.name)
-            assert found is not None
+        if append in meta.parts["cmdline"] and (d / ".highmem-run").exists():
+            mine.append(((d / "state").stat().st_mtime_ns, d.name))  # saved last
+    for _, name in sorted(mine, reverse=True):
+        found = snapshot.find(name)
+        if found is not None:
             return found
     raise AssertionError(f"no snapshot with {append!r} in its command line")
 

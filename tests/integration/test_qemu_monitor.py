@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,6 @@ import pytest
 from harness.core import vmcore
 from harness.core.ram_layout import parse_mtree
 from harness.frontends.inspect_args import parse_hold_lines
-from harness.stages.paths import cache_dir
 
 from .conftest import HIGHMEM, REPO
 
@@ -65,7 +65,7 @@ def booted(request, tmp_path_factory):
     with log.open("w") as err:
         proc = subprocess.Popen([*HIGHMEM, "boot", "--memory", "4G", "--accel", _accel(request)],
                                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err)
+                                stderr=err, env=ENV)
     try:
         deadline = time.monotonic() + 3600
         while not (m := BANNER.search(log.read_text())):
@@ -79,9 +79,15 @@ def booted(request, tmp_path_factory):
         sys.stdout.write(log.read_text()[-1500:])
 
 
+# this file's own artifacts directory: its `highmem boot` guest is found by its commands
+# here, and no other test's `highmem ssh` takes it for its own (the record is per directory)
+ART = Path(tempfile.mkdtemp(prefix="hm-qmp-test-"))
+ENV = dict(os.environ, HIGHMEM_ARTIFACTS=str(ART))
+
+
 def highmem(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*HIGHMEM, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=timeout, check=False, env=ENV)
 
 
 def test_the_user_socket_answers_while_the_harness_keeps_its_own(booted):
@@ -146,7 +152,7 @@ def test_dump_writes_a_vmcore_covering_ram(booted, tmp_path):
 
 
 def test_status_shows_the_user_socket(booted):
-    rec = json.loads((cache_dir() / "guest.json").read_text())
+    rec = json.loads((ART / "guest.json").read_text())
     p = highmem("status")
     assert p.returncode == 0
     if rec.get("sockdir") == str(booted):     # another `highmem boot` may have replaced it

@@ -151,7 +151,9 @@ def test_a_missing_access_file_is_a_guest_error(tmp_path):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """The directory of `highmem boot`'s record (the artifacts directory; the cache too)."""
     monkeypatch.setenv("HIGHMEM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HIGHMEM_ARTIFACTS", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
     return tmp_path / "cache"
 
