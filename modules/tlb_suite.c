@@ -69,6 +69,7 @@
 #include "hm_checkpoint.h"
 #include "hm_context.h"
 #include "hm_ktap.h"
+#include "hm_cpus.h"
 #include "hm_pages.h"
 #include "hm_versions.h"
 
@@ -179,42 +180,6 @@ static u64 get_via_local(struct page *page)
 
 	kunmap_local(p);
 	return val;
-}
-
-/* A load through va on cpu (an IPI, or a plain call on this CPU). */
-struct cpu_read {
-	const u64 *va;
-	u64 val;
-};
-
-static void read_here(void *arg)
-{
-	struct cpu_read *r = arg;
-
-	r->val = READ_ONCE(*r->va);
-}
-
-static u64 read_on(int cpu, const void *va)
-{
-	struct cpu_read r = { .va = va, .val = 0 };
-
-	WARN_ON_ONCE(smp_call_function_single(cpu, read_here, &r, 1));
-	return r.val;
-}
-
-/*
- * The first CPUs online, for the cases that read on two; false (the case SKIPs) with one.
- * Call under cpus_read_lock().
- */
-static bool two_cpus(struct hm_case *c, int cpus[2])
-{
-	cpus[0] = cpumask_first(cpu_online_mask);
-	cpus[1] = cpumask_next(cpus[0], cpu_online_mask);
-	if (cpus[1] < nr_cpu_ids)
-		return true;
-	pr_info("# %s: only CPU%d is online\n", c->name, cpus[0]);
-	hm_case_skip(c, "needs two online CPUs to read on the other one");
-	return false;
 }
 
 /* The read before the reuse: A's pattern, or the case cannot tell stale data apart. */

@@ -34,6 +34,7 @@
 #include <linux/workqueue.h>
 #include "hm_checkpoint.h"
 #include "hm_ktap.h"
+#include "hm_cpus.h"
 #include "hm_pages.h"
 
 #define VA(p)		((unsigned long)(p))
@@ -282,37 +283,6 @@ static long unmap_there(void *arg)
 
 	vm_unmap_ram(r->va, r->n);
 	return 0;
-}
-
-struct cpu_read {
-	const u64 *va;
-	u64 val;
-};
-
-static void read_here(void *arg)
-{
-	struct cpu_read *r = arg;
-
-	r->val = READ_ONCE(*r->va);
-}
-
-static u64 read_on(int cpu, const void *va)
-{
-	struct cpu_read r = { .va = va, .val = 0 };
-
-	WARN_ON_ONCE(smp_call_function_single(cpu, read_here, &r, 1));
-	return r.val;
-}
-
-/* The first two online CPUs; false (the case SKIPs) with one. Under cpus_read_lock(). */
-static bool two_cpus(struct hm_case *c, int cpus[2])
-{
-	cpus[0] = cpumask_first(cpu_online_mask);
-	cpus[1] = cpumask_next(cpus[0], cpu_online_mask);
-	if (cpus[1] < nr_cpu_ids)
-		return true;
-	hm_case_skip(c, HM_NEEDS_TWO_CPUS);
-	return false;
 }
 
 /* An area mapped from the other CPU's block: mapped for this CPU too, read on both. */
